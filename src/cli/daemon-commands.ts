@@ -1,0 +1,119 @@
+import { randomBytes } from "node:crypto";
+import type { Command } from "commander";
+import { startScheduler, type SchedulerHandle } from "../../scheduler.js";
+import { startWorker } from "../../worker.js";
+import { DEFAULTS } from "../config/defaults.js";
+import { DASHBOARD_PATH } from "../ops/ops-server.js";
+import { loadSchedule } from "../scheduling/schedule-file.js";
+import { startLocalChroma, type LocalChroma } from "../storage/local-chroma.js";
+import { printResult, type OutputOptions } from "./output.js";
+import { chromaStoreOf, connectQueues, runtimeFor } from "./runtime.js";
+import { exitOnSignal, logStrayErrors } from "./signals.js";
+
+export function registerDaemonCommands(program: Command): void {
+  program
+    .command("worker")
+    .description("run the workers of every job kind and the ops server (/livez /readyz /metrics /dashboard)")
+    .option("--json", "print the start-up summary as JSON")
+    .action(async (options: OutputOptions) => {
+      const { config, logger } = runtimeFor("daemon");
+      logStrayErrors(logger);
+      const worker = await startWorker({ config, logger, chroma: chromaStoreOf(config) });
+      exitOnSignal(logger, async () => ((await worker.close()) ? 1 : 0));
+      printResult({ role: "worker", ops: worker.ops.url }, options, (r) => `vectorkeeper worker running; ops server at ${r.ops}`);
+    });
+
+  program
+    .command("scheduler")
+    .description("enqueue the jobs of the schedule file at their cron times")
+    .option("--json", "print the start-up summary as JSON")
+    .action(async (options: OutputOptions) => {
+      const { config, logger } = runtimeFor("daemon");
+      logStrayErrors(logger);
+      const schedule = loadSchedule(config.schedule.file, config.schedule.explicit);
+      const { redis, queues } = await connectQueues(config, logger);
+      const scheduler = await startScheduler({
+        schedule,
+        options: config.scheduler,
+        redis,
+        queues,
+        chroma: chromaStoreOf(config),
+        logger,
+      });
+      exitOnSignal(logger, async () => {
+        await scheduler.stop();
+        await queues.close();
+        redis.disconnect();
+        return 0;
+      });
+      printResult({ role: "scheduler", schedule: schedule.source, entries: schedule.jobs.length }, options, (r) =>
+        `vectorkeeper scheduler running ${r.entries} entries from ${r.schedule}`,
+      );
+    });
+
+  program
+    .command("start")
+    .description("all in one for a first try: worker, scheduler and dashboard, with a local Chroma when CHROMA_URL is unset")
+    .option("--json", "print the start-up summary as JSON")
+    .action(async (options: OutputOptions) => {
+      const { config, logger } = runtimeFor("daemon");
+      logStrayErrors(logger);
+      const schedule = loadSchedule(config.schedule.file, config.schedule.explicit);
+      // Fail on a missing Redis before starting anything else, with the hint of how to get one.
+      const probe = await connectQueues(config, logger);
+      await probe.queues.close();
+      probe.redis.disconnect();
+
+      let local: LocalChroma | undefined;
+      if (!config.chroma.url) {
+        local = await startLocalChroma({ path: DEFAULTS.localChromaPath, port: 8000 });
+        logger.info({ url: local.url, path: local.path }, "CHROMA_URL is unset: started a local Chroma");
+      }
+      let generatedPassword: string | undefined;
+      if (!config.dashboard) {
+        generatedPassword = randomBytes(12).toString("base64url");
+        config.dashboard = { user: "admin", password: generatedPassword };
+      }
+      const chroma = chromaStoreOf(config, local?.url);
+      let scheduler: SchedulerHandle | undefined;
+      const stopLocal = async () => local?.stop();
+      try {
+        const worker = await startWorker({ config, logger, chroma });
+        const { redis, queues } = await connectQueues(config, logger);
+        scheduler = await startScheduler({ schedule, options: config.scheduler, redis, queues, chroma, logger });
+        const running = scheduler;
+        exitOnSignal(logger, async () => {
+          await running.stop();
+          await queues.close();
+          redis.disconnect();
+          const forced = await worker.close();
+          await stopLocal();
+          return forced ? 1 : 0;
+        });
+        const summary = {
+          role: "start",
+          dashboard: `${worker.ops.url}${DASHBOARD_PATH}`,
+          dashboardUser: config.dashboard.user,
+          ...(generatedPassword ? { dashboardPassword: generatedPassword } : {}),
+          metrics: `${worker.ops.url}/metrics`,
+          chroma: chroma.settings.url,
+          backups: config.backupUrl,
+          schedule: schedule.source,
+        };
+        printResult(summary, options, (s) =>
+          [
+            "vectorkeeper is running (Ctrl-C to stop)",
+            `  dashboard  ${s.dashboard}  (user ${s.dashboardUser}${generatedPassword ? `, password ${generatedPassword}; set DASHBOARD_USER/DASHBOARD_PASSWORD to choose` : ""})`,
+            `  metrics    ${s.metrics}`,
+            `  chroma     ${s.chroma}${local ? ` (local, data in ${local.path})` : ""}`,
+            `  backups    ${s.backups}`,
+            `  schedule   ${s.schedule}`,
+          ].join("\n"),
+        );
+      } catch (error) {
+        await scheduler?.stop();
+        await stopLocal();
+        throw error;
+      }
+    });
+}

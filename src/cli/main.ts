@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from "commander";
+import { EXIT, reportFailure } from "./output.js";
+import { registerDaemonCommands } from "./daemon-commands.js";
+import { registerInfoCommands } from "./info-commands.js";
+import { registerJobCommands } from "./job-commands.js";
+
+const program = new Command("vectorkeeper")
+  .description("scheduled backups, retention, expiry, archival, index warming and health probes for Chroma")
+  .showHelpAfterError("(add --help for usage)")
+  .exitOverride();
+
+registerDaemonCommands(program);
+registerJobCommands(program);
+registerInfoCommands(program);
+
+const json = process.argv.includes("--json");
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) {
+    // Commander has already printed its one-line reason (or the help/version text).
+    process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.badInput;
+  } else {
+    reportFailure(error, json);
+  }
+}

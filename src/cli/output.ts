@@ -1,0 +1,33 @@
+import { ConfigError } from "../config/config-error.js";
+import { RedisUnavailableError } from "../queues/connection.js";
+
+export interface OutputOptions {
+  json?: boolean;
+}
+
+/** Exit codes: 0 success, 1 the operation failed, 2 bad input or configuration. */
+export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;
+
+/** A command's result: one JSON object on stdout under --json, else the human rendering. */
+export function printResult<T>(result: T, options: OutputOptions, human: (result: T) => string): void {
+  process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : `${human(result)}\n`);
+}
+
+export function exitCodeOf(error: unknown): number {
+  return error instanceof ConfigError ? EXIT.badInput : EXIT.failed;
+}
+
+/** One line, never a stack trace: the message of the error, and the first line of it only. */
+export function oneLine(error: unknown): string {
+  if (error instanceof ConfigError || error instanceof RedisUnavailableError) return error.message;
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split("\n")[0] || "unknown error";
+}
+
+/** Reports a failure as one line on stderr (and as `{"error": …}` on stdout under --json) and sets the exit code. */
+export function reportFailure(error: unknown, json: boolean): void {
+  const line = oneLine(error);
+  process.stderr.write(`vectorkeeper: ${line}\n`);
+  if (json) process.stdout.write(`${JSON.stringify({ error: line })}\n`);
+  process.exitCode = exitCodeOf(error);
+}

@@ -1,0 +1,41 @@
+import type { z } from "zod";
+
+/**
+ * Bad input from outside (env, schedule file, flags, payloads, manifests). The CLI prints its message as one line
+ * and exits non-zero, never a stack trace.
+ */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+/** Fields whose values must never appear in an error message or a log line. */
+const SECRET_FIELD = /TOKEN|PASSWORD|SECRET|KEY/i;
+
+/**
+ * One line per problem: where it is, the bad value, what is wrong and how to fix it.
+ * `where` turns a zod path into the name a user knows (an env var, `jobs[2].cron`).
+ */
+export function describeIssues(
+  issues: readonly z.core.$ZodIssue[],
+  input: unknown,
+  where: (path: readonly PropertyKey[]) => string,
+): string {
+  return issues
+    .map((issue) => {
+      const name = where(issue.path);
+      const value = valueAt(input, issue.path);
+      const shown =
+        value === undefined || SECRET_FIELD.test(name) ? "" : ` (got ${JSON.stringify(value)?.slice(0, 120)})`;
+      return `${name}: ${issue.message}${shown}`;
+    })
+    .join("; ");
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let current: unknown = input;
+  for (const key of path) {
+    if (current === null || typeof current !== "object") return undefined;
+    current = (current as Record<PropertyKey, unknown>)[key];
+  }
+  return current;
+}

@@ -1,0 +1,89 @@
+import type { JobKind } from "../queues/kinds.js";
+
+/** How workers take and give back jobs. */
+export interface WorkerOptions {
+  /**
+   * Jobs of one kind that one worker process runs at the same time (env `VK_CONCURRENCY`, e.g. `probe=4,backup=1`).
+   * @defaultValue 1 for every kind except `probe` (4) and `warm` (2)
+   */
+  concurrency: Record<JobKind, number>;
+  /**
+   * On SIGTERM/SIGINT, how long active jobs may run before the worker gives up on them and exits non-zero
+   * (env `VK_SHUTDOWN_TIMEOUT_MS`).
+   * @defaultValue 30000
+   */
+  shutdownTimeoutMs: number;
+}
+
+/** How the scheduler turns cron slots into jobs. */
+export interface SchedulerOptions {
+  /**
+   * A slot missed while no scheduler ran is enqueued once at start if it is at most this old
+   * (env `VK_CATCHUP_WINDOW_SECONDS`; 0 turns catch-up off).
+   * @defaultValue 3600
+   */
+  catchUpWindowMs: number;
+  /**
+   * How long a slot's claim stays in Redis, so a scheduler that starts late never enqueues the same slot twice.
+   * Always longer than the catch-up window.
+   * @defaultValue 172800000 (two days)
+   */
+  slotClaimTtlMs: number;
+}
+
+/** Retention and retry of queued jobs (applied to every kind unless its catalogue entry overrides them). */
+export interface JobDefaults {
+  /** Attempts before a job counts as failed. @defaultValue 3 */
+  attempts: number;
+  /** First retry delay; doubles on each attempt (exponential backoff). @defaultValue 10000 */
+  backoffMs: number;
+  /** Completed jobs kept: at most this many per queue ... @defaultValue 1000 */
+  keepCompleted: number;
+  /** ... and none older than this. @defaultValue 86400 (one day) */
+  keepCompletedSeconds: number;
+  /** Failed jobs kept per queue, so failures can be studied. @defaultValue 5000 */
+  keepFailed: number;
+  /** ... and none older than this. @defaultValue 604800 (one week) */
+  keepFailedSeconds: number;
+}
+
+/** Timeouts of the checks made by `/readyz`, `status` and the probe. */
+export interface CheckOptions {
+  /** How long a Redis PING or Chroma heartbeat may take before it counts as down. @defaultValue 2000 */
+  timeoutMs: number;
+}
+
+export const DEFAULTS = {
+  redisUrl: "redis://127.0.0.1:6379",
+  queuePrefix: "vk",
+  chromaUrl: "http://127.0.0.1:8000",
+  chromaTenant: "default_tenant",
+  chromaDatabase: "default_database",
+  backupUrl: "file://./data/backups",
+  scheduleFile: "./schedule.yaml",
+  /** Where `start` keeps the local Chroma it runs when CHROMA_URL is unset. */
+  localChromaPath: "./data/chroma",
+  httpPort: 9464,
+  httpHost: "0.0.0.0",
+  /** Log level of the daemons (worker, scheduler, start) when LOG_LEVEL is unset. */
+  daemonLogLevel: "info",
+  /** Log level of one-shot commands (run, enqueue, status, …) when LOG_LEVEL is unset: their output is the result. */
+  commandLogLevel: "warn",
+  worker: {
+    concurrency: { backup: 1, restore: 1, verify: 1, prune: 1, expire: 1, archive: 1, warm: 2, probe: 4 },
+    shutdownTimeoutMs: 30_000,
+  } satisfies WorkerOptions,
+  scheduler: {
+    catchUpWindowMs: 3_600_000,
+    slotClaimTtlMs: 172_800_000,
+  } satisfies SchedulerOptions,
+  jobs: {
+    attempts: 3,
+    backoffMs: 10_000,
+    keepCompleted: 1000,
+    keepCompletedSeconds: 86_400,
+    keepFailed: 5000,
+    keepFailedSeconds: 604_800,
+  } satisfies JobDefaults,
+  checks: { timeoutMs: 2000 } satisfies CheckOptions,
+} as const;

@@ -1,0 +1,157 @@
+import { existsSync, readFileSync } from "node:fs";
+import { parseEnv } from "node:util";
+import { z } from "zod";
+import { JOB_KINDS, type JobKind } from "../queues/kinds.js";
+import { ConfigError, describeIssues } from "./config-error.js";
+import { DEFAULTS, type SchedulerOptions, type WorkerOptions } from "./defaults.js";
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+const urlWithScheme = (schemes: readonly string[], example: string) =>
+  z.string().refine(
+    (value) => {
+      try {
+        return schemes.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be a URL starting with ${schemes.map((s) => `${s}//`).join(" or ")}; for example ${example}` },
+  );
+
+const wholeNumber = (min: number, max: number, hint: string) =>
+  z
+    .string()
+    .regex(/^\d+$/, { message: `must be a whole number (${hint})` })
+    .transform(Number)
+    .pipe(z.number().min(min, { message: `must be at least ${min} (${hint})` }).max(max, { message: `must be at most ${max} (${hint})` }));
+
+const booleanFlag = z
+  .enum(["true", "false", "1", "0", "yes", "no"], { message: "must be true or false" })
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+
+const concurrencyList = z
+  .string()
+  .transform((text, ctx) => {
+    const result: Partial<Record<JobKind, number>> = {};
+    for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+      const match = /^([a-z]+)=(\d+)$/.exec(part);
+      const kind = match?.[1] as JobKind | undefined;
+      if (!match || !kind || !JOB_KINDS.includes(kind) || Number(match[2]) < 1) {
+        ctx.addIssue({
+          code: "custom",
+          message: `"${part}" is not KIND=N with KIND one of ${JOB_KINDS.join(", ")} and N ≥ 1; for example probe=4,backup=1`,
+        });
+        return z.NEVER;
+      }
+      result[kind] = Number(match[2]);
+    }
+    return result;
+  });
+
+/** The environment as design.md §3 defines it; empty strings count as unset. */
+const envSchema = z.object({
+  REDIS_URL: urlWithScheme(["redis:", "rediss:"], DEFAULTS.redisUrl).default(DEFAULTS.redisUrl),
+  VK_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, { message: "must be 1-64 letters, digits, '_', '.' or '-' (no ':')" })
+    .default(DEFAULTS.queuePrefix),
+  CHROMA_URL: urlWithScheme(["http:", "https:"], DEFAULTS.chromaUrl).optional(),
+  CHROMA_TOKEN: z.string().optional(),
+  CHROMA_TENANT: z.string().default(DEFAULTS.chromaTenant),
+  CHROMA_DATABASE: z.string().default(DEFAULTS.chromaDatabase),
+  BACKUP_URL: z
+    .string()
+    .regex(/^(s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?|file:\/\/.+)$/, {
+      message: "must be s3://bucket/prefix or file:///absolute/dir (file://./dir is relative to the working directory)",
+    })
+    .default(DEFAULTS.backupUrl),
+  S3_ENDPOINT: urlWithScheme(["http:", "https:"], "http://127.0.0.1:9000").optional(),
+  S3_REGION: z.string().optional(),
+  S3_FORCE_PATH_STYLE: booleanFlag.optional(),
+  SCHEDULE_FILE: z.string().optional(),
+  HTTP_PORT: wholeNumber(0, 65535, "a TCP port; 0 picks a free one").default(DEFAULTS.httpPort),
+  HTTP_HOST: z.string().default(DEFAULTS.httpHost),
+  DASHBOARD_USER: z.string().optional(),
+  DASHBOARD_PASSWORD: z.string().optional(),
+  LOG_LEVEL: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(", ")}` }).optional(),
+  VK_CONCURRENCY: concurrencyList.optional(),
+  VK_SHUTDOWN_TIMEOUT_MS: wholeNumber(0, 86_400_000, "milliseconds").optional(),
+  VK_CATCHUP_WINDOW_SECONDS: wholeNumber(0, 604_800, "seconds; 0 turns catch-up off").optional(),
+});
+
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface Config {
+  redisUrl: string;
+  queuePrefix: string;
+  chroma: {
+    /** Unset means "none configured": `start` then runs a local Chroma, other commands use the default URL. */
+    url: string | undefined;
+    token: string | undefined;
+    tenant: string;
+    database: string;
+  };
+  backupUrl: string;
+  s3: { endpoint: string | undefined; region: string | undefined; forcePathStyle: boolean };
+  /** The schedule file and whether the user named it (a named file that is missing is an error). */
+  schedule: { file: string; explicit: boolean };
+  http: { port: number; host: string };
+  /** Undefined unless both user and password are set: then the dashboard is not served. */
+  dashboard: { user: string; password: string } | undefined;
+  /** Unset means each command's own default: `info` for daemons, `warn` for one-shot commands. */
+  logLevel: LogLevel | undefined;
+  worker: WorkerOptions;
+  scheduler: SchedulerOptions;
+}
+
+/** Reads `.env` from the working directory, if any, under the real environment (which wins). */
+export function environmentWithDotEnv(env: NodeJS.ProcessEnv = process.env, dotEnvPath = ".env"): NodeJS.ProcessEnv {
+  if (!existsSync(dotEnvPath)) return env;
+  return { ...parseEnv(readFileSync(dotEnvPath, "utf8")), ...env };
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Config {
+  const input = Object.fromEntries(
+    Object.keys(envSchema.shape)
+      .map((key) => [key, env[key]] as const)
+      .filter(([, value]) => value !== undefined && value !== ""),
+  );
+  const parsed = envSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new ConfigError(
+      `invalid environment: ${describeIssues(parsed.error.issues, input, (path) => String(path[0] ?? "environment"))}`,
+    );
+  }
+  const e = parsed.data;
+  if (Boolean(e.DASHBOARD_USER) !== Boolean(e.DASHBOARD_PASSWORD)) {
+    throw new ConfigError("invalid environment: DASHBOARD_USER and DASHBOARD_PASSWORD must be set together (or neither)");
+  }
+  const catchUpWindowMs =
+    e.VK_CATCHUP_WINDOW_SECONDS === undefined ? DEFAULTS.scheduler.catchUpWindowMs : e.VK_CATCHUP_WINDOW_SECONDS * 1000;
+  return {
+    redisUrl: e.REDIS_URL,
+    queuePrefix: e.VK_QUEUE_PREFIX,
+    chroma: { url: e.CHROMA_URL, token: e.CHROMA_TOKEN, tenant: e.CHROMA_TENANT, database: e.CHROMA_DATABASE },
+    backupUrl: e.BACKUP_URL,
+    s3: { endpoint: e.S3_ENDPOINT, region: e.S3_REGION, forcePathStyle: e.S3_FORCE_PATH_STYLE ?? false },
+    schedule: { file: e.SCHEDULE_FILE ?? DEFAULTS.scheduleFile, explicit: e.SCHEDULE_FILE !== undefined },
+    http: { port: e.HTTP_PORT, host: e.HTTP_HOST },
+    dashboard:
+      e.DASHBOARD_USER && e.DASHBOARD_PASSWORD ? { user: e.DASHBOARD_USER, password: e.DASHBOARD_PASSWORD } : undefined,
+    logLevel: e.LOG_LEVEL,
+    worker: {
+      concurrency: { ...DEFAULTS.worker.concurrency, ...e.VK_CONCURRENCY },
+      shutdownTimeoutMs: e.VK_SHUTDOWN_TIMEOUT_MS ?? DEFAULTS.worker.shutdownTimeoutMs,
+    },
+    scheduler: {
+      catchUpWindowMs,
+      slotClaimTtlMs: Math.max(DEFAULTS.scheduler.slotClaimTtlMs, catchUpWindowMs * 2),
+    },
+  };
+}
+
+/** The Chroma URL to talk to: the configured one, or the default when none is set. */
+export function chromaUrlOf(config: Config): string {
+  return config.chroma.url ?? DEFAULTS.chromaUrl;
+}

@@ -1,0 +1,46 @@
+import type { z } from "zod";
+import type { Logger } from "../logging.js";
+import type { JobKind } from "../queues/kinds.js";
+import type { ChromaStore } from "../storage/chroma.js";
+
+/** Progress as the dashboard and the CLI show it: units of work done out of a total, when the total is known. */
+export interface Progress {
+  done: number;
+  total?: number;
+  /** What the units are ("records", "queries"). */
+  unit: string;
+}
+
+/**
+ * What a processor gets besides its payload. Processors know nothing of BullMQ, so the CLI can run any of them
+ * inline with a context of its own.
+ */
+export interface JobContext {
+  logger: Logger;
+  /** Report progress; the worker forwards it to BullMQ, the CLI draws a progress line. */
+  progress(progress: Progress): Promise<void>;
+  /** Aborted on shutdown or cancellation: long jobs stop at the next safe point. */
+  signal: AbortSignal;
+  chroma: ChromaStore;
+}
+
+/** A job kind: its payload schema and its processor. One per file in src/jobs/. */
+export interface JobDefinition<Schema extends PayloadSchema = PayloadSchema, Result = unknown> {
+  kind: JobKind;
+  /** Validates payloads at the boundary (queue, CLI, schedule entries). */
+  payload: Schema;
+  process(payload: z.output<Schema>, ctx: JobContext): Promise<Result>;
+}
+
+/** Keeps the payload type of a job file tied to its schema without writing it twice. */
+export function defineJob<Schema extends PayloadSchema, Result>(
+  definition: JobDefinition<Schema, Result>,
+): JobDefinition<Schema, Result> {
+  return definition;
+}
+
+/**
+ * Every payload is a strict object naming the collection it acts on, so that schedule entries can be derived from it
+ * (an entry is the payload minus `collection`, plus `kind`, `cron` and `collections`).
+ */
+export type PayloadSchema = z.ZodObject<{ collection: z.ZodType<string> }>;

@@ -1,0 +1,8 @@
+import { z } from "zod";
+
+/** Chroma's own rule for collection names, checked before any request is made. */
+export const collectionName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$/, {
+    message: "must be 3-512 characters of letters, digits, '.', '_' or '-', starting and ending with a letter or digit",
+  });

@@ -1,0 +1,109 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { ProbeResult } from "../jobs/probe.js";
+import type { ServedKind } from "../queues/catalogue.js";
+import type { QueueSet } from "../queues/queue-set.js";
+
+const JOB_STATES = ["waiting", "active", "delayed", "completed", "failed", "prioritized", "waiting-children"] as const;
+
+/**
+ * Prometheus metrics of one process: one `vectorkeeper_` prefix, base units (seconds), `_total` on counters.
+ * Queue depths are read from Redis at scrape time, so every replica reports the same shared queues; job outcomes and
+ * probe figures are those this process observed.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  private readonly jobDuration = new Histogram({
+    name: "vectorkeeper_job_duration_seconds",
+    help: "Wall time of jobs run by this process, by kind and outcome",
+    labelNames: ["kind", "outcome"] as const,
+    buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600],
+    registers: [this.registry],
+  });
+  private readonly completed = new Counter({
+    name: "vectorkeeper_jobs_completed_total",
+    help: "Jobs completed by this process, by kind",
+    labelNames: ["kind"] as const,
+    registers: [this.registry],
+  });
+  private readonly failures = new Counter({
+    name: "vectorkeeper_job_failures_total",
+    help: "Failed job attempts in this process, by kind and whether it was the last attempt",
+    labelNames: ["kind", "final"] as const,
+    registers: [this.registry],
+  });
+  private readonly probeUp = new Gauge({
+    name: "vectorkeeper_probe_up",
+    help: "1 when the last probe of a collection succeeded, 0 when it failed",
+    labelNames: ["collection"] as const,
+    registers: [this.registry],
+  });
+  private readonly probeQuery = new Gauge({
+    name: "vectorkeeper_probe_query_latency_seconds",
+    help: "Latency of the last probe's nearest-neighbour query, by collection",
+    labelNames: ["collection"] as const,
+    registers: [this.registry],
+  });
+  private readonly probeHeartbeat = new Gauge({
+    name: "vectorkeeper_probe_heartbeat_latency_seconds",
+    help: "Latency of the last probe's heartbeat to Chroma, by collection",
+    labelNames: ["collection"] as const,
+    registers: [this.registry],
+  });
+  private readonly records = new Gauge({
+    name: "vectorkeeper_collection_records",
+    help: "Records in a collection at its last probe",
+    labelNames: ["collection"] as const,
+    registers: [this.registry],
+  });
+  private readonly lastProbe = new Gauge({
+    name: "vectorkeeper_probe_last_timestamp_seconds",
+    help: "When a collection was last probed (successfully or not), Unix time",
+    labelNames: ["collection"] as const,
+    registers: [this.registry],
+  });
+
+  constructor(queues: QueueSet) {
+    collectDefaultMetrics({ register: this.registry, prefix: "vectorkeeper_" });
+    new Gauge({
+      name: "vectorkeeper_jobs",
+      help: "Jobs in each queue by state, read from Redis at scrape time",
+      labelNames: ["queue", "state"] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        await Promise.all(
+          queues.all().map(async (queue) => {
+            const counts = await queue.getJobCounts(...JOB_STATES);
+            for (const state of JOB_STATES) this.set({ queue: queue.name, state }, counts[state] ?? 0);
+          }),
+        );
+      },
+    });
+  }
+
+  jobCompleted(kind: ServedKind, seconds: number, result: unknown): void {
+    this.jobDuration.observe({ kind, outcome: "completed" }, seconds);
+    this.completed.inc({ kind });
+    if (kind === "probe") this.probeSucceeded(result as ProbeResult);
+  }
+
+  jobFailed(kind: ServedKind, seconds: number, final: boolean, collection: string | undefined): void {
+    this.jobDuration.observe({ kind, outcome: "failed" }, seconds);
+    this.failures.inc({ kind, final: String(final) });
+    if (kind === "probe" && collection) {
+      this.probeUp.set({ collection }, 0);
+      this.lastProbe.set({ collection }, Date.now() / 1000);
+    }
+  }
+
+  private probeSucceeded(result: ProbeResult): void {
+    const collection = result.collection;
+    this.probeUp.set({ collection }, 1);
+    this.records.set({ collection }, result.count);
+    this.probeHeartbeat.set({ collection }, result.heartbeatMs / 1000);
+    this.lastProbe.set({ collection }, Date.parse(result.checkedAt) / 1000);
+    if (result.queryMs === null) this.probeQuery.remove({ collection });
+    else this.probeQuery.set({ collection }, result.queryMs / 1000);
+  }
+}

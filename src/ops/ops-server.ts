@@ -1,0 +1,92 @@
+import { timingSafeEqual } from "node:crypto";
+import { createBullBoard } from "@bull-board/api";
+import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
+import { FastifyAdapter } from "@bull-board/fastify";
+import fastifyBasicAuth from "@fastify/basic-auth";
+import Fastify from "fastify";
+import type { Redis } from "ioredis";
+import { DEFAULTS } from "../config/defaults.js";
+import type { Logger } from "../logging.js";
+import type { QueueSet } from "../queues/queue-set.js";
+import type { ChromaStore } from "../storage/chroma.js";
+import type { Metrics } from "./metrics.js";
+import { checkReadiness } from "./readiness.js";
+
+export const DASHBOARD_PATH = "/dashboard";
+
+export interface OpsServerDeps {
+  http: { port: number; host: string };
+  dashboard: { user: string; password: string } | undefined;
+  redis: Redis;
+  chroma: ChromaStore;
+  queues: QueueSet;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+export interface OpsServer {
+  /** The base URL it listens on, e.g. http://127.0.0.1:9464. */
+  url: string;
+  close(): Promise<void>;
+}
+
+const sameSecret = (given: string, expected: string): boolean => {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+};
+
+/**
+ * /livez, /readyz, /metrics and the bull-board dashboard. bull-board leaves auth to its host, so the dashboard is
+ * served only behind HTTP basic auth, and not at all without credentials.
+ */
+export async function startOpsServer(deps: OpsServerDeps): Promise<OpsServer> {
+  const { logger } = deps;
+  const app = Fastify({ loggerInstance: logger.child({ component: "ops-http" }), disableRequestLogging: true });
+
+  app.get("/livez", async () => ({ ok: true }));
+
+  app.get("/readyz", async (_request, reply) => {
+    const readiness = await checkReadiness(deps.redis, deps.chroma, DEFAULTS.checks.timeoutMs);
+    const reasons = Object.values(readiness.checks).flatMap((c) => (c.error ? [c.error] : []));
+    return reply.code(readiness.ready ? 200 : 503).send({ ...readiness, reason: reasons.join("; ") || undefined });
+  });
+
+  app.get("/metrics", async (_request, reply) => {
+    const text = await deps.metrics.registry.metrics();
+    return reply.type(deps.metrics.registry.contentType).send(text);
+  });
+
+  if (deps.dashboard) {
+    const { user, password } = deps.dashboard;
+    await app.register(async (scope) => {
+      await scope.register(fastifyBasicAuth, {
+        authenticate: { realm: "vectorkeeper" },
+        async validate(givenUser, givenPassword) {
+          // Compare both halves always, so timing does not tell which one was wrong.
+          const userOk = sameSecret(givenUser, user);
+          const passwordOk = sameSecret(givenPassword, password);
+          if (!(userOk && passwordOk)) return new Error("invalid dashboard credentials");
+        },
+      });
+      scope.addHook("onRequest", scope.basicAuth);
+      const serverAdapter = new FastifyAdapter();
+      serverAdapter.setBasePath(DASHBOARD_PATH);
+      createBullBoard({
+        queues: deps.queues.all().map((queue) => new BullMQAdapter(queue)),
+        serverAdapter,
+        options: { uiConfig: { boardTitle: "vectorkeeper" } },
+      });
+      await scope.register(serverAdapter.registerPlugin(), { prefix: DASHBOARD_PATH });
+    });
+  } else {
+    logger.warn("dashboard not served: set DASHBOARD_USER and DASHBOARD_PASSWORD to enable it (it has no auth of its own)");
+  }
+
+  const address = await app.listen({ port: deps.http.port, host: deps.http.host });
+  const url = new URL(address);
+  if (url.hostname === "0.0.0.0" || url.hostname === "[::]") url.hostname = "127.0.0.1";
+  const base = url.toString().replace(/\/$/, "");
+  logger.info({ url: base, dashboard: deps.dashboard ? `${base}${DASHBOARD_PATH}` : null }, "ops server listening");
+  return { url: base, close: () => app.close() };
+}

@@ -1,0 +1,44 @@
+import type { Redis } from "ioredis";
+import type { ChromaStore } from "../storage/chroma.js";
+
+export interface CheckResult {
+  ok: boolean;
+  ms: number;
+  /** Why it failed, in one line. */
+  error?: string;
+}
+
+export interface Readiness {
+  ready: boolean;
+  checks: { redis: CheckResult; chroma: CheckResult };
+}
+
+async function timed(check: () => Promise<unknown>, timeoutMs: number): Promise<CheckResult> {
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      check(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+    return { ok: true, ms: Math.round(performance.now() - started) };
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    return { ok: false, ms: Math.round(performance.now() - started), error: message.split("\n")[0] };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Redis and Chroma both answer: what `/readyz` and `status` report. */
+export async function checkReadiness(redis: Redis, chroma: ChromaStore, timeoutMs: number): Promise<Readiness> {
+  const [redisCheck, chromaCheck] = await Promise.all([
+    timed(() => redis.ping(), timeoutMs),
+    timed(() => chroma.heartbeat(), timeoutMs),
+  ]);
+  if (!chromaCheck.ok) chromaCheck.error = `Chroma at ${chroma.settings.url}: ${chromaCheck.error}`;
+  if (!redisCheck.ok) redisCheck.error = `Redis: ${redisCheck.error}`;
+  return { ready: redisCheck.ok && chromaCheck.ok, checks: { redis: redisCheck, chroma: chromaCheck } };
+}

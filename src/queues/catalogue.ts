@@ -1,0 +1,55 @@
+import type { DefaultJobOptions } from "bullmq";
+import { DEFAULTS, type JobDefaults } from "../config/defaults.js";
+import type { JobDefinition } from "../jobs/job-context.js";
+import { probe } from "../jobs/probe.js";
+import type { JobKind } from "./kinds.js";
+
+interface CatalogueEntry {
+  job: JobDefinition;
+  /** What differs from {@link DEFAULTS.jobs} for this kind. */
+  overrides?: Partial<JobDefaults>;
+}
+
+/**
+ * The job kinds this build serves. A kind of design.md §3 appears here once its file in src/jobs/ exists; until then
+ * the CLI and the schedule file reject it by name.
+ */
+const CATALOGUE = {
+  // The next probe is at most a tick away: a retry would only report stale health.
+  probe: { job: probe, overrides: { attempts: 1, keepCompleted: 500, keepCompletedSeconds: 3600 } },
+} satisfies Partial<Record<JobKind, CatalogueEntry>>;
+
+export type ServedKind = keyof typeof CATALOGUE;
+export type JobOf<K extends ServedKind> = (typeof CATALOGUE)[K]["job"];
+
+export const SERVED_KINDS = Object.keys(CATALOGUE) as ServedKind[];
+
+export function isServedKind(kind: string): kind is ServedKind {
+  return Object.hasOwn(CATALOGUE, kind);
+}
+
+export function jobOf<K extends ServedKind>(kind: K): JobOf<K> {
+  return CATALOGUE[kind].job;
+}
+
+/** The queue of a kind is named after it; `VK_QUEUE_PREFIX` keeps environments apart. */
+export function queueName(kind: ServedKind): string {
+  return kind;
+}
+
+/** BullMQ default job options of a kind: attempts with exponential backoff, and bounded retention. */
+export function jobOptionsOf(kind: ServedKind): DefaultJobOptions {
+  const entry: CatalogueEntry = CATALOGUE[kind];
+  const o: JobDefaults = { ...DEFAULTS.jobs, ...entry.overrides };
+  return {
+    attempts: o.attempts,
+    backoff: { type: "exponential", delay: o.backoffMs },
+    removeOnComplete: { count: o.keepCompleted, age: o.keepCompletedSeconds },
+    removeOnFail: { count: o.keepFailed, age: o.keepFailedSeconds },
+  };
+}
+
+/** A user-facing error for a kind this build does not serve. */
+export function unknownKindMessage(kind: string): string {
+  return `unknown job kind "${kind}": this build runs ${SERVED_KINDS.join(", ")}`;
+}

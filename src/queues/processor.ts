@@ -1,0 +1,40 @@
+import { UnrecoverableError, type Job } from "bullmq";
+import { ConfigError } from "../config/config-error.js";
+import type { JobContext } from "../jobs/job-context.js";
+import type { Logger } from "../logging.js";
+import type { ChromaStore } from "../storage/chroma.js";
+import { jobOf, type ServedKind } from "./catalogue.js";
+import { parseJobData } from "./enqueue.js";
+
+export interface ProcessorDeps {
+  chroma: ChromaStore;
+  logger: Logger;
+  /** Aborted when a shutdown runs out of time, so long jobs can stop at a safe point. */
+  shutdownSignal: AbortSignal;
+}
+
+/**
+ * Adapts a job kind's processor to BullMQ: validates the payload, builds the context, and turns bad input into
+ * UnrecoverableError so BullMQ does not retry what cannot succeed.
+ */
+export function bullProcessor(kind: ServedKind, deps: ProcessorDeps) {
+  const job = jobOf(kind);
+  return async (bullJob: Job, _token?: string, cancelSignal?: AbortSignal): Promise<unknown> => {
+    const payload = parseJobData(kind, bullJob.data);
+    const logger = deps.logger.child({ kind, jobId: bullJob.id, collection: payload.collection });
+    const ctx: JobContext = {
+      logger,
+      chroma: deps.chroma,
+      signal: cancelSignal ? AbortSignal.any([cancelSignal, deps.shutdownSignal]) : deps.shutdownSignal,
+      progress: async (progress) => {
+        await bullJob.updateProgress({ ...progress });
+      },
+    };
+    try {
+      return await job.process(payload, ctx);
+    } catch (error) {
+      if (error instanceof ConfigError) throw new UnrecoverableError(error.message);
+      throw error;
+    }
+  };
+}

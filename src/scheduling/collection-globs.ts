@@ -1,0 +1,24 @@
+/** `*` matches any run of characters, `?` one; everything else is literal (Chroma names have no other specials). */
+export function globToRegExp(glob: string): RegExp {
+  const escaped = glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  return new RegExp(`^${escaped}$`);
+}
+
+export const isGlob = (pattern: string) => /[*?]/.test(pattern);
+
+export interface Resolution {
+  /** Each matching collection once, in the order of the server's list. */
+  collections: string[];
+  /** Literal names that are not on the server (a glob matching nothing is not a problem). */
+  missing: string[];
+}
+
+/** Resolves names and globs against the live list of collections. */
+export function resolveCollections(patterns: readonly string[], existing: readonly string[]): Resolution {
+  const regexps = patterns.map(globToRegExp);
+  const present = new Set(existing);
+  return {
+    collections: existing.filter((name) => regexps.some((re) => re.test(name))),
+    missing: patterns.filter((p) => !isGlob(p) && !present.has(p)),
+  };
+}

@@ -1,0 +1,102 @@
+import { ChromaClient, ChromaConnectionError, ChromaNotFoundError, type Collection, type EmbeddingFunction } from "chromadb";
+import { ConfigError } from "../config/config-error.js";
+
+/** Where and as whom vectorkeeper talks to Chroma. */
+export interface ChromaSettings {
+  /** `http(s)://host:port` of the Chroma server. */
+  url: string;
+  /** Sent both as `Authorization: Bearer` and `x-chroma-token`, the two headers Chroma's token auth accepts. */
+  token?: string | undefined;
+  tenant: string;
+  database: string;
+}
+
+/**
+ * vectorkeeper only moves embeddings that already exist; it never embeds text. Handing the client this function
+ * stops it from looking for (and warning about) the default embedding package on every collection it opens.
+ */
+const precomputedOnly: EmbeddingFunction = {
+  name: "vectorkeeper-precomputed",
+  generate: () => Promise.reject(new Error("vectorkeeper never embeds text: pass embeddings explicitly")),
+};
+
+/** Thrown when a collection named by the user is not on the server. */
+export class CollectionNotFoundError extends ConfigError {}
+
+/** Chroma does not answer at all; the message names the URL and the variable that sets it. */
+export class ChromaUnavailableError extends Error {
+  override readonly name = "ChromaUnavailableError";
+}
+
+export class ChromaStore {
+  readonly client: ChromaClient;
+
+  constructor(readonly settings: ChromaSettings) {
+    const url = new URL(settings.url);
+    const ssl = url.protocol === "https:";
+    const headers: Record<string, string> = settings.token
+      ? { authorization: `Bearer ${settings.token}`, "x-chroma-token": settings.token }
+      : {};
+    this.client = new ChromaClient({
+      host: url.hostname,
+      port: url.port ? Number(url.port) : ssl ? 443 : 80,
+      ssl,
+      tenant: settings.tenant,
+      database: settings.database,
+      headers,
+    });
+  }
+
+  /** The server's heartbeat; throws when it does not answer. */
+  heartbeat(): Promise<number> {
+    return this.reachable(() => this.client.heartbeat());
+  }
+
+  version(): Promise<string> {
+    return this.reachable(() => this.client.version());
+  }
+
+  /** Turns the client's generic connection failure into one that says where vectorkeeper looked. */
+  private async reachable<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      if (error instanceof ChromaConnectionError) {
+        throw new ChromaUnavailableError(
+          `Chroma does not answer at ${this.settings.url} (CHROMA_URL): start it, or point CHROMA_URL at a running server`,
+        );
+      }
+      throw error;
+    }
+  }
+
+  /** Every collection name in the database, paging through the server's list. */
+  async listCollectionNames(pageSize = 100): Promise<string[]> {
+    const names: string[] = [];
+    for (let offset = 0; ; offset += pageSize) {
+      const page = await this.reachable(() => this.client.listCollections({ limit: pageSize, offset }));
+      names.push(...page.map((c) => c.name));
+      if (page.length < pageSize) return names;
+    }
+  }
+
+  /** Opens a collection by name, with an error that names it when it does not exist. */
+  async openCollection(name: string): Promise<Collection> {
+    try {
+      return await this.reachable(() => this.client.getCollection({ name, embeddingFunction: precomputedOnly }));
+    } catch (error) {
+      if (error instanceof ChromaNotFoundError || /does not exist|not found/i.test(String(error))) {
+        throw new CollectionNotFoundError(
+          `collection "${name}" does not exist in ${this.settings.tenant}/${this.settings.database} at ${this.settings.url}`,
+        );
+      }
+      throw error;
+    }
+  }
+
+  /** One stored embedding of the collection, or undefined when it is empty. */
+  async sampleEmbedding(collection: Collection, offset = 0): Promise<number[] | undefined> {
+    const page = await collection.get({ limit: 1, offset, include: ["embeddings"] });
+    return page.embeddings[0] ?? undefined;
+  }
+}

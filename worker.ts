@@ -1,0 +1,130 @@
+import { Worker, type Job } from "bullmq";
+import type { Config } from "./src/config/env.js";
+import type { Logger } from "./src/logging.js";
+import { redactUrl } from "./src/logging.js";
+import { Metrics } from "./src/ops/metrics.js";
+import { startOpsServer, type OpsServer } from "./src/ops/ops-server.js";
+import { queueName, SERVED_KINDS, type ServedKind } from "./src/queues/catalogue.js";
+import { createRedisConnection, maxmemoryPolicy, waitForRedis } from "./src/queues/connection.js";
+import { bullProcessor } from "./src/queues/processor.js";
+import { QueueSet } from "./src/queues/queue-set.js";
+import type { ChromaStore } from "./src/storage/chroma.js";
+
+export interface WorkerDeps {
+  config: Config;
+  logger: Logger;
+  chroma: ChromaStore;
+  /** Kinds to serve; all served kinds by default. */
+  kinds?: ServedKind[];
+}
+
+export interface WorkerHandle {
+  ops: OpsServer;
+  queues: QueueSet;
+  /**
+   * Stops taking jobs, lets active ones finish within `shutdownTimeoutMs`, then closes everything.
+   * Resolves true when it had to give up on running jobs (they are retried elsewhere once their lock expires).
+   */
+  close(): Promise<boolean>;
+}
+
+const isFinalFailure = (job: Job, error: Error) =>
+  error.name === "UnrecoverableError" || job.attemptsMade >= (job.opts.attempts ?? 1);
+
+/** Workers for every served kind, plus the ops HTTP server. */
+export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
+  const { config, logger, chroma } = deps;
+  const producer = createRedisConnection(config.redisUrl, "producer");
+  producer.on("error", (err) => logger.debug({ err: err.message }, "redis (producer) connection error"));
+  try {
+    await waitForRedis(producer, config.redisUrl);
+  } catch (error) {
+    producer.disconnect();
+    throw error;
+  }
+
+  const policy = await maxmemoryPolicy(producer).catch(() => undefined);
+  if (policy !== "noeviction") {
+    logger.warn(
+      { maxmemoryPolicy: policy ?? "unknown" },
+      "REDIS MISCONFIGURED: maxmemory-policy is not noeviction, so Redis may silently evict queued jobs under memory pressure. " +
+        "Set `maxmemory-policy noeviction` in redis.conf (or CONFIG SET maxmemory-policy noeviction).",
+    );
+  }
+
+  const queues = new QueueSet(producer, config.queuePrefix);
+  const metrics = new Metrics(queues);
+  const shutdown = new AbortController();
+  const workerConnection = createRedisConnection(config.redisUrl, "worker");
+  workerConnection.on("error", (err) => logger.warn({ err: err.message }, "redis (worker) connection error"));
+
+  const workers = (deps.kinds ?? SERVED_KINDS).map((kind) => {
+    const worker = new Worker(queueName(kind), bullProcessor(kind, { chroma, logger, shutdownSignal: shutdown.signal }), {
+      connection: workerConnection,
+      prefix: config.queuePrefix,
+      concurrency: config.worker.concurrency[kind],
+    });
+    worker.on("error", (err) => logger.error({ err, kind }, "worker error"));
+    worker.on("completed", (job, result) => {
+      const seconds = ((job.finishedOn ?? Date.now()) - (job.processedOn ?? Date.now())) / 1000;
+      metrics.jobCompleted(kind, seconds, result);
+      logger.info({ kind, jobId: job.id, seconds, result }, "job completed");
+    });
+    worker.on("failed", (job, err) => {
+      if (!job) return;
+      const final = isFinalFailure(job, err);
+      const seconds = ((job.finishedOn ?? Date.now()) - (job.processedOn ?? Date.now())) / 1000;
+      const collection = typeof job.data?.collection === "string" ? job.data.collection : undefined;
+      metrics.jobFailed(kind, seconds, final, collection);
+      logger[final ? "error" : "warn"](
+        { kind, jobId: job.id, collection, attempt: job.attemptsMade, final, reason: err.message },
+        final ? "job failed" : "job attempt failed; will retry",
+      );
+    });
+    return worker;
+  });
+
+  const ops = await startOpsServer({
+    http: config.http,
+    dashboard: config.dashboard,
+    redis: producer,
+    chroma,
+    queues,
+    metrics,
+    logger,
+  });
+  logger.info(
+    { redis: redactUrl(config.redisUrl), prefix: config.queuePrefix, chroma: chroma.settings.url, kinds: deps.kinds ?? SERVED_KINDS },
+    "worker started",
+  );
+
+  let closing: Promise<boolean> | undefined;
+  const close = async (): Promise<boolean> => {
+    const timeoutMs = config.worker.shutdownTimeoutMs;
+    logger.info({ timeoutMs }, "worker shutting down: no new jobs, waiting for active ones");
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([
+      Promise.all(workers.map((w) => w.close())).then(() => true),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!finished) {
+      logger.error({ timeoutMs }, "active jobs did not finish within the shutdown limit; abandoning them (they will be retried)");
+      shutdown.abort(new Error("worker shutdown time limit reached"));
+      await Promise.race([Promise.all(workers.map((w) => w.close(true))), new Promise((r) => setTimeout(r, 2000))]);
+    }
+    await ops.close();
+    await queues.close();
+    workerConnection.disconnect();
+    producer.disconnect();
+    return !finished;
+  };
+
+  return {
+    ops,
+    queues,
+    close: () => (closing ??= close()),
+  };
+}
