@@ -3,7 +3,7 @@ import { createBullBoard } from "@bull-board/api";
 import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
 import { FastifyAdapter } from "@bull-board/fastify";
 import fastifyBasicAuth from "@fastify/basic-auth";
-import Fastify from "fastify";
+import Fastify, { LogController } from "fastify";
 import type { Redis } from "ioredis";
 import { DEFAULTS } from "../config/defaults.js";
 import type { Logger } from "../logging.js";
@@ -42,7 +42,11 @@ const sameSecret = (given: string, expected: string): boolean => {
  */
 export async function startOpsServer(deps: OpsServerDeps): Promise<OpsServer> {
   const { logger } = deps;
-  const app = Fastify({ loggerInstance: logger.child({ component: "ops-http" }), disableRequestLogging: true });
+  const app = Fastify({
+    loggerInstance: logger.child({ component: "ops-http" }),
+    // Probes and scrapes hit these routes every few seconds; a log line each would drown the job events.
+    logController: new LogController({ disableRequestLogging: true }),
+  });
 
   app.get("/livez", async () => ({ ok: true }));
 

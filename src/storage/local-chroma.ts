@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { resolve } from "node:path";
 import { ConfigError } from "../config/config-error.js";
@@ -9,14 +10,24 @@ import { ConfigError } from "../config/config-error.js";
  * 1.0.5 under the alias `chroma-local`; elsewhere the platform's own binding package is tried.
  * The child keeps the server off this process's event loop, and killing it is how tests stop Chroma.
  */
-const CHILD_SCRIPT = `
-const { createRequire } = require("node:module");
-const req = createRequire(process.cwd() + "/");
-const names = ["chroma-local", "chromadb-js-bindings-" + process.platform + "-" + process.arch + (process.platform === "linux" ? "-gnu" : process.platform === "win32" ? "-msvc" : "")];
-let binding;
-for (const name of names) { try { binding = req(name); break; } catch (e) { if (name === names[names.length - 1]) { console.error("NO_BINDING " + e.message); process.exit(3); } } }
-binding.cli(["chroma", "run", "--path", process.argv[1], "--port", process.argv[2]]);
-`;
+const CHILD_SCRIPT = `require(process.argv[1]).cli(["chroma", "run", "--path", process.argv[2], "--port", process.argv[3]]);`;
+
+/** The binding to load: the pinned alias, else the platform's own package; resolved from this package, not the cwd. */
+function bindingPath(): string {
+  const require = createRequire(import.meta.url);
+  const libc = process.platform === "linux" ? "-gnu" : process.platform === "win32" ? "-msvc" : "";
+  for (const name of ["chroma-local", `chromadb-js-bindings-${process.platform}-${process.arch}${libc}`]) {
+    try {
+      return require.resolve(name);
+    } catch {
+      // try the next one
+    }
+  }
+  throw new ConfigError(
+    "CHROMA_URL is unset and no Chroma binding is installed for this platform: set CHROMA_URL to a running Chroma " +
+      "(e.g. `docker compose up -d chroma`, then CHROMA_URL=http://127.0.0.1:8000)",
+  );
+}
 
 export interface LocalChroma {
   url: string;
@@ -50,12 +61,6 @@ async function waitForHeartbeat(url: string, child: ChildProcess, output: () => 
   while (Date.now() < deadline) {
     if (child.exitCode !== null) {
       const text = output();
-      if (text.includes("NO_BINDING")) {
-        throw new ConfigError(
-          "CHROMA_URL is unset and no Chroma binding loads on this machine: set CHROMA_URL to a running Chroma " +
-            "(e.g. `docker compose up -d chroma`, then CHROMA_URL=http://127.0.0.1:8000)",
-        );
-      }
       throw new Error(`local Chroma exited with code ${child.exitCode}: ${text.trim().split("\n").slice(-3).join(" | ")}`);
     }
     try {
@@ -74,7 +79,7 @@ export async function startLocalChroma(options: { path: string; port?: number; t
   const path = resolve(options.path);
   mkdirSync(path, { recursive: true });
   const port = await freePort(options.port);
-  const child = spawn(process.execPath, ["-e", CHILD_SCRIPT, path, String(port)], {
+  const child = spawn(process.execPath, ["-e", CHILD_SCRIPT, bindingPath(), path, String(port)], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

@@ -1,0 +1,62 @@
+import { randomUUID } from "node:crypto";
+import { inject } from "vitest";
+import { loadConfig, type Config } from "../../src/config/env.js";
+import { createLogger, type Logger } from "../../src/logging.js";
+import { ChromaStore } from "../../src/storage/chroma.js";
+
+/** A BullMQ prefix no other test (or run) shares; the global teardown deletes every key under the run's prefix. */
+export function uniquePrefix(label: string): string {
+  return `${inject("runPrefix")}-${label}-${randomUUID().slice(0, 8)}`;
+}
+
+/** A collection name no other test file uses on the shared Chroma. */
+export function uniqueName(label: string): string {
+  return `${label}_${randomUUID().replaceAll("-", "").slice(0, 10)}`;
+}
+
+/** The environment of a test daemon or CLI run: the run's Redis and Chroma, its own prefix, a free HTTP port. */
+export function testEnv(overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    REDIS_URL: inject("redisUrl"),
+    CHROMA_URL: inject("chromaUrl"),
+    VK_QUEUE_PREFIX: uniquePrefix("env"),
+    HTTP_PORT: "0",
+    HTTP_HOST: "127.0.0.1",
+    SCHEDULE_FILE: "",
+    ...overrides,
+  };
+}
+
+export function testConfig(overrides: Record<string, string> = {}): Config {
+  return loadConfig(testEnv(overrides));
+}
+
+export const quietLogger = (): Logger => createLogger((process.env.TEST_LOG_LEVEL as "info" | undefined) ?? "silent");
+
+export function chromaStore(url: string = inject("chromaUrl")): ChromaStore {
+  return new ChromaStore({ url, tenant: "default_tenant", database: "default_database" });
+}
+
+/** Deterministic pseudo-random unit-ish vectors, so failures reproduce. */
+export function vectors(count: number, dimension: number, seed = 1): number[][] {
+  let state = seed >>> 0 || 1;
+  const next = () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 2 ** 32 - 0.5;
+  };
+  return Array.from({ length: count }, () => Array.from({ length: dimension }, next));
+}
+
+/** Creates a collection holding `count` records of `dimension`-dim embeddings. */
+export async function seedCollection(store: ChromaStore, name: string, count: number, dimension: number): Promise<void> {
+  const collection = await store.client.createCollection({ name, embeddingFunction: null });
+  const embeddings = vectors(count, dimension);
+  for (let start = 0; start < count; start += 500) {
+    const slice = embeddings.slice(start, start + 500);
+    await collection.add({
+      ids: slice.map((_, i) => `rec-${start + i}`),
+      embeddings: slice,
+      documents: slice.map((_, i) => `document ${start + i}`),
+    });
+  }
+}
