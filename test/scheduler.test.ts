@@ -1,0 +1,135 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Redis } from "ioredis";
+import { inject } from "vitest";
+import { startScheduler, type SchedulerHandle } from "../scheduler.js";
+import { createRedisConnection, waitForRedis } from "../src/queues/connection.js";
+import { QueueSet } from "../src/queues/queue-set.js";
+import { parseScheduleYaml } from "../src/scheduling/schedule-file.js";
+import { slotJobId } from "../src/scheduling/slots.js";
+import { chromaStore, quietLogger, seedCollection, uniqueName, uniquePrefix } from "./helpers/services.js";
+
+const store = chromaStore();
+const tag = uniqueName("sched");
+const names = [`${tag}_a`, `${tag}_b`];
+const other = uniqueName("unrelated");
+
+beforeAll(async () => {
+  for (const name of [...names, other]) await seedCollection(store, name, 3, 8);
+});
+
+interface Replica {
+  redis: Redis;
+  queues: QueueSet;
+  handle?: SchedulerHandle;
+}
+
+async function replica(prefix: string): Promise<Replica> {
+  const redis = createRedisConnection(inject("redisUrl"), "producer");
+  await waitForRedis(redis, inject("redisUrl"));
+  return { redis, queues: new QueueSet(redis, prefix) };
+}
+
+async function closeAll(replicas: Replica[]) {
+  for (const r of replicas) {
+    await r.handle?.stop();
+    await r.queues.close();
+    r.redis.disconnect();
+  }
+}
+
+const options = (catchUpWindowMs: number) => ({ catchUpWindowMs, slotClaimTtlMs: 600_000 });
+
+describe("scheduler", () => {
+  const replicas: Replica[] = [];
+  afterAll(() => closeAll(replicas));
+
+  it("three schedulers against one Redis produce exactly one job per (collection, slot)", async () => {
+    const prefix = uniquePrefix("sched3");
+    // Every second, so a few seconds cover several slots.
+    const schedule = parseScheduleYaml(`jobs: [{ kind: probe, cron: "* * * * * *", collections: ["${tag}_*"] }]`, "test");
+    const three = await Promise.all([replica(prefix), replica(prefix), replica(prefix)]);
+    replicas.push(...three);
+    for (const r of three) {
+      r.handle = await startScheduler({
+        schedule,
+        options: options(0),
+        redis: r.redis,
+        queues: r.queues,
+        chroma: store,
+        logger: quietLogger(),
+      });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 3500));
+    for (const r of three) await r.handle?.stop();
+
+    const jobs = await three[0]!.queues.get("probe").getJobs(["waiting"], 0, 1000);
+    const slots = new Set(jobs.map((job) => Number(job.id!.split(".").pop())));
+    expect(slots.size).toBeGreaterThanOrEqual(3);
+    // Each slot: one job per matching collection, none for the unrelated collection, no duplicates.
+    expect(jobs).toHaveLength(slots.size * names.length);
+    for (const slot of slots) {
+      for (const name of names) {
+        const matching = jobs.filter((job) => job.id === slotJobId("probe", name, new Date(slot)));
+        expect(matching).toHaveLength(1);
+        expect(matching[0]!.data).toEqual({ collection: name });
+      }
+    }
+    expect(jobs.some((job) => job.data.collection === other)).toBe(false);
+  });
+
+  it("enqueues the one slot missed within the catch-up window at start, once, and never older ones", async () => {
+    const prefix = uniquePrefix("catchup");
+    const schedule = parseScheduleYaml(
+      `jobs:\n  - { kind: probe, cron: "0 3 * * *", collections: ["${names[0]}"] }\n  - { kind: probe, cron: "0 1 * * *", collections: ["${names[1]}"] }\n`,
+      "test",
+    );
+    const at = new Date("2026-03-10T03:20:00Z");
+    const first = await replica(prefix);
+    const second = await replica(prefix);
+    replicas.push(first, second);
+    const start = (r: Replica) =>
+      startScheduler({
+        schedule,
+        options: options(3_600_000),
+        redis: r.redis,
+        queues: r.queues,
+        chroma: store,
+        logger: quietLogger(),
+        now: () => at,
+      });
+    first.handle = await start(first);
+    // 03:00 was 20 minutes ago: inside the window. 01:00 was 2h20 ago: outside it, so not replayed.
+    expect(first.handle.catchUp.map((o) => o.enqueued)).toEqual([
+      [slotJobId("probe", names[0]!, new Date("2026-03-10T03:00:00Z"))],
+      [],
+    ]);
+    // A second scheduler starting in the same window finds the slot claimed.
+    second.handle = await start(second);
+    expect(second.handle.catchUp[0]!.enqueued).toEqual([]);
+    expect(second.handle.catchUp[0]!.alreadyClaimed).toHaveLength(1);
+
+    const jobs = await first.queues.get("probe").getJobs(["waiting"], 0, 100);
+    expect(jobs.map((job) => job.id)).toEqual([slotJobId("probe", names[0]!, new Date("2026-03-10T03:00:00Z"))]);
+  });
+
+  it("skips a literal name that does not exist and still enqueues the rest", async () => {
+    const prefix = uniquePrefix("missing");
+    const r = await replica(prefix);
+    replicas.push(r);
+    const schedule = parseScheduleYaml(
+      `jobs: [{ kind: probe, cron: "*/10 * * * *", collections: ["${names[0]}", "no_such_collection_zz"] }]`,
+      "test",
+    );
+    r.handle = await startScheduler({
+      schedule,
+      options: options(3_600_000),
+      redis: r.redis,
+      queues: r.queues,
+      chroma: store,
+      logger: quietLogger(),
+      now: () => new Date("2026-03-10T03:21:00Z"),
+    });
+    expect(r.handle.catchUp[0]).toMatchObject({ missing: ["no_such_collection_zz"] });
+    expect(r.handle.catchUp[0]!.enqueued).toEqual([slotJobId("probe", names[0]!, new Date("2026-03-10T03:20:00Z"))]);
+  });
+});
