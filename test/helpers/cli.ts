@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const MAIN = "src/cli/main.ts";
+const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
+const TSX = import.meta.resolve("tsx");
 
 export interface CliResult {
   code: number | null;
@@ -12,9 +13,9 @@ export interface CliResult {
 }
 
 /** The real CLI in a child process (TypeScript through tsx), with exactly the given environment on top of PATH. */
-export function spawnCli(args: string[], env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, ["--import", "tsx", MAIN, ...args], {
-    cwd: ROOT,
+export function spawnCli(args: string[], env: Record<string, string>, cwd: string = ROOT): ChildProcess {
+  return spawn(process.execPath, ["--import", TSX, MAIN, ...args], {
+    cwd,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
