@@ -146,3 +146,10 @@ describe("bad input at the command line", () => {
     for (const run of printed.jobs[0]!.nextRuns) expect(run).toMatch(/T03:00:00\.000Z$/);
   });
 });
+
+describe("shipped files", () => {
+  it("examples/schedule.yaml is a valid schedule", () => {
+    const schedule = loadSchedule(new URL("../examples/schedule.yaml", import.meta.url).pathname, true);
+    expect(schedule.jobs.length).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,59 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { Redis } from "ioredis";
+import { startLocalChroma, type LocalChroma } from "../src/storage/local-chroma.js";
+
+/** One measured row: what ran, how many units of work, and how long it took. */
+export interface Figure {
+  name: string;
+  units: number;
+  unit: string;
+  ms: number;
+}
+
+export async function measure(name: string, units: number, unit: string, run: () => Promise<void>): Promise<Figure> {
+  const started = performance.now();
+  await run();
+  return { name, units, unit, ms: performance.now() - started };
+}
+
+/** Prints figures side by side with the first one as the baseline. */
+export function printTable(title: string, figures: Figure[]): void {
+  const base = figures[0];
+  if (!base) return;
+  const rate = (f: Figure) => (f.units / f.ms) * 1000;
+  console.log(`\n${title}`);
+  console.log(`${"".padEnd(34)}${"units".padStart(8)}${"ms".padStart(10)}${"per second".padStart(14)}${"vs baseline".padStart(13)}`);
+  for (const f of figures) {
+    console.log(
+      `${f.name.padEnd(34)}${String(f.units).padStart(8)}${f.ms.toFixed(1).padStart(10)}${rate(f).toFixed(0).padStart(14)}${`${(rate(f) / rate(base)).toFixed(2)}x`.padStart(13)}`,
+    );
+  }
+}
+
+/** A throwaway Chroma and a Redis prefix for one bench run; `close` removes both. */
+export async function benchServices(): Promise<{ chroma: LocalChroma; redisUrl: string; prefix: string; close(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), "vk-bench-"));
+  const chroma = await startLocalChroma({ path: dir });
+  const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+  const prefix = `vkbench-${process.pid}`;
+  return {
+    chroma,
+    redisUrl,
+    prefix,
+    async close() {
+      await chroma.stop();
+      rmSync(dir, { recursive: true, force: true });
+      const redis = new Redis(redisUrl);
+      let cursor = "0";
+      do {
+        const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+        if (keys.length > 0) await redis.del(...keys);
+        cursor = next;
+      } while (cursor !== "0");
+      redis.disconnect();
+    },
+  };
+}
