@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { Redis } from "ioredis";
 import { startLocalChroma, type LocalChroma } from "../src/storage/local-chroma.js";
+import { deleteKeysUnder } from "../test/helpers/redis-keys.js";
 
 /** One measured row: what ran, how many units of work, and how long it took. */
 export interface Figure {
@@ -46,14 +46,7 @@ export async function benchServices(): Promise<{ chroma: LocalChroma; redisUrl: 
     async close() {
       await chroma.stop();
       rmSync(dir, { recursive: true, force: true });
-      const redis = new Redis(redisUrl);
-      let cursor = "0";
-      do {
-        const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-        if (keys.length > 0) await redis.del(...keys);
-        cursor = next;
-      } while (cursor !== "0");
-      redis.disconnect();
+      await deleteKeysUnder(redisUrl, prefix);
     },
   };
 }

@@ -1,10 +1,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Redis } from "ioredis";
 import type {} from "vitest";
 import type { TestProject } from "vitest/node";
 import { startLocalChroma } from "../../src/storage/local-chroma.js";
+import { deleteKeysUnder } from "./redis-keys.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -28,13 +28,6 @@ export default async function setup(project: TestProject) {
   return async () => {
     await chroma.stop();
     rmSync(dir, { recursive: true, force: true });
-    const redis = new Redis(redisUrl);
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${runPrefix}*`, "COUNT", 1000);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== "0");
-    redis.disconnect();
+    await deleteKeysUnder(redisUrl, runPrefix);
   };
 }
