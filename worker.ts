@@ -8,12 +8,17 @@ import { queueName, SERVED_KINDS, type ServedKind } from "./src/queues/catalogue
 import { createRedisConnection, maxmemoryPolicy, waitForRedis } from "./src/queues/connection.js";
 import { bullProcessor } from "./src/queues/processor.js";
 import { QueueSet } from "./src/queues/queue-set.js";
+import { RedisLocks } from "./src/queues/locks.js";
 import type { ChromaStore } from "./src/storage/chroma.js";
+import type { ObjectStore } from "./src/storage/object-store.js";
+import { openObjectStore } from "./src/storage/open-object-store.js";
 
 export interface WorkerDeps {
   config: Config;
   logger: Logger;
   chroma: ChromaStore;
+  /** Where backups live; the one BACKUP_URL names by default. */
+  backupStore?: ObjectStore;
   /** Kinds to serve; all served kinds by default. */
   kinds?: ServedKind[];
 }
@@ -34,6 +39,7 @@ const isFinalFailure = (job: Job, error: Error) =>
 /** Workers for every served kind, plus the ops HTTP server. */
 export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
   const { config, logger, chroma } = deps;
+  const backupStore = deps.backupStore ?? openObjectStore({ url: config.backupUrl, s3: config.s3 });
   const producer = createRedisConnection(config.redisUrl, "producer");
   producer.on("error", (err) => logger.debug({ err: err.message }, "redis (producer) connection error"));
   try {
@@ -58,8 +64,10 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
   const workerConnection = createRedisConnection(config.redisUrl, "worker");
   workerConnection.on("error", (err) => logger.warn({ err: err.message }, "redis (worker) connection error"));
 
+  const locks = new RedisLocks(producer, config.queuePrefix);
   const workers = (deps.kinds ?? SERVED_KINDS).map((kind) => {
-    const worker = new Worker(queueName(kind), bullProcessor(kind, { chroma, logger, shutdownSignal: shutdown.signal }), {
+    const processor = bullProcessor(kind, { chroma, backupStore, locks, logger, shutdownSignal: shutdown.signal });
+    const worker = new Worker(queueName(kind), processor, {
       connection: workerConnection,
       prefix: config.queuePrefix,
       concurrency: config.worker.concurrency[kind],

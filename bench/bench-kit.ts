@@ -34,15 +34,16 @@ export function printTable(title: string, figures: Figure[]): void {
 }
 
 /** A throwaway Chroma and a Redis prefix for one bench run; `close` removes both. */
-export async function benchServices(): Promise<{ chroma: LocalChroma; redisUrl: string; prefix: string; close(): Promise<void> }> {
+export async function benchServices(): Promise<{ chroma: LocalChroma; redisUrl: string; prefix: string; dir: string; close(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), "vk-bench-"));
-  const chroma = await startLocalChroma({ path: dir });
+  const chroma = await startLocalChroma({ path: join(dir, "chroma") });
   const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
   const prefix = `vkbench-${process.pid}`;
   return {
     chroma,
     redisUrl,
     prefix,
+    dir,
     async close() {
       await chroma.stop();
       rmSync(dir, { recursive: true, force: true });

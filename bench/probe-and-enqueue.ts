@@ -3,7 +3,9 @@ import { probe } from "../src/jobs/probe.js";
 import { createRedisConnection, waitForRedis } from "../src/queues/connection.js";
 import { enqueue } from "../src/queues/enqueue.js";
 import { QueueSet } from "../src/queues/queue-set.js";
+import { LocalLocks } from "../src/queues/locks.js";
 import { ChromaStore } from "../src/storage/chroma.js";
+import { FsStore } from "../src/storage/fs-store.js";
 import { measure, printTable, type benchServices } from "./bench-kit.js";
 
 type Services = Awaited<ReturnType<typeof benchServices>>;
@@ -22,7 +24,15 @@ export async function benchProbeAndEnqueue(services: Services): Promise<void> {
     await collection.add({ ids: embeddings.slice(i, i + 500).map((_, k) => `r${i + k}`), embeddings: embeddings.slice(i, i + 500) });
   }
   const rounds = 100;
-  const ctx = { logger: createLogger("silent"), chroma: store, signal: new AbortController().signal, progress: async () => undefined };
+  const ctx = {
+    logger: createLogger("silent"),
+    chroma: store,
+    backupStore: new FsStore(services.dir),
+    locks: new LocalLocks(),
+    runner: "bench",
+    signal: new AbortController().signal,
+    progress: async () => undefined,
+  };
   const raw = await measure("raw heartbeat+count+query", rounds, "probes", async () => {
     for (let i = 0; i < rounds; i++) {
       await store.client.heartbeat();

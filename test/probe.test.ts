@@ -2,19 +2,14 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { JobContext } from "../src/jobs/job-context.js";
 import { probe } from "../src/jobs/probe.js";
 import { CollectionNotFoundError } from "../src/storage/chroma.js";
-import { chromaStore, quietLogger, seedCollection, uniqueName } from "./helpers/services.js";
+import { chromaStore, jobContext, seedCollection, uniqueName } from "./helpers/services.js";
 
 const store = chromaStore();
 const wide = uniqueName("probe_wide");
 const narrow = uniqueName("probe_narrow");
 const empty = uniqueName("probe_empty");
 
-const ctx = (): JobContext => ({
-  logger: quietLogger(),
-  chroma: store,
-  signal: new AbortController().signal,
-  progress: async () => undefined,
-});
+const ctx = (): JobContext => jobContext({ chroma: store });
 
 beforeAll(async () => {
   await seedCollection(store, wide, 40, 1536);

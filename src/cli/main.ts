@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
 import { EXIT, reportFailure } from "./output.js";
+import { registerBackupCommands } from "./backup-commands.js";
 import { registerDaemonCommands } from "./daemon-commands.js";
 import { registerInfoCommands } from "./info-commands.js";
 import { registerJobCommands } from "./job-commands.js";
@@ -12,6 +13,7 @@ const program = new Command("vectorkeeper")
 
 registerDaemonCommands(program);
 registerJobCommands(program);
+registerBackupCommands(program);
 registerInfoCommands(program);
 
 const json = process.argv.includes("--json");

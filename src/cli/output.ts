@@ -1,4 +1,4 @@
-import { ConfigError } from "../config/config-error.js";
+import { ConfigError, PermanentError } from "../config/config-error.js";
 import { RedisUnavailableError } from "../queues/connection.js";
 
 export interface OutputOptions {
@@ -19,7 +19,7 @@ export function exitCodeOf(error: unknown): number {
 
 /** One line, never a stack trace: the message of the error, and the first line of it only. */
 export function oneLine(error: unknown): string {
-  if (error instanceof ConfigError || error instanceof RedisUnavailableError) return error.message;
+  if (error instanceof PermanentError || error instanceof RedisUnavailableError) return error.message;
   const message = error instanceof Error ? error.message : String(error);
   return message.split("\n")[0] || "unknown error";
 }

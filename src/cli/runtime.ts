@@ -3,8 +3,12 @@ import { DEFAULTS } from "../config/defaults.js";
 import { chromaUrlOf, loadConfig, type Config } from "../config/env.js";
 import { createLogger, type Logger } from "../logging.js";
 import { createRedisConnection, waitForRedis } from "../queues/connection.js";
+import type { Locks } from "../jobs/job-context.js";
+import { LocalLocks, RedisLocks } from "../queues/locks.js";
 import { QueueSet } from "../queues/queue-set.js";
 import { ChromaStore } from "../storage/chroma.js";
+import type { ObjectStore } from "../storage/object-store.js";
+import { openObjectStore } from "../storage/open-object-store.js";
 
 export interface Runtime {
   config: Config;
@@ -33,4 +37,35 @@ export async function connectQueues(config: Config, logger: Logger): Promise<{ r
     throw error;
   }
   return { redis, queues: new QueueSet(redis, config.queuePrefix) };
+}
+
+export function backupStoreOf(config: Config): ObjectStore {
+  return openObjectStore({ url: config.backupUrl, s3: config.s3 });
+}
+
+/**
+ * Locks for a job run inline: Redis leases when a Redis answers (so `run backup` and the workers exclude each
+ * other), else leases within this process only. Connects on first use, so kinds that take no lock never wait on Redis.
+ */
+export function inlineLocks(config: Config, logger: Logger): Locks & { close(): void } {
+  let chosen: Promise<{ locks: Locks; redis?: Redis }> | undefined;
+  const choose = async (): Promise<{ locks: Locks; redis?: Redis }> => {
+    try {
+      const { redis, queues } = await connectQueues(config, logger);
+      await queues.close();
+      return { locks: new RedisLocks(redis, config.queuePrefix), redis };
+    } catch {
+      logger.warn("no Redis answers: this inline run cannot see jobs running on workers");
+      return { locks: new LocalLocks() };
+    }
+  };
+  return {
+    async tryAcquire(name, ttlMs, holder) {
+      chosen ??= choose();
+      return (await chosen).locks.tryAcquire(name, ttlMs, holder);
+    },
+    close() {
+      void chosen?.then(({ redis }) => redis?.disconnect());
+    },
+  };
 }

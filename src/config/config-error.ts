@@ -1,11 +1,21 @@
 import type { z } from "zod";
 
 /**
- * Bad input from outside (env, schedule file, flags, payloads, manifests). The CLI prints its message as one line
- * and exits non-zero, never a stack trace.
+ * A failure that retrying cannot fix: the worker fails such a job at once (UnrecoverableError), the CLI prints its
+ * message as one line and exits non-zero, never with a stack trace.
  */
-export class ConfigError extends Error {
-  override readonly name = "ConfigError";
+export class PermanentError extends Error {
+  override name = "PermanentError";
+}
+
+/** Bad input from outside (env, schedule file, flags, payloads, names of things that do not exist): exit code 2. */
+export class ConfigError extends PermanentError {
+  override name = "ConfigError";
+}
+
+/** Stored data that fails its checks (checksum, record count, manifest): exit code 1, never retried. */
+export class IntegrityError extends PermanentError {
+  override name = "IntegrityError";
 }
 
 /** Fields whose values must never appear in an error message or a log line. */

@@ -47,6 +47,22 @@ export interface JobDefaults {
   keepFailedSeconds: number;
 }
 
+/** How backups read, chunk and store a collection (each can be set per job; see the backup payload). */
+export interface BackupOptions {
+  /** Records per Chroma `get` page. @defaultValue 1000 */
+  pageSize: number;
+  /** Records per chunk at most. @defaultValue 5000 */
+  chunkRecords: number;
+  /** Uncompressed bytes per chunk at most (the memory a backup holds is about two chunks). @defaultValue 33554432 (32 MiB) */
+  chunkBytes: number;
+  /** Chunk compression; `zstd` needs a Node.js whose zlib has it. @defaultValue "gzip" */
+  compression: "gzip" | "zstd" | "none";
+  /** A backup's lease on its collection lapses this long after its holder dies. @defaultValue 60000 */
+  lockTtlMs: number;
+  /** Prune deletes leftovers of interrupted backups only once untouched this long, so a running backup is safe. @defaultValue 24 */
+  leftoverGraceHours: number;
+}
+
 /** Timeouts of the checks made by `/readyz`, `status` and the probe. */
 export interface CheckOptions {
   /** How long a Redis PING or Chroma heartbeat may take before it counts as down. @defaultValue 2000 */
@@ -86,4 +102,12 @@ export const DEFAULTS = {
     keepFailedSeconds: 604_800,
   } satisfies JobDefaults,
   checks: { timeoutMs: 2000 } satisfies CheckOptions,
+  backup: {
+    pageSize: 1000,
+    chunkRecords: 5000,
+    chunkBytes: 32 * 1024 * 1024,
+    compression: "gzip",
+    lockTtlMs: 60_000,
+    leftoverGraceHours: 24,
+  } satisfies BackupOptions,
 } as const;

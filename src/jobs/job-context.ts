@@ -2,6 +2,7 @@ import type { z } from "zod";
 import type { Logger } from "../logging.js";
 import type { JobKind } from "../queues/kinds.js";
 import type { ChromaStore } from "../storage/chroma.js";
+import type { ObjectStore } from "../storage/object-store.js";
 
 /** Progress as the dashboard and the CLI show it: units of work done out of a total, when the total is known. */
 export interface Progress {
@@ -22,6 +23,24 @@ export interface JobContext {
   /** Aborted on shutdown or cancellation: long jobs stop at the next safe point. */
   signal: AbortSignal;
   chroma: ChromaStore;
+  /** Where backups live (BACKUP_URL). */
+  backupStore: ObjectStore;
+  /** Mutual exclusion across workers (e.g. one backup of a collection at a time). */
+  locks: Locks;
+  /** Who runs the job, for lock holders and logs: `job 42` or `cli 1234`. */
+  runner: string;
+}
+
+export interface Lease {
+  acquired: boolean;
+  /** Who holds it (this runner when acquired). */
+  heldBy: string;
+  release(): Promise<void>;
+}
+
+export interface Locks {
+  /** Takes the named lease if free; it is renewed while held and lapses `ttlMs` after its holder dies. */
+  tryAcquire(name: string, ttlMs: number, holder: string): Promise<Lease>;
 }
 
 /** A job kind: its payload schema and its processor. One per file in src/jobs/. */

@@ -1,7 +1,11 @@
 import type { DefaultJobOptions } from "bullmq";
 import { DEFAULTS, type JobDefaults } from "../config/defaults.js";
 import type { JobDefinition } from "../jobs/job-context.js";
+import { backup } from "../jobs/backup.js";
 import { probe } from "../jobs/probe.js";
+import { prune } from "../jobs/prune.js";
+import { restore } from "../jobs/restore.js";
+import { verify } from "../jobs/verify.js";
 import type { JobKind } from "./kinds.js";
 
 interface CatalogueEntry {
@@ -15,6 +19,11 @@ interface CatalogueEntry {
  * the CLI and the schedule file reject it by name.
  */
 const CATALOGUE = {
+  backup: { job: backup },
+  // A failed restore leaves nothing under the target's name; retrying it blindly could compete with the operator.
+  restore: { job: restore, overrides: { attempts: 1 } },
+  verify: { job: verify },
+  prune: { job: prune },
   // The next probe is at most a tick away: a retry would only report stale health.
   probe: { job: probe, overrides: { attempts: 1, keepCompleted: 500, keepCompletedSeconds: 3600 } },
 } satisfies Partial<Record<JobKind, CatalogueEntry>>;
@@ -29,6 +38,11 @@ export function isServedKind(kind: string): kind is ServedKind {
 }
 
 export function jobOf<K extends ServedKind>(kind: K): JobOf<K> {
+  return CATALOGUE[kind].job;
+}
+
+/** A kind's definition widened to the common shape, for code that handles any kind (the payload is parsed first). */
+export function definitionOf(kind: ServedKind): JobDefinition {
   return CATALOGUE[kind].job;
 }
 

@@ -1,13 +1,16 @@
 import { UnrecoverableError, type Job } from "bullmq";
-import { ConfigError } from "../config/config-error.js";
-import type { JobContext } from "../jobs/job-context.js";
+import { PermanentError } from "../config/config-error.js";
+import type { JobContext, Locks } from "../jobs/job-context.js";
 import type { Logger } from "../logging.js";
 import type { ChromaStore } from "../storage/chroma.js";
-import { jobOf, type ServedKind } from "./catalogue.js";
+import type { ObjectStore } from "../storage/object-store.js";
+import { definitionOf, type ServedKind } from "./catalogue.js";
 import { parseJobData } from "./enqueue.js";
 
 export interface ProcessorDeps {
   chroma: ChromaStore;
+  backupStore: ObjectStore;
+  locks: Locks;
   logger: Logger;
   /** Aborted when a shutdown runs out of time, so long jobs can stop at a safe point. */
   shutdownSignal: AbortSignal;
@@ -18,13 +21,16 @@ export interface ProcessorDeps {
  * UnrecoverableError so BullMQ does not retry what cannot succeed.
  */
 export function bullProcessor(kind: ServedKind, deps: ProcessorDeps) {
-  const job = jobOf(kind);
+  const job = definitionOf(kind);
   return async (bullJob: Job, _token?: string, cancelSignal?: AbortSignal): Promise<unknown> => {
     const payload = parseJobData(kind, bullJob.data);
     const logger = deps.logger.child({ kind, jobId: bullJob.id, collection: payload.collection });
     const ctx: JobContext = {
       logger,
       chroma: deps.chroma,
+      backupStore: deps.backupStore,
+      locks: deps.locks,
+      runner: `job ${bullJob.id}`,
       signal: cancelSignal ? AbortSignal.any([cancelSignal, deps.shutdownSignal]) : deps.shutdownSignal,
       progress: async (progress) => {
         await bullJob.updateProgress({ ...progress });
@@ -33,7 +39,7 @@ export function bullProcessor(kind: ServedKind, deps: ProcessorDeps) {
     try {
       return await job.process(payload, ctx);
     } catch (error) {
-      if (error instanceof ConfigError) throw new UnrecoverableError(error.message);
+      if (error instanceof PermanentError) throw new UnrecoverableError(error.message);
       throw error;
     }
   };

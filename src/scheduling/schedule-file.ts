@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError, describeIssues } from "../config/config-error.js";
-import { jobOf, SERVED_KINDS, type ServedKind } from "../queues/catalogue.js";
+import { definitionOf, SERVED_KINDS, type ServedKind } from "../queues/catalogue.js";
 import { cronProblem } from "./slots.js";
 
 const collectionPatterns = z
@@ -15,7 +15,7 @@ const collectionPatterns = z
 
 /** The entry schema of one kind: its payload options (all but `collection`) plus when and for what it runs. */
 function entrySchemaOf<K extends ServedKind>(kind: K) {
-  return jobOf(kind)
+  return definitionOf(kind)
     .payload.omit({ collection: true })
     .extend({
       kind: z.literal(kind),
@@ -70,6 +70,7 @@ export const DEFAULT_SCHEDULE_YAML = `# vectorkeeper's built-in schedule, used w
 timezone: UTC
 jobs:
   - { kind: probe, cron: "* * * * *", collections: ["*"] }
+  - { kind: backup, cron: "0 3 * * *", collections: ["*"], keep: { last: 3, daily: 7, weekly: 4, monthly: 6 } }
 `;
 
 /** Validates a parsed schedule; every message names the entry (`jobs[2].cron`), the bad value and the fix. */

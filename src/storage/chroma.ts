@@ -1,5 +1,13 @@
-import { ChromaClient, ChromaConnectionError, ChromaNotFoundError, type Collection, type EmbeddingFunction } from "chromadb";
+import {
+  ChromaClient,
+  ChromaConnectionError,
+  ChromaNotFoundError,
+  type Collection,
+  type CollectionMetadata,
+  type EmbeddingFunction,
+} from "chromadb";
 import { ConfigError } from "../config/config-error.js";
+import { createOptionsFrom } from "./collection-config.js";
 
 /** Where and as whom vectorkeeper talks to Chroma. */
 export interface ChromaSettings {
@@ -92,6 +100,41 @@ export class ChromaStore {
       }
       throw error;
     }
+  }
+
+  /** Whether a collection of that name exists. */
+  async exists(name: string): Promise<boolean> {
+    try {
+      await this.openCollection(name);
+      return true;
+    } catch (error) {
+      if (error instanceof CollectionNotFoundError) return false;
+      throw error;
+    }
+  }
+
+  /** Creates a collection configured like a saved one: metadata, distance space, HNSW/SPANN, embedding function. */
+  async createLike(name: string, saved: { metadata: Record<string, unknown> | null; configuration: Record<string, unknown> }): Promise<Collection> {
+    const { configuration, embeddingFunction } = createOptionsFrom(saved.configuration);
+    return this.reachable(() =>
+      this.client.createCollection({
+        name,
+        configuration,
+        embeddingFunction,
+        ...(saved.metadata ? { metadata: saved.metadata as CollectionMetadata } : {}),
+      }),
+    );
+  }
+
+  async deleteCollection(name: string): Promise<void> {
+    await this.reachable(() => this.client.deleteCollection({ name }));
+  }
+
+  private maxBatch: number | undefined;
+  /** The server's largest accepted write batch (asked once). */
+  async maxBatchSize(): Promise<number> {
+    this.maxBatch ??= await this.reachable(() => this.client.getMaxBatchSize());
+    return this.maxBatch;
   }
 
   /** One stored embedding of the collection, or undefined when it is empty. */

@@ -2,7 +2,13 @@ import { randomUUID } from "node:crypto";
 import { inject } from "vitest";
 import { loadConfig, type Config } from "../../src/config/env.js";
 import { createLogger, type Logger } from "../../src/logging.js";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { JobContext } from "../../src/jobs/job-context.js";
+import { LocalLocks } from "../../src/queues/locks.js";
 import { ChromaStore } from "../../src/storage/chroma.js";
+import { FsStore } from "../../src/storage/fs-store.js";
 
 /** A BullMQ prefix no other test (or run) shares; the global teardown deletes every key under the run's prefix. */
 export function uniquePrefix(label: string): string {
@@ -59,4 +65,18 @@ export async function seedCollection(store: ChromaStore, name: string, count: nu
       documents: slice.map((_, i) => `document ${start + i}`),
     });
   }
+}
+
+/** A job context on the run's Chroma, a fresh backup directory and in-process locks; override what a test needs. */
+export function jobContext(overrides: Partial<JobContext> = {}): JobContext {
+  return {
+    logger: quietLogger(),
+    chroma: chromaStore(),
+    backupStore: new FsStore(mkdtempSync(join(tmpdir(), "vk-backups-"))),
+    locks: new LocalLocks(),
+    runner: "test",
+    signal: new AbortController().signal,
+    progress: async () => undefined,
+    ...overrides,
+  };
 }

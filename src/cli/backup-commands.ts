@@ -1,0 +1,105 @@
+import type { Command } from "commander";
+import { ConfigError } from "../config/config-error.js";
+import type { KeepPolicy } from "../storage/retention.js";
+import { completeBackups, findBackup } from "../storage/backup-format/backup-catalog.js";
+import { resolveCollections } from "../scheduling/collection-globs.js";
+import { loadSchedule } from "../scheduling/schedule-file.js";
+import { payloadFromFlags, withJobFlags } from "./job-flags.js";
+import { runInline } from "./job-commands.js";
+import { printResult, type OutputOptions } from "./output.js";
+import { backupStoreOf, runtimeFor } from "./runtime.js";
+
+type Flags = OutputOptions & Record<string, unknown>;
+
+const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+
+/** The retention of the first backup entry of the schedule that covers a collection, if any. */
+function scheduledKeep(collection: string): KeepPolicy | undefined {
+  const { config } = runtimeFor("command");
+  const schedule = loadSchedule(config.schedule.file, config.schedule.explicit);
+  for (const entry of schedule.jobs) {
+    const keep = (entry as { keep?: KeepPolicy }).keep;
+    if (entry.kind === "backup" && keep && resolveCollections(entry.collections, [collection]).collections.length > 0) return keep;
+  }
+  return undefined;
+}
+
+export function registerBackupCommands(program: Command): void {
+  withJobFlags(
+    program
+      .command("restore <backupId>")
+      .description("restore a backup into a collection (a new one unless --replace); every chunk is verified before any write")
+      .requiredOption("--to <name>", "the collection to restore into")
+      .option("--json", "print the result as one JSON object"),
+    ["replace"],
+  ).action(async (backupId: string, flags: Flags & { to: string }) => {
+    await runInline("restore", { ...payloadFromFlags(flags), collection: flags.to, backupId }, flags);
+  });
+
+  const backups = program.command("backups").description("list, verify and prune backups");
+
+  backups
+    .command("list")
+    .description("complete backups (those with a manifest), newest first")
+    .option("--collection <name>", "only this collection's")
+    .option("--json", "print as one JSON object")
+    .action(async (flags: OutputOptions & { collection?: string }) => {
+      const { config } = runtimeFor("command");
+      const store = backupStoreOf(config);
+      const { backups: entries, damaged } = await completeBackups(store, flags.collection);
+      const result = {
+        store: store.description,
+        backups: entries.map(({ manifest: m }) => ({
+          backupId: m.backupId,
+          collection: m.collection.name,
+          startedAt: m.startedAt,
+          records: m.records,
+          bytes: m.chunks.reduce((n, c) => n + c.bytes, 0),
+          chunks: m.chunks.length,
+          durationMs: m.durationMs,
+          consistent: m.consistent,
+        })),
+        damaged,
+      };
+      printResult(result, flags, (r) =>
+        [
+          `${r.backups.length} backups in ${r.store}`,
+          ...r.backups.map(
+            (b) =>
+              `  ${b.backupId}  ${b.collection.padEnd(24)} ${String(b.records).padStart(9)} records ${mib(b.bytes).padStart(11)} ${(b.durationMs / 1000).toFixed(1).padStart(7)} s${b.consistent ? "" : "  (changed while read)"}`,
+          ),
+          ...r.damaged.map((d) => `  DAMAGED ${d.backupId} ${d.collection}: ${d.problem}`),
+        ].join("\n"),
+      );
+    });
+
+  withJobFlags(
+    backups
+      .command("verify <backupId>")
+      .description("download chunks and check size, SHA-256, decoding and record counts; non-zero exit naming a bad chunk")
+      .option("--json", "print the result as one JSON object"),
+    ["samplePercent"],
+  ).action(async (backupId: string, flags: Flags) => {
+    const { config } = runtimeFor("command");
+    const manifest = await findBackup(backupStoreOf(config), backupId);
+    await runInline("verify", { ...payloadFromFlags(flags), collection: manifest.collection.name, backupId }, flags);
+  });
+
+  withJobFlags(
+    backups
+      .command("prune")
+      .description("apply retention (restic forget rules) and collect leftovers of interrupted backups")
+      .option("--json", "print the result as one JSON object"),
+    ["collection", "dryRun", "last", "daily", "weekly", "monthly"],
+  ).action(async (flags: Flags) => {
+    const payload = payloadFromFlags(flags);
+    if (typeof payload.collection !== "string") throw new ConfigError("backups prune needs --collection NAME");
+    payload.keep ??= scheduledKeep(payload.collection);
+    if (!payload.keep) {
+      throw new ConfigError(
+        `no retention for ${payload.collection}: pass --keep-last/--keep-daily/--keep-weekly/--keep-monthly or give its backup schedule entry a keep`,
+      );
+    }
+    await runInline("prune", payload, flags);
+  });
+}

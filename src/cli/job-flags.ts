@@ -1,0 +1,78 @@
+import type { Command } from "commander";
+import { ConfigError } from "../config/config-error.js";
+
+/**
+ * Job options on the command line. Every flag maps to one payload field; the kind's schema decides which apply, so a
+ * flag that does not fit the kind is refused by name like any other bad input.
+ */
+interface FlagSpec {
+  flag: string;
+  field: string;
+  description: string;
+  /** How the text becomes a value; a flag without one is a switch. */
+  parse?: (text: string, flag: string) => unknown;
+  /** Nested payload field (keep.last). */
+  parent?: string;
+}
+
+const number = (text: string, flag: string) => {
+  const value = Number(text);
+  if (text.trim() === "" || !Number.isFinite(value)) throw new ConfigError(`${flag}: "${text}" is not a number`);
+  return value;
+};
+
+const FLAGS: FlagSpec[] = [
+  { flag: "--collection <name>", field: "collection", description: "the collection to act on", parse: (t) => t },
+  { flag: "--backup-id <id>", field: "backupId", description: "restore/verify: which backup", parse: (t) => t },
+  { flag: "--replace", field: "replace", description: "restore: replace a target that holds records" },
+  { flag: "--dry-run", field: "dryRun", description: "prune: show what would go, change nothing" },
+  { flag: "--sample <percent>", field: "samplePercent", description: "verify: check a random share of the chunks", parse: number },
+  { flag: "--keep-last <n>", field: "last", parent: "keep", description: "backup/prune: keep the n newest", parse: number },
+  { flag: "--keep-daily <n>", field: "daily", parent: "keep", description: "backup/prune: keep one a day for n days", parse: number },
+  { flag: "--keep-weekly <n>", field: "weekly", parent: "keep", description: "backup/prune: keep one a week for n weeks", parse: number },
+  { flag: "--keep-monthly <n>", field: "monthly", parent: "keep", description: "backup/prune: keep one a month for n months", parse: number },
+  { flag: "--compression <kind>", field: "compression", description: "backup: gzip (default), zstd or none", parse: (t) => t },
+  { flag: "--chunk-records <n>", field: "chunkRecords", description: "backup: records per chunk", parse: number },
+  { flag: "--page-size <n>", field: "pageSize", description: "backup: records per read from Chroma", parse: number },
+];
+
+const optionName = (spec: FlagSpec) =>
+  spec.flag
+    .split(" ")[0]!
+    .slice(2)
+    .replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/** Adds the job flags to a command (those named in `only`, or all). */
+export function withJobFlags(command: Command, only?: readonly string[]): Command {
+  for (const spec of FLAGS) {
+    if (only && !only.includes(spec.field)) continue;
+    command.option(spec.flag, spec.description);
+  }
+  return command;
+}
+
+/** The payload the flags describe; values are checked by the kind's schema afterwards. */
+export function payloadFromFlags(options: Record<string, unknown>): Record<string, unknown> {
+  const payload: Record<string, unknown> = {};
+  for (const spec of FLAGS) {
+    const raw = options[optionName(spec)];
+    if (raw === undefined) continue;
+    const flag = spec.flag.split(" ")[0]!;
+    const value = spec.parse && typeof raw === "string" ? spec.parse(raw, flag) : raw;
+    if (spec.parent) {
+      const parent = (payload[spec.parent] ??= {}) as Record<string, unknown>;
+      parent[spec.field] = value;
+    } else {
+      payload[spec.field] = value;
+    }
+  }
+  return payload;
+}
+
+/** The flag behind a payload path, for error messages: `keep.last` → `--keep-last`. */
+export function flagOf(path: readonly PropertyKey[]): string {
+  const [first, second] = path.map(String);
+  const spec = FLAGS.find((s) => (s.parent ? s.parent === first && s.field === second : s.field === first));
+  if (spec) return spec.flag.split(" ")[0]!;
+  return first === "keep" ? "--keep-*" : path.join(".") || "flags";
+}

@@ -1,0 +1,19 @@
+import { z } from "zod";
+import { BACKUP_ID } from "../storage/backup-format/layout.js";
+
+/** Retention of a schedule entry or a prune: at least one rule, each a whole number of backups to keep. */
+export const keepPolicy = z
+  .object({
+    last: z.number().int().min(0).optional(),
+    daily: z.number().int().min(0).optional(),
+    weekly: z.number().int().min(0).optional(),
+    monthly: z.number().int().min(0).optional(),
+  })
+  .strict()
+  .refine((keep) => Object.values(keep).some((n) => n !== undefined && n > 0), {
+    message: "keeps nothing: set at least one of last, daily, weekly, monthly above 0",
+  });
+
+export const backupIdField = z.string().regex(BACKUP_ID, {
+  message: "is not a backup id (they look like 20261123T030000123Z-3f9a1c)",
+});

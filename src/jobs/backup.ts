@@ -1,0 +1,145 @@
+import { performance } from "node:perf_hooks";
+import { z } from "zod";
+import { DEFAULTS } from "../config/defaults.js";
+import { BackupWriter } from "../storage/backup-format/backup-writer.js";
+import { COMPRESSIONS, zstdAvailable } from "../storage/backup-format/compression.js";
+import { backupFolder, newBackupId } from "../storage/backup-format/layout.js";
+import { FORMAT, FORMAT_VERSION } from "../storage/backup-format/manifest.js";
+import { applyPrune, planPrune } from "../storage/backup-pruning.js";
+import { readPages } from "../storage/chroma-records.js";
+import type { ObjectStore } from "../storage/object-store.js";
+import { TOOL_VERSION } from "../version.js";
+import { keepPolicy } from "./backup-fields.js";
+import { defineJob } from "./job-context.js";
+import { collectionName } from "./payload-fields.js";
+
+const d = DEFAULTS.backup;
+
+export const backupPayload = z
+  .object({
+    collection: collectionName,
+    /** Retention applied right after a successful backup (a schedule entry's `keep`). */
+    keep: keepPolicy.optional(),
+    pageSize: z.number().int().min(1).max(100_000).default(d.pageSize),
+    chunkRecords: z.number().int().min(1).default(d.chunkRecords),
+    chunkBytes: z.number().int().min(1024).default(d.chunkBytes),
+    compression: z
+      .enum(COMPRESSIONS)
+      .default(d.compression)
+      .refine((c) => c !== "zstd" || zstdAvailable, { message: `zstd needs Node.js 22.15+ (this is ${process.version}); use gzip` }),
+  })
+  .strict();
+
+export interface BackupResult {
+  backupId: string;
+  collection: string;
+  records: number;
+  bytes: number;
+  chunks: number;
+  durationMs: number;
+  /** False when the collection's count changed while it was read. */
+  consistent: boolean;
+  warnings: string[];
+  /** Set when a running backup of the same collection made this one stand down (nothing was written). */
+  skipped?: string;
+  pruned?: { deleted: string[]; leftovers: string[]; bytesFreed: number };
+}
+
+/**
+ * Streams a collection page by page into checksummed chunks, reading the next page while the last one is encoded and
+ * uploaded, and writes the manifest last. One backup of a collection at a time: a second one stands down.
+ */
+export const backup = defineJob({
+  kind: "backup",
+  payload: backupPayload,
+  async process(payload, ctx): Promise<BackupResult> {
+    const started = performance.now();
+    const { chroma, backupStore, logger } = ctx;
+    const name = payload.collection;
+    const lease = await ctx.locks.tryAcquire(`backup:${name}`, d.lockTtlMs, ctx.runner);
+    if (!lease.acquired) {
+      const reason = `a backup of ${name} is already running (${lease.heldBy}); this one stands down`;
+      logger.warn(reason);
+      return { backupId: "", collection: name, records: 0, bytes: 0, chunks: 0, durationMs: 0, consistent: true, warnings: [], skipped: reason };
+    }
+    const backupId = newBackupId();
+    const folder = backupFolder(name, backupId);
+    const writer = new BackupWriter(backupStore, folder, payload.compression, {
+      records: payload.chunkRecords,
+      bytes: payload.chunkBytes,
+    });
+    try {
+      const collection = await chroma.openCollection(name);
+      const startedAt = new Date().toISOString();
+      const countBefore = await collection.count();
+      let dimension: number | null = null;
+      let read = 0;
+      await ctx.progress({ done: 0, total: countBefore, unit: "records" });
+      for await (const page of readPages(collection, payload.pageSize, ctx.signal)) {
+        dimension ??= page.dimension;
+        await writer.add(page);
+        read += page.ids.length;
+        await ctx.progress({ done: read, total: Math.max(countBefore, read), unit: "records" });
+      }
+      const countAfter = await collection.count();
+      const consistent = countBefore === countAfter && read === countAfter;
+      const manifest = await writer.finish((chunks) => ({
+        format: FORMAT,
+        formatVersion: FORMAT_VERSION,
+        toolVersion: TOOL_VERSION,
+        backupId,
+        collection: {
+          name,
+          id: collection.id,
+          metadata: collection.metadata ?? null,
+          configuration: { ...collection.configuration } as Record<string, unknown>,
+        },
+        dimension,
+        records: read,
+        countBefore,
+        countAfter,
+        consistent,
+        compression: payload.compression,
+        chunks,
+        startedAt,
+        finishedAt: new Date().toISOString(),
+        durationMs: Math.round(performance.now() - started),
+      }));
+      const warnings = consistent
+        ? []
+        : [`${name} changed while it was read (${countBefore} records before, ${countAfter} after, ${read} read): the backup may miss or repeat records`];
+      for (const warning of warnings) logger.warn({ backupId }, warning);
+
+      const result: BackupResult = {
+        backupId,
+        collection: name,
+        records: read,
+        bytes: writer.bytes,
+        chunks: manifest.chunks.length,
+        durationMs: Math.round(performance.now() - started),
+        consistent,
+        warnings,
+      };
+      if (payload.keep) {
+        const plan = await planPrune(backupStore, name, payload.keep, d.leftoverGraceHours * 3_600_000);
+        const bytesFreed = await applyPrune(backupStore, plan);
+        result.pruned = { deleted: plan.remove.map((e) => e.backupId), leftovers: plan.leftovers.map((f) => f.backupId), bytesFreed };
+      }
+      logger.info({ backupId, records: read, bytes: writer.bytes, chunks: manifest.chunks.length }, "backup complete");
+      return result;
+    } catch (error) {
+      // Best effort: take back what this run uploaded. What a crash leaves behind, prune collects after the grace period.
+      await writer.abandon();
+      await discardFolder(backupStore, folder).catch(() => undefined);
+      throw error;
+    } finally {
+      await lease.release();
+    }
+  },
+});
+
+async function discardFolder(store: ObjectStore, folder: string): Promise<void> {
+  const keys: string[] = [];
+  for await (const object of store.list(folder)) keys.push(object.key);
+  await store.delete(keys);
+}

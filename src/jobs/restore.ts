@@ -1,0 +1,116 @@
+import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import { z } from "zod";
+import { ConfigError } from "../config/config-error.js";
+import { DEFAULTS } from "../config/defaults.js";
+import { findBackup } from "../storage/backup-format/backup-catalog.js";
+import { readChunk } from "../storage/backup-format/backup-reader.js";
+import { writeRecords } from "../storage/chroma-records.js";
+import { backupIdField } from "./backup-fields.js";
+import { defineJob } from "./job-context.js";
+import { collectionName } from "./payload-fields.js";
+
+export const restorePayload = z
+  .object({
+    /** The collection to restore into. */
+    collection: collectionName,
+    backupId: backupIdField,
+    /** Replace a target that already holds records (it is swapped out only once the restore is complete). */
+    replace: z.boolean().default(false),
+  })
+  .strict();
+
+export interface RestoreResult {
+  backupId: string;
+  collection: string;
+  source: string;
+  records: number;
+  chunks: number;
+  /** True when an existing collection was replaced. */
+  replaced: boolean;
+  durationMs: number;
+}
+
+const STAGING = "__vkrestore_";
+const OLD = "__vkold_";
+
+/**
+ * Restores in three steps, so that nothing half-restored ever carries the target's name:
+ * 1. verify every chunk (size, SHA-256, decoding, record count) before writing anything;
+ * 2. write into a staging collection created with the original metadata and configuration, checking each chunk
+ *    again as it is read (it could have changed since step 1), then confirm the record count;
+ * 3. swap: the old target (with --replace) is renamed aside, the staging collection takes the name, the old one
+ *    is deleted.
+ */
+export const restore = defineJob({
+  kind: "restore",
+  payload: restorePayload,
+  async process(payload, ctx): Promise<RestoreResult> {
+    const started = performance.now();
+    const { chroma, backupStore, logger } = ctx;
+    const target = payload.collection;
+    const lease = await ctx.locks.tryAcquire(`restore:${target}`, DEFAULTS.backup.lockTtlMs, ctx.runner);
+    if (!lease.acquired) throw new ConfigError(`a restore into ${target} is already running (${lease.heldBy})`);
+    try {
+      const manifest = await findBackup(backupStore, payload.backupId);
+      const exists = await chroma.exists(target);
+      if (exists && !payload.replace) {
+        const count = await (await chroma.openCollection(target)).count();
+        if (count > 0) {
+          throw new ConfigError(
+            `collection ${target} already holds ${count} records: restore into a new name, or pass --replace to swap it out once the restore is complete`,
+          );
+        }
+      }
+      const total = manifest.records;
+      const chunks = manifest.chunks;
+
+      for (const [index, chunk] of chunks.entries()) {
+        ctx.signal.throwIfAborted();
+        await readChunk(backupStore, manifest, chunk);
+        await ctx.progress({ done: index + 1, total: chunks.length, unit: "chunks verified" });
+      }
+
+      // A staging collection of this target left by a crashed restore: we hold the restore lease, so it is stale.
+      for (const name of await chroma.listCollectionNames()) {
+        if (name.startsWith(`${target}${STAGING}`)) await chroma.deleteCollection(name);
+      }
+      const suffix = randomBytes(4).toString("hex");
+      const staging = `${target}${STAGING}${suffix}`;
+      const collection = await chroma.createLike(staging, manifest.collection);
+      try {
+        const maxBatch = await chroma.maxBatchSize();
+        let written = 0;
+        for (const chunk of chunks) {
+          ctx.signal.throwIfAborted();
+          const columns = await readChunk(backupStore, manifest, chunk);
+          await writeRecords(collection, columns, { maxBatch, mode: "add" });
+          written += columns.ids.length;
+          await ctx.progress({ done: written, total, unit: "records" });
+        }
+        const count = await collection.count();
+        if (count !== total) throw new Error(`restored ${count} records into ${staging}, the backup holds ${total}`);
+
+        const old = `${target}${OLD}${suffix}`;
+        if (exists) await (await chroma.openCollection(target)).modify({ name: old });
+        await collection.modify({ name: target });
+        if (exists) await chroma.deleteCollection(old);
+      } catch (error) {
+        await chroma.deleteCollection(staging).catch(() => undefined);
+        throw error;
+      }
+      logger.info({ backupId: manifest.backupId, target, records: total }, "restore complete");
+      return {
+        backupId: manifest.backupId,
+        collection: target,
+        source: manifest.collection.name,
+        records: total,
+        chunks: chunks.length,
+        replaced: exists,
+        durationMs: Math.round(performance.now() - started),
+      };
+    } finally {
+      await lease.release();
+    }
+  },
+});

@@ -1,0 +1,40 @@
+import { createHash } from "node:crypto";
+import { IntegrityError } from "../../config/config-error.js";
+import { ObjectNotFoundError, type ObjectStore } from "../object-store.js";
+import type { RecordColumns } from "../record-columns.js";
+import { decodeChunk } from "./chunk-codec.js";
+import { decompressors } from "./compression.js";
+import { backupFolder } from "./layout.js";
+import type { Manifest, ManifestChunk } from "./manifest.js";
+
+/**
+ * Reads one chunk of a backup and proves it is the one the manifest describes: present, of the recorded size and
+ * SHA-256, decodable, and holding the recorded number of records. Any failure names the chunk.
+ */
+export async function readChunk(store: ObjectStore, manifest: Manifest, chunk: ManifestChunk): Promise<RecordColumns> {
+  const where = `chunk ${chunk.key} of backup ${manifest.backupId} (${manifest.collection.name})`;
+  let body: Buffer;
+  try {
+    body = await store.get(backupFolder(manifest.collection.name, manifest.backupId) + chunk.key);
+  } catch (error) {
+    if (error instanceof ObjectNotFoundError) throw new IntegrityError(`${where} is missing from ${store.description}`);
+    throw error;
+  }
+  if (body.length !== chunk.bytes) throw new IntegrityError(`${where} has ${body.length} bytes, the manifest says ${chunk.bytes}`);
+  const sha = createHash("sha256").update(body).digest("hex");
+  if (sha !== chunk.sha256) throw new IntegrityError(`${where} fails its SHA-256 check: it was altered or damaged`);
+  let raw: Buffer;
+  try {
+    raw = await decompressors[manifest.compression](body);
+  } catch {
+    throw new IntegrityError(`${where} does not decompress as ${manifest.compression}`);
+  }
+  const columns = decodeChunk(raw, where);
+  if (columns.ids.length !== chunk.records) {
+    throw new IntegrityError(`${where} holds ${columns.ids.length} records, the manifest says ${chunk.records}`);
+  }
+  if (manifest.dimension !== null && columns.ids.length > 0 && columns.dimension !== manifest.dimension) {
+    throw new IntegrityError(`${where} has ${columns.dimension}-dim embeddings, the manifest says ${manifest.dimension}`);
+  }
+  return columns;
+}

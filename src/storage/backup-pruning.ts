@@ -1,0 +1,56 @@
+import { backupFolders, completeBackups, type BackupFolder, type CatalogEntry } from "./backup-format/backup-catalog.js";
+import { MANIFEST, backupFolder } from "./backup-format/layout.js";
+import type { ObjectStore } from "./object-store.js";
+import { selectRetained, type KeepPolicy } from "./retention.js";
+
+export interface PrunePlan {
+  collection: string;
+  keep: { backupId: string; reasons: string[] }[];
+  remove: CatalogEntry[];
+  /** Folders of interrupted backups (no manifest) untouched for longer than the grace period. */
+  leftovers: BackupFolder[];
+  /** Interrupted-backup folders still inside the grace period: maybe a backup running elsewhere. */
+  youngLeftovers: string[];
+}
+
+/** What a retention policy removes from one collection's backups, and which leftovers are old enough to collect. */
+export async function planPrune(
+  store: ObjectStore,
+  collection: string,
+  policy: KeepPolicy,
+  graceMs: number,
+  now: Date = new Date(),
+): Promise<PrunePlan> {
+  const { backups } = await completeBackups(store, collection);
+  const decision = selectRetained(
+    backups.map((entry) => ({ id: entry.backupId, time: new Date(entry.manifest.startedAt), entry })),
+    policy,
+  );
+  const incomplete = (await backupFolders(store, collection)).filter((folder) => !folder.hasManifest);
+  return {
+    collection,
+    keep: decision.keep.map(({ backup, reasons }) => ({ backupId: backup.id, reasons })),
+    remove: decision.remove.map((b) => b.entry),
+    leftovers: incomplete.filter((f) => now.getTime() - f.lastModified.getTime() > graceMs),
+    youngLeftovers: incomplete.filter((f) => now.getTime() - f.lastModified.getTime() <= graceMs).map((f) => f.backupId),
+  };
+}
+
+/**
+ * Deletes what a plan removes. A backup's manifest goes first, so an interruption leaves a leftover (collected by a
+ * later prune), never a listed backup with missing chunks.
+ */
+export async function applyPrune(store: ObjectStore, plan: PrunePlan): Promise<number> {
+  let bytes = 0;
+  for (const entry of plan.remove) {
+    const folder = backupFolder(entry.collection, entry.backupId);
+    await store.delete([folder + MANIFEST]);
+    await store.delete(entry.keys.filter((key) => key !== folder + MANIFEST));
+    bytes += entry.manifest.chunks.reduce((n, c) => n + c.bytes, 0);
+  }
+  for (const leftover of plan.leftovers) {
+    await store.delete(leftover.keys);
+    bytes += leftover.bytes;
+  }
+  return bytes;
+}

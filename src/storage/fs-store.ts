@@ -1,0 +1,63 @@
+import { randomBytes } from "node:crypto";
+import { mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
+import { dirname, join, relative, sep } from "node:path";
+import { ObjectNotFoundError, type ObjectStore, type StoredObject } from "./object-store.js";
+
+/** A directory as an object store: keys are relative paths, writes go through a temp file and a rename. */
+export class FsStore implements ObjectStore {
+  readonly description: string;
+
+  constructor(private readonly root: string) {
+    this.description = `file://${root}`;
+  }
+
+  private path(key: string): string {
+    return join(this.root, ...key.split("/"));
+  }
+
+  async put(key: string, body: Uint8Array): Promise<void> {
+    const target = this.path(key);
+    await mkdir(dirname(target), { recursive: true });
+    const temp = `${target}.${randomBytes(6).toString("hex")}.partial`;
+    await writeFile(temp, body);
+    await rename(temp, target);
+  }
+
+  async get(key: string): Promise<Buffer> {
+    try {
+      return await readFile(this.path(key));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") throw new ObjectNotFoundError(key, this.description);
+      throw error;
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<StoredObject> {
+    // Walk from the deepest directory the prefix names, then filter by the full prefix.
+    const base = prefix.includes("/") ? prefix.slice(0, prefix.lastIndexOf("/")) : "";
+    const start = base ? this.path(base) : this.root;
+    const entries = await readdir(start, { recursive: true, withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === "ENOENT") return [];
+      throw error;
+    });
+    for (const entry of entries) {
+      if (!entry.isFile() || entry.name.endsWith(".partial")) continue;
+      const full = join(entry.parentPath, entry.name);
+      const key = relative(this.root, full).split(sep).join("/");
+      if (!key.startsWith(prefix)) continue;
+      const info = await stat(full);
+      yield { key, size: info.size, lastModified: info.mtime };
+    }
+  }
+
+  async delete(keys: readonly string[]): Promise<void> {
+    for (const key of keys) await rm(this.path(key), { force: true });
+    // Leave no empty backup folders behind (rmdir refuses folders that still hold something).
+    const folders = new Set(keys.map((key) => dirname(this.path(key))));
+    for (const folder of folders) {
+      if (folder.startsWith(this.root) && folder !== this.root) {
+        await rmdir(folder).catch(() => undefined);
+      }
+    }
+  }
+}

@@ -1,0 +1,34 @@
+/** One stored object as a listing shows it. */
+export interface StoredObject {
+  /** Relative to the store's root (the prefix of BACKUP_URL). */
+  key: string;
+  size: number;
+  lastModified: Date;
+}
+
+/**
+ * The little vectorkeeper needs of an object store; `s3://` and `file://` behave the same behind it.
+ * Keys use `/` separators and are relative to the store's root.
+ */
+export interface ObjectStore {
+  /** Where it stores, for messages and logs (no credentials). */
+  readonly description: string;
+  /** Writes a whole object; a reader never sees it half written. */
+  put(key: string, body: Uint8Array): Promise<void>;
+  /** Reads a whole object, or throws {@link ObjectNotFoundError}. */
+  get(key: string): Promise<Buffer>;
+  /** Every object whose key starts with `prefix`. */
+  list(prefix: string): AsyncIterable<StoredObject>;
+  /** Deletes objects; missing ones are not an error. */
+  delete(keys: readonly string[]): Promise<void>;
+}
+
+export class ObjectNotFoundError extends Error {
+  override readonly name = "ObjectNotFoundError";
+  constructor(
+    readonly key: string,
+    where: string,
+  ) {
+    super(`${key} not found in ${where}`);
+  }
+}

@@ -1,0 +1,137 @@
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+  S3ServiceException,
+  type S3ClientConfig,
+} from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import { ConfigError } from "../config/config-error.js";
+import { ObjectNotFoundError, type ObjectStore, type StoredObject } from "./object-store.js";
+
+/** How vectorkeeper reaches an S3-compatible service; credentials come from the AWS SDK's usual chain. */
+export interface S3Settings {
+  bucket: string;
+  /** Key prefix inside the bucket, without leading or trailing `/` ("" for the bucket's root). */
+  prefix: string;
+  endpoint?: string | undefined;
+  region?: string | undefined;
+  forcePathStyle?: boolean;
+  /** Attempts per request, with the SDK's exponential backoff. @defaultValue 4 */
+  maxAttempts?: number;
+  /** Explicit credentials (tests); otherwise the SDK's chain (env, profile, instance role). */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+}
+
+/** Part size of multipart uploads; chunks smaller than this go up in one request. */
+const PART_SIZE = 8 * 1024 * 1024;
+
+const CREDENTIAL_ERRORS = new Set(["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "Forbidden", "InvalidToken", "ExpiredToken"]);
+
+export class S3Store implements ObjectStore {
+  readonly description: string;
+  private readonly client: S3Client;
+  private readonly root: string;
+
+  constructor(private readonly settings: S3Settings) {
+    const config: S3ClientConfig = {
+      region: settings.region ?? process.env.AWS_REGION ?? "us-east-1",
+      forcePathStyle: settings.forcePathStyle ?? false,
+      maxAttempts: settings.maxAttempts ?? 4,
+      // vectorkeeper checks every chunk's SHA-256 itself; the SDK's default trailing checksums (aws-chunked bodies)
+      // are refused by several S3-compatible servers.
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
+      ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+      ...(settings.credentials ? { credentials: settings.credentials } : {}),
+    };
+    this.client = new S3Client(config);
+    this.root = settings.prefix ? `${settings.prefix}/` : "";
+    this.description = `s3://${settings.bucket}/${settings.prefix}${settings.endpoint ? ` at ${settings.endpoint}` : ""}`;
+  }
+
+  /** Turns the SDK's failures into errors that name the bucket, the endpoint and the fix. */
+  private explain(error: unknown, key?: string): never {
+    if (error instanceof S3ServiceException) {
+      if (error.name === "NoSuchKey" || error.name === "NotFound") throw new ObjectNotFoundError(key ?? "?", this.description);
+      if (error.name === "NoSuchBucket") {
+        throw new ConfigError(`bucket "${this.settings.bucket}" does not exist (${this.description}); create it or fix BACKUP_URL`);
+      }
+      if (CREDENTIAL_ERRORS.has(error.name) || error.$metadata?.httpStatusCode === 403) {
+        throw new ConfigError(
+          `S3 refused the credentials for ${this.description} (${error.name}); check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the profile`,
+        );
+      }
+      throw new Error(`S3 error on ${this.description}: ${error.name}: ${error.message}`);
+    }
+    const code = (error as NodeJS.ErrnoException | undefined)?.code;
+    if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "ETIMEDOUT" || code === "EAI_AGAIN") {
+      throw new Error(`S3 endpoint does not answer (${code}) for ${this.description}; check S3_ENDPOINT and the network`);
+    }
+    throw error;
+  }
+
+  async put(key: string, body: Uint8Array): Promise<void> {
+    try {
+      // lib-storage switches to multipart above one part, retrying each part on its own.
+      await new Upload({
+        client: this.client,
+        params: { Bucket: this.settings.bucket, Key: this.root + key, Body: body },
+        partSize: PART_SIZE,
+        queueSize: 2,
+        leavePartsOnError: false,
+      }).done();
+    } catch (error) {
+      this.explain(error, key);
+    }
+  }
+
+  async get(key: string): Promise<Buffer> {
+    try {
+      const response = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.root + key }));
+      if (!response.Body) throw new ObjectNotFoundError(key, this.description);
+      return Buffer.from(await response.Body.transformToByteArray());
+    } catch (error) {
+      if (error instanceof ObjectNotFoundError) throw error;
+      this.explain(error, key);
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<StoredObject> {
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: this.root + prefix, ContinuationToken: token }),
+        );
+      } catch (error) {
+        this.explain(error);
+      }
+      for (const object of page.Contents ?? []) {
+        if (!object.Key) continue;
+        yield { key: object.Key.slice(this.root.length), size: object.Size ?? 0, lastModified: object.LastModified ?? new Date(0) };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async delete(keys: readonly string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000);
+      try {
+        const result = await this.client.send(
+          new DeleteObjectsCommand({
+            Bucket: this.settings.bucket,
+            Delete: { Objects: batch.map((key) => ({ Key: this.root + key })), Quiet: true },
+          }),
+        );
+        const failed = result.Errors?.[0];
+        if (failed) throw new Error(`S3 could not delete ${failed.Key}: ${failed.Code} ${failed.Message}`);
+      } catch (error) {
+        this.explain(error);
+      }
+    }
+  }
+}
