@@ -90,7 +90,7 @@ export function registerBackupCommands(program: Command): void {
       .command("prune")
       .description("apply retention (restic forget rules) and collect leftovers of interrupted backups")
       .option("--json", "print the result as one JSON object"),
-    ["collection", "dryRun", "last", "daily", "weekly", "monthly"],
+    ["collection", "dryRun", "last", "daily", "weekly", "monthly", "leftoverGraceHours"],
   ).action(async (flags: Flags) => {
     const payload = payloadFromFlags(flags);
     if (typeof payload.collection !== "string") throw new ConfigError("backups prune needs --collection NAME");

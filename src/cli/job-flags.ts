@@ -31,6 +31,7 @@ const FLAGS: FlagSpec[] = [
   { flag: "--keep-daily <n>", field: "daily", parent: "keep", description: "backup/prune: keep one a day for n days", parse: number },
   { flag: "--keep-weekly <n>", field: "weekly", parent: "keep", description: "backup/prune: keep one a week for n weeks", parse: number },
   { flag: "--keep-monthly <n>", field: "monthly", parent: "keep", description: "backup/prune: keep one a month for n months", parse: number },
+  { flag: "--grace-hours <h>", field: "leftoverGraceHours", description: "prune: leave leftovers of interrupted backups younger than this", parse: number },
   { flag: "--compression <kind>", field: "compression", description: "backup: gzip (default), zstd or none", parse: (t) => t },
   { flag: "--chunk-records <n>", field: "chunkRecords", description: "backup: records per chunk", parse: number },
   { flag: "--page-size <n>", field: "pageSize", description: "backup: records per read from Chroma", parse: number },

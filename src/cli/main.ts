@@ -16,6 +16,12 @@ registerJobCommands(program);
 registerBackupCommands(program);
 registerInfoCommands(program);
 
+// Node prints warnings as multi-line text; as one JSON line they keep stderr parseable like every other log line.
+process.removeAllListeners("warning");
+process.on("warning", (warning) => {
+  process.stderr.write(`${JSON.stringify({ level: 40, time: new Date().toISOString(), name: "vectorkeeper", msg: warning.message.split("\n")[0] })}\n`);
+});
+
 const json = process.argv.includes("--json");
 try {
   await program.parseAsync(process.argv);

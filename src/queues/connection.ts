@@ -35,11 +35,19 @@ export async function waitForRedis(redis: Redis, url: string, timeoutMs = DEFAUL
       cleanup();
       resolve();
     };
+    // Nothing listens there: no point waiting out the timeout.
+    const onError = (error: NodeJS.ErrnoException) => {
+      if (error.code !== "ECONNREFUSED" && error.code !== "ENOTFOUND") return;
+      cleanup();
+      reject(new RedisUnavailableError(url));
+    };
     const cleanup = () => {
       clearTimeout(timer);
       redis.off("ready", onReady);
+      redis.off("error", onError);
     };
     redis.on("ready", onReady);
+    redis.on("error", onError);
   });
 }
 

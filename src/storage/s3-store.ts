@@ -24,6 +24,10 @@ export interface S3Settings {
   credentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
+// The SDK prints a multi-line notice on Node < 22 at its first request, which would break the CLI's one-line errors
+// and JSON-lines logs; the README states the Node versions the SDK supports instead.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
 /** Part size of multipart uploads; chunks smaller than this go up in one request. */
 const PART_SIZE = 8 * 1024 * 1024;
 
