@@ -51,7 +51,7 @@ export interface JobDefaults {
 export interface BackupOptions {
   /** Records per Chroma `get` page. @defaultValue 1000 */
   pageSize: number;
-  /** Records per chunk at most. @defaultValue 5000 */
+  /** Records per chunk at most. @defaultValue 2000 */
   chunkRecords: number;
   /** Uncompressed bytes per chunk at most (the memory a backup holds is about two chunks). @defaultValue 33554432 (32 MiB) */
   chunkBytes: number;
@@ -104,7 +104,7 @@ export const DEFAULTS = {
   checks: { timeoutMs: 2000 } satisfies CheckOptions,
   backup: {
     pageSize: 1000,
-    chunkRecords: 5000,
+    chunkRecords: 2000,
     chunkBytes: 32 * 1024 * 1024,
     compression: "gzip",
     lockTtlMs: 60_000,

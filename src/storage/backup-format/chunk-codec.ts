@@ -6,9 +6,11 @@ import type { RecordColumns } from "../record-columns.js";
 
 /**
  * One chunk, before compression:
- *   "VKC1" | u32 LE length of the JSON part | JSON {count, dimension, ids, documents, metadatas} | float32 LE embeddings
- * Text and metadata travel as JSON (compact, exact for strings, numbers and booleans); embeddings as raw float32,
- * bit for bit what Chroma stores and a fifth of their size as decimal text.
+ *   "VKC1" | u32 LE length of the JSON part | JSON {count, dimension, ids, documents, metadatas} | embeddings
+ * Text and metadata travel as JSON (compact, exact for strings, numbers and booleans). Embeddings are float32 LE, bit
+ * for bit what Chroma stores and a fifth of their size as decimal text, byte-shuffled as Blosc does: all first bytes
+ * of the floats, then all second bytes, and so on. Sign and exponent bytes then sit together and compress well, so
+ * the compressor both shrinks them more and runs faster.
  */
 const MAGIC = Buffer.from("VKC1", "ascii");
 
@@ -44,8 +46,13 @@ export function encodeChunk(columns: RecordColumns): Buffer {
   );
   const length = Buffer.alloc(4);
   length.writeUInt32LE(text.length);
-  const floats = Buffer.from(columns.embeddings.buffer, columns.embeddings.byteOffset, columns.embeddings.byteLength);
-  return Buffer.concat([MAGIC, length, text, floats]);
+  const floats = new Uint8Array(columns.embeddings.buffer, columns.embeddings.byteOffset, columns.embeddings.byteLength);
+  const out = Buffer.allocUnsafe(8 + text.length + floats.length);
+  MAGIC.copy(out, 0);
+  length.copy(out, 4);
+  text.copy(out, 8);
+  shuffle(floats, out.subarray(8 + text.length));
+  return out;
 }
 
 /** Decodes a chunk; `where` names it in errors ("chunk 3 of backup …"). */
@@ -69,9 +76,8 @@ export function decodeChunk(bytes: Buffer, where: string): RecordColumns {
   if ((documents && documents.length !== count) || (metadatas && metadatas.length !== count)) {
     throw new IntegrityError(`${where}: document or metadata count differs from the record count`);
   }
-  // Copy into an aligned buffer: a Float32Array cannot view an odd byte offset.
   const embeddings = new Float32Array(count * dimension);
-  new Uint8Array(embeddings.buffer).set(bytes.subarray(textEnd));
+  unshuffle(bytes.subarray(textEnd), new Uint8Array(embeddings.buffer));
   return {
     ids,
     dimension,
@@ -79,4 +85,27 @@ export function decodeChunk(bytes: Buffer, where: string): RecordColumns {
     documents: documents ?? new Array<null>(count).fill(null),
     metadatas: (metadatas as (Metadata | null)[] | null) ?? new Array<null>(count).fill(null),
   };
+}
+
+/** Float bytes into four planes: byte 0 of every float, then byte 1, … */
+function shuffle(floats: Uint8Array, out: Uint8Array): void {
+  const n = floats.length / 4;
+  for (let i = 0; i < n; i++) {
+    const at = i * 4;
+    out[i] = floats[at]!;
+    out[n + i] = floats[at + 1]!;
+    out[2 * n + i] = floats[at + 2]!;
+    out[3 * n + i] = floats[at + 3]!;
+  }
+}
+
+function unshuffle(planes: Uint8Array, out: Uint8Array): void {
+  const n = planes.length / 4;
+  for (let i = 0; i < n; i++) {
+    const at = i * 4;
+    out[at] = planes[i]!;
+    out[at + 1] = planes[n + i]!;
+    out[at + 2] = planes[2 * n + i]!;
+    out[at + 3] = planes[3 * n + i]!;
+  }
 }

@@ -1,0 +1,94 @@
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ChromaClient } from "chromadb";
+import { recordBatch } from "./records.js";
+import type { benchServices } from "./bench-kit.js";
+
+type Services = Awaited<ReturnType<typeof benchServices>>;
+
+interface Outcome {
+  records?: number;
+  ms?: number;
+  bytes?: number;
+  peakRssMb: number;
+  backupId?: string;
+  error?: string;
+}
+
+const VARIANT = fileURLToPath(new URL("./variant.js", import.meta.url));
+const DIMENSION = 384;
+
+function runVariant(args: string[]): Promise<Outcome> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [VARIANT, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.on("close", () => {
+      try {
+        resolve(JSON.parse(out.trim().split("\n").at(-1) ?? "") as Outcome);
+      } catch {
+        reject(new Error(`variant ${args[0]} printed no result: ${out.slice(0, 200)}`));
+      }
+    });
+  });
+}
+
+async function seed(url: string, name: string, count: number): Promise<void> {
+  const u = new URL(url);
+  const client = new ChromaClient({ host: u.hostname, port: Number(u.port) });
+  const collection = await client.createCollection({ name, embeddingFunction: null });
+  const batch = await client.getMaxBatchSize();
+  for (let start = 0; start < count; start += batch) await collection.add(recordBatch(start, Math.min(batch, count - start), DIMENSION));
+}
+
+const rate = (o: Outcome) => (o.records && o.ms ? (o.records / o.ms) * 1000 : 0);
+const cell = (text: string, width: number) => text.padStart(width);
+
+function row(name: string, o: Outcome, base: Outcome, bytesBase?: Outcome): string {
+  if (o.error) return `${name.padEnd(30)}  failed: ${o.error} (peak RSS ${o.peakRssMb.toFixed(0)} MB)`;
+  const bytes = o.bytes === undefined ? "" : `${(o.bytes / 1024 / 1024).toFixed(1)} MB`;
+  const share = o.bytes !== undefined && bytesBase?.bytes ? `${((o.bytes / bytesBase.bytes) * 100).toFixed(0)}%` : "";
+  return [
+    name.padEnd(30),
+    cell(rate(o).toFixed(0), 10),
+    cell(`${(rate(o) / rate(base)).toFixed(2)}x`, 9),
+    cell(`${o.peakRssMb.toFixed(0)} MB`, 10),
+    cell(bytes, 11),
+    cell(share, 9),
+  ].join(" ");
+}
+
+/**
+ * Backup and restore against their limits, at each size: a raw paged read (the fastest a backup can read), the
+ * classic recipe (one get() of everything, JSON files), vectorkeeper's backup; then a plain batched add of the
+ * same records against vectorkeeper's restore. Each variant runs in its own process, so peak RSS is its own.
+ */
+export async function benchBackup(services: Services, sizes: number[]): Promise<void> {
+  const url = services.chroma.url;
+  for (const size of sizes) {
+    const name = `bench_${size}`;
+    const started = Date.now();
+    await seed(url, name, size);
+    console.log(`\nseeded ${size} x ${DIMENSION} dims in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    const backupDir = join(services.dir, `backups_${size}`);
+    // The classic recipe runs last: its one huge get() leaves the server's memory inflated for whoever follows.
+    const raw = await runVariant(["raw-read", url, name]);
+    const ours = await runVariant(["backup", url, name, backupDir]);
+    const rawAgain = await runVariant(["raw-read", url, name]);
+    const classic = await runVariant(["classic", url, name, join(services.dir, `classic_${size}`)]);
+    const plain = await runVariant(["plain-add", url, `${name}_plain`, String(size), String(DIMENSION)]);
+    const restored = ours.backupId ? await runVariant(["restore", url, `${name}_restored`, backupDir, ours.backupId]) : { peakRssMb: 0, error: "no backup" };
+    const header = `${"".padEnd(30)} ${cell("records/s", 10)} ${cell("vs base", 9)} ${cell("peak RSS", 10)} ${cell("written", 11)} ${cell("vs JSON", 9)}`;
+    console.log(`backup of ${size} records (baseline: raw paged read)`);
+    console.log(header);
+    console.log(row("raw paged get (limit)", raw, raw));
+    console.log(row("raw paged get, again", rawAgain, raw));
+    console.log(row("classic get() + JSON files", classic, raw, classic));
+    console.log(row("vectorkeeper backup", ours, raw, classic));
+    console.log(`restore of ${size} records (baseline: plain batched add)`);
+    console.log(header);
+    console.log(row("plain batched add (limit)", plain, plain));
+    console.log(row("vectorkeeper restore", restored, plain));
+  }
+}

@@ -1,0 +1,28 @@
+import type { Metadata } from "chromadb";
+
+/** The bench's records, generated deterministically in batches so any process can rebuild the same ones. */
+export interface RecordBatch {
+  ids: string[];
+  embeddings: number[][];
+  documents: string[];
+  metadatas: Metadata[];
+}
+
+export function recordBatch(start: number, count: number, dimension: number): RecordBatch {
+  let state = (start * 2654435761) >>> 0 || 1;
+  const next = () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 2 ** 32 - 0.5;
+  };
+  const ids: string[] = [];
+  const embeddings: number[][] = [];
+  const documents: string[] = [];
+  const metadatas: Metadata[] = [];
+  for (let i = start; i < start + count; i++) {
+    ids.push(`v1_doc${Math.floor(i / 10)}_${i % 10}`);
+    embeddings.push(Array.from({ length: dimension }, next));
+    documents.push(`Chunk ${i % 10} of document ${Math.floor(i / 10)}: a paragraph of text about product ${i % 977}.`);
+    metadatas.push({ source: `doc${Math.floor(i / 10)}`, chunk: i % 10, _created_at: 1_760_000_000_000 + i });
+  }
+  return { ids, embeddings, documents, metadatas };
+}

@@ -1,0 +1,91 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { backup } from "../src/jobs/backup.js";
+import { restore } from "../src/jobs/restore.js";
+import { createLogger } from "../src/logging.js";
+import { LocalLocks } from "../src/queues/locks.js";
+import { ChromaStore } from "../src/storage/chroma.js";
+import { FsStore } from "../src/storage/fs-store.js";
+import { recordBatch } from "./records.js";
+
+/**
+ * One measured variant, run in a process of its own so its peak RSS is its own. Prints one JSON line:
+ * {records, ms, bytes, peakRssMb} (or {error}).
+ */
+const [variant = "", url = "", collection = "", ...rest] = process.argv.slice(2);
+const store = new ChromaStore({ url, tenant: "default_tenant", database: "default_database" });
+const client = store.client;
+const ctxFor = (dir: string) => ({
+  logger: createLogger("silent"),
+  chroma: store,
+  backupStore: new FsStore(dir),
+  locks: new LocalLocks(),
+  runner: "bench",
+  signal: new AbortController().signal,
+  progress: async () => undefined,
+});
+
+async function run(): Promise<{ records: number; bytes?: number; backupId?: string }> {
+  switch (variant) {
+    case "raw-read": {
+      const c = await store.openCollection(collection);
+      let records = 0;
+      for (let offset = 0; ; offset += 1000) {
+        const page = await c.get({ limit: 1000, offset, include: ["embeddings", "documents", "metadatas"] });
+        records += page.ids.length;
+        if (page.ids.length < 1000) return { records };
+      }
+    }
+    case "classic": {
+      // The recipe operators run today: everything in one get(), then JSON files of 10,000 records.
+      const [dir = ""] = rest;
+      mkdirSync(dir, { recursive: true });
+      const c = await store.openCollection(collection);
+      const all = await c.get({ include: ["embeddings", "documents", "metadatas"] });
+      let bytes = 0;
+      for (let i = 0; i < all.ids.length; i += 10_000) {
+        const text = JSON.stringify({
+          ids: all.ids.slice(i, i + 10_000),
+          embeddings: all.embeddings.slice(i, i + 10_000),
+          documents: all.documents.slice(i, i + 10_000),
+          metadatas: all.metadatas.slice(i, i + 10_000),
+        });
+        writeFileSync(join(dir, `chunk_${i / 10_000}.json`), text);
+        bytes += Buffer.byteLength(text);
+      }
+      return { records: all.ids.length, bytes };
+    }
+    case "backup": {
+      const [dir = ""] = rest;
+      const result = await backup.process(backup.payload.parse({ collection }), ctxFor(dir));
+      return { records: result.records, bytes: result.bytes, backupId: result.backupId };
+    }
+    case "restore": {
+      const [dir = "", backupId = ""] = rest;
+      const result = await restore.process(restore.payload.parse({ collection, backupId }), ctxFor(dir));
+      return { records: result.records };
+    }
+    case "plain-add": {
+      // The same records, added in batches of the server's maximum to a fresh collection: the writing limit.
+      const [count = "0", dimension = "0"] = rest;
+      const c = await client.createCollection({ name: collection, embeddingFunction: null });
+      const batch = await client.getMaxBatchSize();
+      for (let start = 0; start < Number(count); start += batch) {
+        await c.add(recordBatch(start, Math.min(batch, Number(count) - start), Number(dimension)));
+      }
+      return { records: await c.count() };
+    }
+    default:
+      throw new Error(`unknown variant ${variant}`);
+  }
+}
+
+const started = performance.now();
+try {
+  const outcome = await run();
+  const ms = performance.now() - started;
+  console.log(JSON.stringify({ ...outcome, ms, peakRssMb: process.resourceUsage().maxRSS / 1024 }));
+} catch (error) {
+  console.log(JSON.stringify({ error: (error instanceof Error ? error.message : String(error)).slice(0, 200), peakRssMb: process.resourceUsage().maxRSS / 1024 }));
+}
