@@ -19,7 +19,7 @@ interface Outcome {
 const VARIANT = fileURLToPath(new URL("./variant.js", import.meta.url));
 const DIMENSION = 384;
 
-function runVariant(args: string[]): Promise<Outcome> {
+export function runVariant(args: string[]): Promise<Outcome> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [VARIANT, ...args], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
@@ -34,18 +34,20 @@ function runVariant(args: string[]): Promise<Outcome> {
   });
 }
 
-async function seed(url: string, name: string, count: number): Promise<void> {
+export async function seed(url: string, name: string, count: number, dimension = DIMENSION): Promise<void> {
   const u = new URL(url);
   const client = new ChromaClient({ host: u.hostname, port: Number(u.port) });
   const collection = await client.createCollection({ name, embeddingFunction: null });
   const batch = await client.getMaxBatchSize();
-  for (let start = 0; start < count; start += batch) await collection.add(recordBatch(start, Math.min(batch, count - start), DIMENSION));
+  for (let start = 0; start < count; start += batch) await collection.add(recordBatch(start, Math.min(batch, count - start), dimension));
 }
+
+export const HEADER = `${"".padEnd(30)} ${"records/s".padStart(10)} ${"vs base".padStart(9)} ${"peak RSS".padStart(10)} ${"written".padStart(11)} ${"vs JSON".padStart(9)}`;
 
 const rate = (o: Outcome) => (o.records && o.ms ? (o.records / o.ms) * 1000 : 0);
 const cell = (text: string, width: number) => text.padStart(width);
 
-function row(name: string, o: Outcome, base: Outcome, bytesBase?: Outcome): string {
+export function row(name: string, o: Outcome, base: Outcome, bytesBase?: Outcome): string {
   if (o.error) return `${name.padEnd(30)}  failed: ${o.error} (peak RSS ${o.peakRssMb.toFixed(0)} MB)`;
   const bytes = o.bytes === undefined ? "" : `${(o.bytes / 1024 / 1024).toFixed(1)} MB`;
   const share = o.bytes !== undefined && bytesBase?.bytes ? `${((o.bytes / bytesBase.bytes) * 100).toFixed(0)}%` : "";
@@ -79,7 +81,7 @@ export async function benchBackup(services: Services, sizes: number[]): Promise<
     const classic = await runVariant(["classic", url, name, join(services.dir, `classic_${size}`)]);
     const plain = await runVariant(["plain-add", url, `${name}_plain`, String(size), String(DIMENSION)]);
     const restored = ours.backupId ? await runVariant(["restore", url, `${name}_restored`, backupDir, ours.backupId]) : { peakRssMb: 0, error: "no backup" };
-    const header = `${"".padEnd(30)} ${cell("records/s", 10)} ${cell("vs base", 9)} ${cell("peak RSS", 10)} ${cell("written", 11)} ${cell("vs JSON", 9)}`;
+    const header = HEADER;
     console.log(`backup of ${size} records (baseline: raw paged read)`);
     console.log(header);
     console.log(row("raw paged get (limit)", raw, raw));

@@ -22,7 +22,13 @@ export function recordBatch(start: number, count: number, dimension: number): Re
     ids.push(`v1_doc${Math.floor(i / 10)}_${i % 10}`);
     embeddings.push(Array.from({ length: dimension }, next));
     documents.push(`Chunk ${i % 10} of document ${Math.floor(i / 10)}: a paragraph of text about product ${i % 977}.`);
-    metadatas.push({ source: `doc${Math.floor(i / 10)}`, chunk: i % 10, _created_at: 1_760_000_000_000 + i });
+    // Every other record expired long ago (2001), the rest expire in 2096: half a collection for expire to delete.
+    metadatas.push({
+      source: `doc${Math.floor(i / 10)}`,
+      chunk: i % 10,
+      _created_at: 1_760_000_000_000 + i,
+      _expires_at: i % 2 === 0 ? 1_000_000_000_000 : 4_000_000_000_000,
+    });
   }
   return { ids, embeddings, documents, metadatas };
 }

@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { backup } from "../src/jobs/backup.js";
+import { expire } from "../src/jobs/expire.js";
 import { restore } from "../src/jobs/restore.js";
 import { createLogger } from "../src/logging.js";
 import { LocalLocks } from "../src/queues/locks.js";
@@ -75,6 +76,16 @@ async function run(): Promise<{ records: number; bytes?: number; backupId?: stri
         await c.add(recordBatch(start, Math.min(batch, Number(count) - start), Number(dimension)));
       }
       return { records: await c.count() };
+    }
+    case "expire": {
+      const result = await expire.process(expire.payload.parse({ collection }), ctxFor(rest[0] ?? "/tmp"));
+      return { records: result.deleted };
+    }
+    case "plain-delete": {
+      const c = await store.openCollection(collection);
+      const before = await c.count();
+      await c.delete({ where: { _expires_at: { $lt: Date.now() } } });
+      return { records: before - (await c.count()) };
     }
     default:
       throw new Error(`unknown variant ${variant}`);

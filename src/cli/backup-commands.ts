@@ -33,7 +33,9 @@ export function registerBackupCommands(program: Command): void {
       .option("--json", "print the result as one JSON object"),
     ["replace"],
   ).action(async (backupId: string, flags: Flags & { to: string }) => {
-    await runInline("restore", { ...payloadFromFlags(flags), collection: flags.to, backupId }, flags);
+    // Here --to names the restore's target collection, not an archive target.
+    const { to, ...rest } = flags;
+    await runInline("restore", { ...payloadFromFlags(rest), collection: to, backupId }, flags);
   });
 
   const backups = program.command("backups").description("list, verify and prune backups");

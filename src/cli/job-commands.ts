@@ -28,11 +28,10 @@ export function checkedPayload(kind: ServedKind, payload: Record<string, unknown
 
 const humanResult = (result: unknown) => JSON.stringify(result, null, 2);
 
-/** Runs one job in this process: same processor as the workers, with a progress line on a terminal. */
-export async function runInline(kind: ServedKind, payload: Record<string, unknown>, output: OutputOptions): Promise<unknown> {
-  const checked = checkedPayload(kind, payload);
+/** Runs jobs in this process: the same processors as the workers, with a progress line on a terminal. */
+async function executeInline(kind: ServedKind, payloads: Record<string, unknown>[]): Promise<unknown[]> {
+  const checked = payloads.map((payload) => checkedPayload(kind, payload));
   const { config, logger } = runtimeFor("command");
-  const line = progressLine(`${kind} ${checked.collection}`);
   // Ctrl-C asks the job to stop at its next safe point; a second one ends the process.
   const interrupted = new AbortController();
   process.once("SIGINT", () => {
@@ -40,22 +39,36 @@ export async function runInline(kind: ServedKind, payload: Record<string, unknow
     process.once("SIGINT", () => process.exit(130));
   });
   const locks = inlineLocks(config, logger);
-  const ctx: JobContext = {
-    logger: logger.child({ kind, collection: checked.collection }),
-    chroma: chromaStoreOf(config),
-    backupStore: backupStoreOf(config),
-    locks,
-    runner: `cli ${process.pid}`,
-    signal: interrupted.signal,
-    progress: (p) => line.update(p),
-  };
-  let result: unknown;
+  const chroma = chromaStoreOf(config);
+  const backupStore = backupStoreOf(config);
+  const results: unknown[] = [];
   try {
-    result = await definitionOf(kind).process(checked, ctx);
+    for (const payload of checked) {
+      const line = progressLine(`${kind} ${payload.collection}`);
+      const ctx: JobContext = {
+        logger: logger.child({ kind, collection: payload.collection }),
+        chroma,
+        backupStore,
+        locks,
+        runner: `cli ${process.pid}`,
+        signal: interrupted.signal,
+        progress: (p) => line.update(p),
+      };
+      try {
+        results.push(await definitionOf(kind).process(payload, ctx));
+      } finally {
+        line.done();
+      }
+    }
   } finally {
-    line.done();
     locks.close();
   }
+  return results;
+}
+
+/** Runs one job inline and prints its result; a job that stood down exits 1 with its reason. */
+export async function runInline(kind: ServedKind, payload: Record<string, unknown>, output: OutputOptions): Promise<unknown> {
+  const [result] = await executeInline(kind, [payload]);
   printResult(result, output, humanResult);
   const skipped = (result as { skipped?: string } | null)?.skipped;
   if (skipped) {
@@ -65,15 +78,26 @@ export async function runInline(kind: ServedKind, payload: Record<string, unknow
   return result;
 }
 
+/** `run KIND --all`: the job for every collection on the server, one after another, printed as one object. */
+async function runForAll(kind: ServedKind, payload: Record<string, unknown>, output: OutputOptions): Promise<void> {
+  if (payload.collection !== undefined) throw new ConfigError("give --collection or --all, not both");
+  const { config } = runtimeFor("command");
+  const names = await chromaStoreOf(config).listCollectionNames();
+  const results = await executeInline(kind, names.map((collection) => ({ ...payload, collection })));
+  printResult({ kind, collections: results }, output, humanResult);
+}
+
 export function registerJobCommands(program: Command): void {
   withJobFlags(
     program
       .command("run <kind>")
       .description("run one job inline, without the queues (for scripts and first aid)")
+      .option("--all", "run it for every collection on the server")
       .option("--json", "print the result as one JSON object"),
-  ).action(async (kindArg: string, flags: OutputOptions & Record<string, unknown>) => {
+  ).action(async (kindArg: string, flags: OutputOptions & Record<string, unknown> & { all?: boolean }) => {
     const kind = servedKind(kindArg);
-    await runInline(kind, payloadFromFlags(flags), flags);
+    if (flags.all) await runForAll(kind, payloadFromFlags(flags), flags);
+    else await runInline(kind, payloadFromFlags(flags), flags);
   });
 
   withJobFlags(

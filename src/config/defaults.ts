@@ -63,6 +63,20 @@ export interface BackupOptions {
   leftoverGraceHours: number;
 }
 
+/** Expiry and archival (each can be set per job or schedule entry). */
+export interface LifecycleJobOptions {
+  /** Metadata field holding the expiry time, epoch milliseconds. @defaultValue "_expires_at" */
+  expiresField: string;
+  /** Metadata field holding the creation time, epoch milliseconds. @defaultValue "_created_at" */
+  createdField: string;
+  /** Records fetched, deleted or moved per batch. @defaultValue 1000 */
+  batchSize: number;
+  /** Archive target collection; `{name}` is the source's name, `object-store` the backup store. @defaultValue "{name}_archive" */
+  archiveTarget: string;
+  /** Sample ids reported for each problem found. @defaultValue 5 */
+  sampleIds: number;
+}
+
 /** Timeouts of the checks made by `/readyz`, `status` and the probe. */
 export interface CheckOptions {
   /** How long a Redis PING or Chroma heartbeat may take before it counts as down. @defaultValue 2000 */
@@ -86,7 +100,7 @@ export const DEFAULTS = {
   /** Log level of one-shot commands (run, enqueue, status, …) when LOG_LEVEL is unset: their output is the result. */
   commandLogLevel: "warn",
   worker: {
-    concurrency: { backup: 1, restore: 1, verify: 1, prune: 1, expire: 1, archive: 1, warm: 2, probe: 4 },
+    concurrency: { backup: 1, restore: 1, verify: 1, prune: 1, expire: 1, archive: 1, lint: 1, warm: 2, probe: 4 },
     shutdownTimeoutMs: 30_000,
   } satisfies WorkerOptions,
   scheduler: {
@@ -102,6 +116,13 @@ export const DEFAULTS = {
     keepFailedSeconds: 604_800,
   } satisfies JobDefaults,
   checks: { timeoutMs: 2000 } satisfies CheckOptions,
+  lifecycle: {
+    expiresField: "_expires_at",
+    createdField: "_created_at",
+    batchSize: 1000,
+    archiveTarget: "{name}_archive",
+    sampleIds: 5,
+  } satisfies LifecycleJobOptions,
   backup: {
     pageSize: 1000,
     chunkRecords: 2000,

@@ -4,11 +4,10 @@ import { DEFAULTS } from "../config/defaults.js";
 import { BackupWriter } from "../storage/backup-format/backup-writer.js";
 import { COMPRESSIONS, zstdAvailable } from "../storage/backup-format/compression.js";
 import { backupFolder, newBackupId } from "../storage/backup-format/layout.js";
-import { FORMAT, FORMAT_VERSION } from "../storage/backup-format/manifest.js";
+import { collectionEntry, manifestHeader } from "../storage/backup-format/manifest.js";
 import { applyPrune, planPrune } from "../storage/backup-pruning.js";
 import { readPages } from "../storage/chroma-records.js";
 import type { ObjectStore } from "../storage/object-store.js";
-import { TOOL_VERSION } from "../version.js";
 import { keepPolicy } from "./backup-fields.js";
 import { defineJob } from "./job-context.js";
 import { collectionName } from "./payload-fields.js";
@@ -84,16 +83,8 @@ export const backup = defineJob({
       const countAfter = await collection.count();
       const consistent = countBefore === countAfter && read === countAfter;
       const manifest = await writer.finish((chunks) => ({
-        format: FORMAT,
-        formatVersion: FORMAT_VERSION,
-        toolVersion: TOOL_VERSION,
-        backupId,
-        collection: {
-          name,
-          id: collection.id,
-          metadata: collection.metadata ?? null,
-          configuration: { ...collection.configuration } as Record<string, unknown>,
-        },
+        ...manifestHeader(backupId, "backup"),
+        collection: collectionEntry(collection),
         dimension,
         records: read,
         countBefore,

@@ -1,7 +1,10 @@
 import type { DefaultJobOptions } from "bullmq";
 import { DEFAULTS, type JobDefaults } from "../config/defaults.js";
 import type { JobDefinition } from "../jobs/job-context.js";
+import { archive } from "../jobs/archive.js";
 import { backup } from "../jobs/backup.js";
+import { expire } from "../jobs/expire.js";
+import { lint } from "../jobs/lint.js";
 import { probe } from "../jobs/probe.js";
 import { prune } from "../jobs/prune.js";
 import { restore } from "../jobs/restore.js";
@@ -24,6 +27,10 @@ const CATALOGUE = {
   restore: { job: restore, overrides: { attempts: 1 } },
   verify: { job: verify },
   prune: { job: prune },
+  expire: { job: expire },
+  archive: { job: archive },
+  // A report; running it again on failure tells nothing new.
+  lint: { job: lint, overrides: { attempts: 1 } },
   // The next probe is at most a tick away: a retry would only report stale health.
   probe: { job: probe, overrides: { attempts: 1, keepCompleted: 500, keepCompletedSeconds: 3600 } },
 } satisfies Partial<Record<JobKind, CatalogueEntry>>;

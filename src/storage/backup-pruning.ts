@@ -21,7 +21,8 @@ export async function planPrune(
   graceMs: number,
   now: Date = new Date(),
 ): Promise<PrunePlan> {
-  const { backups } = await completeBackups(store, collection);
+  // Archives hold records that exist nowhere else: retention never touches them.
+  const backups = (await completeBackups(store, collection)).backups.filter((entry) => entry.manifest.purpose === "backup");
   const decision = selectRetained(
     backups.map((entry) => ({ id: entry.backupId, time: new Date(entry.manifest.startedAt), entry })),
     policy,

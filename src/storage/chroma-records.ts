@@ -1,4 +1,4 @@
-import type { Collection, Metadata } from "chromadb";
+import type { Collection, Metadata, Where } from "chromadb";
 import type { RecordColumns } from "./record-columns.js";
 import { embeddingAt, sliceColumns } from "./record-columns.js";
 
@@ -29,10 +29,15 @@ export function columnsFromGet(result: {
  * Pages through a whole collection with limit/offset (Chroma returns records in insertion order), fetching the next
  * page while the caller works on the current one. Memory: two pages.
  */
-export async function* readPages(collection: Collection, pageSize: number, signal?: AbortSignal): AsyncGenerator<RecordColumns> {
+export async function* readPages(
+  collection: Collection,
+  pageSize: number,
+  signal?: AbortSignal,
+  where?: Where,
+): AsyncGenerator<RecordColumns> {
   const fetchPage = (offset: number) =>
     collection
-      .get({ limit: pageSize, offset, include: ["embeddings", "documents", "metadatas"] })
+      .get({ limit: pageSize, offset, include: ["embeddings", "documents", "metadatas"], ...(where ? { where } : {}) })
       .then(columnsFromGet);
   let next: Promise<RecordColumns> | undefined = fetchPage(0);
   for (let offset = 0; next; offset += pageSize) {
@@ -79,3 +84,32 @@ export async function writeRecords(
     }
   }
 }
+
+/**
+ * Float32 values this many units in the last place apart count as equal. In a cosine collection Chroma normalizes
+ * every vector it stores, so writing back a vector it returned re-normalizes it and may move the last bit.
+ */
+export const EMBEDDING_ULPS = 4;
+
+const bits = new Int32Array(2);
+const floats = new Float32Array(bits.buffer);
+function ulpsApart(x: number, y: number): number {
+  floats[0] = x;
+  floats[1] = y;
+  const [a, b] = [bits[0]!, bits[1]!];
+  if (a === b) return 0;
+  if (a < 0 !== b < 0) return Math.abs(x) < 1e-30 && Math.abs(y) < 1e-30 ? 0 : Number.POSITIVE_INFINITY;
+  return Math.abs(a - b);
+}
+
+/** Whether two stored records are the same: document and metadata alike, embeddings equal as float32 within a few ULPs. */
+export function sameRecord(a: RecordColumns, i: number, b: RecordColumns, j: number): boolean {
+  if (a.ids[i] !== b.ids[j] || a.documents[i] !== b.documents[j] || a.dimension !== b.dimension) return false;
+  if (canonical(a.metadatas[i] ?? null) !== canonical(b.metadatas[j] ?? null)) return false;
+  const x = a.embeddings.subarray(i * a.dimension, (i + 1) * a.dimension);
+  const y = b.embeddings.subarray(j * b.dimension, (j + 1) * b.dimension);
+  return x.every((value, k) => ulpsApart(value, y[k]!) <= EMBEDDING_ULPS);
+}
+
+const canonical = (metadata: Metadata | null) =>
+  metadata === null ? "null" : JSON.stringify(Object.keys(metadata).sort().map((key) => [key, metadata[key]]));

@@ -2,7 +2,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Collection, Metadata } from "chromadb";
-import { inject } from "vitest";
+import { expect, inject } from "vitest";
 import type { ChromaStore } from "../../src/storage/chroma.js";
 import { FsStore } from "../../src/storage/fs-store.js";
 import type { ObjectStore } from "../../src/storage/object-store.js";
@@ -87,4 +87,18 @@ export async function snapshotOf(chroma: ChromaStore, name: string) {
   }));
   rows.sort((a, b) => (a.id < b.id ? -1 : 1));
   return { rows, metadata: collection.metadata, hnsw: (collection.configuration as { hnsw?: Record<string, unknown> }).hnsw };
+}
+
+type Row = Awaited<ReturnType<typeof snapshotOf>>["rows"][number];
+
+/**
+ * Rows equal in id, document and metadata, and in embedding to within a few float32 ULPs: the most a cosine
+ * collection allows, since Chroma re-normalizes every vector written to it. (Non-cosine round trips are bit-exact.)
+ */
+export function expectSameRows(actual: Row[], expected: Row[], ulps = 4): void {
+  expect(actual.map(({ bits: _b, ...rest }) => rest)).toEqual(expected.map(({ bits: _b, ...rest }) => rest));
+  actual.forEach((row, r) => {
+    const worst = Math.max(...row.bits.map((bit, k) => Math.abs((bit | 0) - (expected[r]!.bits[k]! | 0))));
+    expect(worst, `embedding of ${row.id}`).toBeLessThanOrEqual(ulps);
+  });
 }

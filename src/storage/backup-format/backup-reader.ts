@@ -5,13 +5,13 @@ import type { RecordColumns } from "../record-columns.js";
 import { decodeChunk } from "./chunk-codec.js";
 import { decompressors } from "./compression.js";
 import { backupFolder } from "./layout.js";
-import type { Manifest, ManifestChunk } from "./manifest.js";
+import type { ManifestChunk, UnsignedManifest } from "./manifest.js";
 
 /**
  * Reads one chunk of a backup and proves it is the one the manifest describes: present, of the recorded size and
  * SHA-256, decodable, and holding the recorded number of records. Any failure names the chunk.
  */
-export async function readChunk(store: ObjectStore, manifest: Manifest, chunk: ManifestChunk): Promise<RecordColumns> {
+export async function readChunk(store: ObjectStore, manifest: UnsignedManifest, chunk: ManifestChunk): Promise<RecordColumns> {
   const where = `chunk ${chunk.key} of backup ${manifest.backupId} (${manifest.collection.name})`;
   let body: Buffer;
   try {

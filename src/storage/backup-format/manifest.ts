@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { IntegrityError } from "../../config/config-error.js";
+import { TOOL_VERSION } from "../../version.js";
 import { COMPRESSIONS } from "./compression.js";
 
 export const FORMAT = "vectorkeeper-backup";
@@ -24,6 +25,10 @@ export const manifestSchema = z
     formatVersion: z.literal(FORMAT_VERSION),
     toolVersion: z.string(),
     backupId: z.string(),
+    /** A backup (pruned by retention) or an archive of records moved out of the collection (never pruned). */
+    purpose: z.enum(["backup", "archive"]),
+    /** For an archive: which records it took (field before cutoff, epoch ms). */
+    archived: z.object({ field: z.string(), cutoff: z.number() }).strict().optional(),
     collection: z
       .object({
         name: z.string(),
@@ -92,4 +97,24 @@ export function parseManifest(bytes: Buffer, backupLabel: string): Manifest {
     throw new IntegrityError(`manifest of backup ${backupLabel}: chunk record counts do not add up to ${parsed.data.records}`);
   }
   return parsed.data;
+}
+
+/** The fields every new manifest starts with. */
+export function manifestHeader(backupId: string, purpose: Manifest["purpose"]) {
+  return { format: FORMAT, formatVersion: FORMAT_VERSION, toolVersion: TOOL_VERSION, backupId, purpose } as const;
+}
+
+/** How a manifest describes the collection it was taken from. */
+export function collectionEntry(collection: {
+  name: string;
+  id: string;
+  metadata?: Record<string, unknown> | null | undefined;
+  configuration: object;
+}): Manifest["collection"] {
+  return {
+    name: collection.name,
+    id: collection.id,
+    metadata: collection.metadata ?? null,
+    configuration: { ...collection.configuration } as Record<string, unknown>,
+  };
 }

@@ -1,0 +1,2 @@
+/** What applications that write to Chroma import from `vectorkeeper`. */
+export { documentId, withLifecycle, type LifecycleOptions } from "./record-lifecycle.js";

@@ -1,0 +1,171 @@
+import { performance } from "node:perf_hooks";
+import type { Collection, Where } from "chromadb";
+import { z } from "zod";
+import { ConfigError, IntegrityError } from "../config/config-error.js";
+import { DEFAULTS } from "../config/defaults.js";
+import { readChunk } from "../storage/backup-format/backup-reader.js";
+import { BackupWriter } from "../storage/backup-format/backup-writer.js";
+import { backupFolder, newBackupId } from "../storage/backup-format/layout.js";
+import { collectionEntry, manifestHeader } from "../storage/backup-format/manifest.js";
+import { columnsFromGet, readPages, sameRecord, writeRecords } from "../storage/chroma-records.js";
+import { failpoint } from "./failpoints.js";
+import { defineJob, type JobContext } from "./job-context.js";
+import { collectionName, metadataField } from "./payload-fields.js";
+
+const d = DEFAULTS.lifecycle;
+export const OBJECT_STORE_TARGET = "object-store";
+
+export const archivePayload = z
+  .object({
+    collection: collectionName,
+    olderThanDays: z.number().positive({ message: "must be a number of days above 0" }),
+    /** Target collection (`{name}` is the source's name), or `object-store` for the backup store. */
+    to: z.string().min(1).default(d.archiveTarget),
+    field: metadataField.default(d.createdField),
+    dryRun: z.boolean().default(false),
+    batchSize: z.number().int().min(1).max(5000).default(d.batchSize),
+  })
+  .strict();
+
+type ArchivePayload = z.output<typeof archivePayload>;
+
+export interface ArchiveResult {
+  collection: string;
+  archived: number;
+  /** The target collection, or `object-store:<backupId>`. */
+  target: string;
+  dryRun: boolean;
+  cutoff: number;
+  durationMs: number;
+}
+
+const DAY_MS = 86_400_000;
+
+async function countMatching(collection: Collection, where: Where, batch: number): Promise<number> {
+  let count = 0;
+  for (let offset = 0; ; offset += batch) {
+    const page = await collection.get({ where, limit: batch, offset, include: [] });
+    count += page.ids.length;
+    if (page.ids.length < batch) return count;
+  }
+}
+
+/**
+ * Into a collection, batch by batch: upsert the records (same ids, embeddings, documents, metadata) into the target,
+ * read them back and confirm each one, and only then delete them from the source. A crash at any step loses nothing:
+ * the next run finds the same records still matching in the source, upserts them again (a no-op) and finishes the
+ * move, so no record ends up in both places.
+ */
+async function archiveToCollection(payload: ArchivePayload, where: Where, source: Collection, ctx: JobContext): Promise<{ archived: number; target: string }> {
+  const target = payload.to.replaceAll("{name}", payload.collection);
+  const valid = collectionName.safeParse(target);
+  if (!valid.success || target === payload.collection) {
+    throw new ConfigError(`archive target "${target}" is not a usable collection name (to: "${payload.to}")`);
+  }
+  if (payload.dryRun) return { archived: await countMatching(source, where, payload.batchSize), target };
+
+  const destination = (await ctx.chroma.exists(target))
+    ? await ctx.chroma.openCollection(target)
+    : await ctx.chroma.createLike(target, collectionEntry(source));
+  const maxBatch = await ctx.chroma.maxBatchSize();
+  let archived = 0;
+  for (;;) {
+    ctx.signal.throwIfAborted();
+    const batch = columnsFromGet(
+      await source.get({ where, limit: payload.batchSize, include: ["embeddings", "documents", "metadatas"] }),
+    );
+    if (batch.ids.length === 0) break;
+    await writeRecords(destination, batch, { maxBatch, mode: "upsert" });
+    const copied = columnsFromGet(await destination.get({ ids: batch.ids, include: ["embeddings", "documents", "metadatas"] }));
+    const byId = new Map(copied.ids.map((id, index) => [id, index]));
+    for (let i = 0; i < batch.ids.length; i++) {
+      const j = byId.get(batch.ids[i]!);
+      if (j === undefined || !sameRecord(batch, i, copied, j)) {
+        throw new IntegrityError(`archive of ${payload.collection}: record ${batch.ids[i]} did not arrive intact in ${target}; nothing deleted`);
+      }
+    }
+    await failpoint("archive:after-copy");
+    await source.delete({ ids: batch.ids });
+    archived += batch.ids.length;
+    await ctx.progress({ done: archived, unit: "records archived" });
+  }
+  return { archived, target };
+}
+
+/**
+ * Into the backup store: the matching records become a chunk set in the backup format with its own manifest
+ * (purpose "archive", never pruned, restorable like any backup). Records leave the source only once the manifest is
+ * written, by the ids read back from the stored chunks, so a record is deleted only if it is in the archive.
+ */
+async function archiveToObjectStore(payload: ArchivePayload, where: Where, cutoff: number, source: Collection, ctx: JobContext) {
+  if (payload.dryRun) return { archived: await countMatching(source, where, payload.batchSize), target: OBJECT_STORE_TARGET };
+  const lease = await ctx.locks.tryAcquire(`archive:${payload.collection}`, DEFAULTS.backup.lockTtlMs, ctx.runner);
+  if (!lease.acquired) throw new ConfigError(`an archive of ${payload.collection} is already running (${lease.heldBy})`);
+  try {
+    const started = performance.now();
+    const startedAt = new Date().toISOString();
+    const backupId = newBackupId();
+    const writer = new BackupWriter(ctx.backupStore, backupFolder(payload.collection, backupId), DEFAULTS.backup.compression, {
+      records: DEFAULTS.backup.chunkRecords,
+      bytes: DEFAULTS.backup.chunkBytes,
+    });
+    let dimension: number | null = null;
+    let read = 0;
+    for await (const page of readPages(source, payload.batchSize, ctx.signal, where)) {
+      dimension ??= page.dimension;
+      await writer.add(page);
+      read += page.ids.length;
+    }
+    const manifest = await writer.finish((chunks) => ({
+      ...manifestHeader(backupId, "archive"),
+      archived: { field: payload.field, cutoff },
+      collection: collectionEntry(source),
+      dimension,
+      records: read,
+      countBefore: read,
+      countAfter: read,
+      consistent: true,
+      compression: DEFAULTS.backup.compression,
+      chunks,
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      durationMs: Math.round(performance.now() - started),
+    }));
+    await failpoint("archive:after-manifest");
+    let deleted = 0;
+    for (const chunk of manifest.chunks) {
+      const { ids } = await readChunk(ctx.backupStore, manifest, chunk);
+      await source.delete({ ids });
+      deleted += ids.length;
+      await ctx.progress({ done: deleted, total: read, unit: "records archived" });
+    }
+    return { archived: read, target: `${OBJECT_STORE_TARGET}:${backupId}` };
+  } finally {
+    await lease.release();
+  }
+}
+
+/** Moves records whose creation time is older than N days out of a collection, to another collection or to cold storage. */
+export const archive = defineJob({
+  kind: "archive",
+  payload: archivePayload,
+  async process(payload, ctx): Promise<ArchiveResult> {
+    const started = performance.now();
+    const source = await ctx.chroma.openCollection(payload.collection);
+    const cutoff = Date.now() - payload.olderThanDays * DAY_MS;
+    const where: Where = { [payload.field]: { $lt: cutoff } };
+    const { archived, target } =
+      payload.to === OBJECT_STORE_TARGET
+        ? await archiveToObjectStore(payload, where, cutoff, source, ctx)
+        : await archiveToCollection(payload, where, source, ctx);
+    ctx.logger.info({ archived, target, dryRun: payload.dryRun }, "archive done");
+    return {
+      collection: payload.collection,
+      archived,
+      target,
+      dryRun: payload.dryRun,
+      cutoff,
+      durationMs: Math.round(performance.now() - started),
+    };
+  },
+});

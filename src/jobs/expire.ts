@@ -1,0 +1,97 @@
+import { performance } from "node:perf_hooks";
+import type { Collection, Where } from "chromadb";
+import { z } from "zod";
+import { DEFAULTS } from "../config/defaults.js";
+import { defineJob } from "./job-context.js";
+import { collectionName, metadataField } from "./payload-fields.js";
+
+const d = DEFAULTS.lifecycle;
+
+export const expirePayload = z
+  .object({
+    collection: collectionName,
+    /** Metadata field with the expiry time in epoch milliseconds. */
+    field: metadataField.default(d.expiresField),
+    /** Count what would be deleted; change nothing. */
+    dryRun: z.boolean().default(false),
+    batchSize: z.number().int().min(1).max(10_000).default(d.batchSize),
+  })
+  .strict();
+
+export interface ExpireResult {
+  collection: string;
+  field: string;
+  /** Deleted, or under dryRun the number that would be. */
+  deleted: number;
+  dryRun: boolean;
+  /** Records whose field holds something other than a number: never deleted, counted here with a few ids. */
+  notNumeric: { count: number; sampleIds: string[] };
+  /** The moment records had to expire before. */
+  cutoff: number;
+  durationMs: number;
+}
+
+/** Pages of ids whose field is before the cutoff. Deleting takes page 0 each time; a dry run walks the offsets. */
+async function* expiredIds(collection: Collection, where: Where, batch: number, walk: boolean, signal: AbortSignal) {
+  for (let offset = 0; ; offset += walk ? batch : 0) {
+    signal.throwIfAborted();
+    const page = await collection.get({ where, limit: batch, offset, include: [] });
+    if (page.ids.length === 0) return;
+    yield page.ids;
+    if (page.ids.length < batch) return;
+  }
+}
+
+/**
+ * Deletes the records whose expiry field (a number, epoch ms) is before now, a batch at a time: find a page of ids
+ * with `where`/`limit`, delete them by id. Memory holds one batch of ids whatever the number expired; stopping at
+ * any point loses nothing and the next run carries on. Chroma's `$lt` matches numbers only, so a field written as an
+ * ISO string is never deleted; a metadata-only scan counts such records so they can be converted.
+ */
+export const expire = defineJob({
+  kind: "expire",
+  payload: expirePayload,
+  async process(payload, ctx): Promise<ExpireResult> {
+    const started = performance.now();
+    const collection = await ctx.chroma.openCollection(payload.collection);
+    const cutoff = Date.now();
+    const where: Where = { [payload.field]: { $lt: cutoff } };
+
+    let deleted = 0;
+    for await (const ids of expiredIds(collection, where, payload.batchSize, payload.dryRun, ctx.signal)) {
+      if (!payload.dryRun) await collection.delete({ ids });
+      deleted += ids.length;
+      await ctx.progress({ done: deleted, unit: payload.dryRun ? "records would expire" : "records deleted" });
+    }
+
+    const notNumeric = { count: 0, sampleIds: [] as string[] };
+    const scanPage = 5000;
+    for (let offset = 0; ; offset += scanPage) {
+      ctx.signal.throwIfAborted();
+      const page = await collection.get({ limit: scanPage, offset, include: ["metadatas"] });
+      page.metadatas.forEach((metadata, i) => {
+        const value = metadata?.[payload.field];
+        if (value === undefined || value === null || typeof value === "number") return;
+        notNumeric.count++;
+        if (notNumeric.sampleIds.length < d.sampleIds) notNumeric.sampleIds.push(page.ids[i]!);
+      });
+      if (page.ids.length < scanPage) break;
+    }
+    if (notNumeric.count > 0) {
+      ctx.logger.warn(
+        { field: payload.field, ...notNumeric },
+        `${notNumeric.count} records hold ${payload.field} as something other than epoch milliseconds and never expire; see the README on converting them`,
+      );
+    }
+    ctx.logger.info({ deleted, dryRun: payload.dryRun }, "expire done");
+    return {
+      collection: payload.collection,
+      field: payload.field,
+      deleted,
+      dryRun: payload.dryRun,
+      notNumeric,
+      cutoff,
+      durationMs: Math.round(performance.now() - started),
+    };
+  },
+});
