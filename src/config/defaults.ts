@@ -69,8 +69,10 @@ export interface LifecycleJobOptions {
   expiresField: string;
   /** Metadata field holding the creation time, epoch milliseconds. @defaultValue "_created_at" */
   createdField: string;
-  /** Records fetched, deleted or moved per batch. @defaultValue 1000 */
+  /** Records archived per batch (fetched whole, copied, confirmed, deleted). @defaultValue 1000 */
   batchSize: number;
+  /** Ids expired per batch, at most the server's maximum batch size. @defaultValue 5000 */
+  expireBatchSize: number;
   /** Archive target collection; `{name}` is the source's name, `object-store` the backup store. @defaultValue "{name}_archive" */
   archiveTarget: string;
   /** Sample ids reported for each problem found. @defaultValue 5 */
@@ -120,6 +122,7 @@ export const DEFAULTS = {
     expiresField: "_expires_at",
     createdField: "_created_at",
     batchSize: 1000,
+    expireBatchSize: 5000,
     archiveTarget: "{name}_archive",
     sampleIds: 5,
   } satisfies LifecycleJobOptions,

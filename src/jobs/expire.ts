@@ -14,7 +14,7 @@ export const expirePayload = z
     field: metadataField.default(d.expiresField),
     /** Count what would be deleted; change nothing. */
     dryRun: z.boolean().default(false),
-    batchSize: z.number().int().min(1).max(10_000).default(d.batchSize),
+    batchSize: z.number().int().min(1).max(100_000).default(d.expireBatchSize),
   })
   .strict();
 
@@ -56,9 +56,11 @@ export const expire = defineJob({
     const collection = await ctx.chroma.openCollection(payload.collection);
     const cutoff = Date.now();
     const where: Where = { [payload.field]: { $lt: cutoff } };
+    // Few large deletes run close to one server-side delete({ where }); the server caps the size of one.
+    const batch = Math.min(payload.batchSize, await ctx.chroma.maxBatchSize());
 
     let deleted = 0;
-    for await (const ids of expiredIds(collection, where, payload.batchSize, payload.dryRun, ctx.signal)) {
+    for await (const ids of expiredIds(collection, where, batch, payload.dryRun, ctx.signal)) {
       if (!payload.dryRun) await collection.delete({ ids });
       deleted += ids.length;
       await ctx.progress({ done: deleted, unit: payload.dryRun ? "records would expire" : "records deleted" });

@@ -6,6 +6,7 @@ import { DEFAULTS } from "../config/defaults.js";
 import { findBackup } from "../storage/backup-format/backup-catalog.js";
 import { readChunk } from "../storage/backup-format/backup-reader.js";
 import { writeRecords } from "../storage/chroma-records.js";
+import { concatColumns, emptyColumns, sliceColumns, type RecordColumns } from "../storage/record-columns.js";
 import { backupIdField } from "./backup-fields.js";
 import { defineJob } from "./job-context.js";
 import { collectionName } from "./payload-fields.js";
@@ -81,13 +82,23 @@ export const restore = defineJob({
       try {
         const maxBatch = await chroma.maxBatchSize();
         let written = 0;
-        for (const chunk of chunks) {
-          ctx.signal.throwIfAborted();
-          const columns = await readChunk(backupStore, manifest, chunk);
+        // Chunks are gathered into full batches of the server's size: fewer, fuller writes index faster.
+        let pending = emptyColumns(manifest.dimension ?? 0);
+        const write = async (columns: RecordColumns) => {
           await writeRecords(collection, columns, { maxBatch, mode: "add" });
           written += columns.ids.length;
           await ctx.progress({ done: written, total, unit: "records" });
+        };
+        for (const chunk of chunks) {
+          ctx.signal.throwIfAborted();
+          pending = concatColumns([pending, await readChunk(backupStore, manifest, chunk)], pending.dimension);
+          const full = pending.ids.length - (pending.ids.length % maxBatch);
+          if (full > 0) {
+            await write(sliceColumns(pending, 0, full));
+            pending = sliceColumns(pending, full, pending.ids.length);
+          }
         }
+        if (pending.ids.length > 0) await write(pending);
         const count = await collection.count();
         if (count !== total) throw new Error(`restored ${count} records into ${staging}, the backup holds ${total}`);
 
