@@ -1,5 +1,7 @@
 import cron, { type ScheduledTask } from "node-cron";
 import type { Redis } from "ioredis";
+import type { Alerter } from "./src/alerts/alerter.js";
+import { checkBackupStaleness } from "./src/alerts/backup-staleness.js";
 import type { SchedulerOptions } from "./src/config/defaults.js";
 import type { Logger } from "./src/logging.js";
 import type { QueueSet } from "./src/queues/queue-set.js";
@@ -7,6 +9,7 @@ import type { Schedule, ScheduleEntry } from "./src/scheduling/schedule-file.js"
 import { SlotEnqueuer, type SlotOutcome } from "./src/scheduling/slot-enqueuer.js";
 import { slotAtOrBefore } from "./src/scheduling/slots.js";
 import type { ChromaStore } from "./src/storage/chroma.js";
+import type { ObjectStore } from "./src/storage/object-store.js";
 
 export interface SchedulerDeps {
   schedule: Schedule;
@@ -17,6 +20,8 @@ export interface SchedulerDeps {
   logger: Logger;
   /** The clock; injected by tests of catch-up. */
   now?: () => Date;
+  /** Checks that every collection with a backup schedule has a recent backup, alerting when not. */
+  staleness?: { backupStore: ObjectStore; alerter: Alerter; maxAgeMs: number; intervalMs: number };
 }
 
 export interface SchedulerHandle {
@@ -72,9 +77,22 @@ export async function startScheduler(deps: SchedulerDeps): Promise<SchedulerHand
   );
   logger.info({ source: schedule.source, timezone: schedule.timezone, entries: schedule.jobs.length }, "scheduler started");
 
+  let stalenessTimer: NodeJS.Timeout | undefined;
+  const staleness = deps.staleness;
+  if (staleness && schedule.jobs.some((entry) => entry.kind === "backup")) {
+    const since = now();
+    const check = () =>
+      checkBackupStaleness({ ...staleness, entries: schedule.jobs, chroma: deps.chroma, since }, now()).catch((error: unknown) =>
+        logger.warn({ reason: error instanceof Error ? error.message : String(error) }, "backup staleness check failed"),
+      );
+    stalenessTimer = setInterval(check, staleness.intervalMs);
+    stalenessTimer.unref();
+  }
+
   return {
     catchUp,
     async stop() {
+      clearInterval(stalenessTimer);
       await Promise.all(tasks.map((task) => task.destroy()));
       logger.info("scheduler stopped");
     },

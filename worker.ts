@@ -2,11 +2,15 @@ import { Worker, type Job } from "bullmq";
 import type { Config } from "./src/config/env.js";
 import type { Logger } from "./src/logging.js";
 import { redactUrl } from "./src/logging.js";
+import type { Observation } from "./src/alerts/alerter.js";
+import { createAlerter } from "./src/alerts/create-alerter.js";
+import { completedObservations, failedObservations } from "./src/alerts/job-checks.js";
 import { Metrics } from "./src/ops/metrics.js";
 import { startOpsServer, type OpsServer } from "./src/ops/ops-server.js";
 import { queueName, SERVED_KINDS, type ServedKind } from "./src/queues/catalogue.js";
 import { createRedisConnection, maxmemoryPolicy, waitForRedis } from "./src/queues/connection.js";
 import { bullProcessor } from "./src/queues/processor.js";
+import { enqueue } from "./src/queues/enqueue.js";
 import { QueueSet } from "./src/queues/queue-set.js";
 import { RedisLocks } from "./src/queues/locks.js";
 import type { ChromaStore } from "./src/storage/chroma.js";
@@ -65,8 +69,14 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
   workerConnection.on("error", (err) => logger.warn({ err: err.message }, "redis (worker) connection error"));
 
   const locks = new RedisLocks(producer, config.queuePrefix);
+  const alerter = createAlerter(config, producer, logger);
+  const observeAll = (observations: Observation[]) => {
+    for (const observation of observations) {
+      alerter.observe(observation).catch((error: unknown) => logger.error({ err: error }, "alerting failed"));
+    }
+  };
   const workers = (deps.kinds ?? SERVED_KINDS).map((kind) => {
-    const processor = bullProcessor(kind, { chroma, backupStore, locks, logger, shutdownSignal: shutdown.signal });
+    const processor = bullProcessor(kind, { queues, chroma, backupStore, locks, logger, shutdownSignal: shutdown.signal });
     const worker = new Worker(queueName(kind), processor, {
       connection: workerConnection,
       prefix: config.queuePrefix,
@@ -75,8 +85,9 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
     worker.on("error", (err) => logger.error({ err, kind }, "worker error"));
     worker.on("completed", (job, result) => {
       const seconds = ((job.finishedOn ?? Date.now()) - (job.processedOn ?? Date.now())) / 1000;
-      metrics.jobCompleted(kind, seconds, result);
+      metrics.jobCompleted(kind, seconds, job.data?.collection, result);
       logger.info({ kind, jobId: job.id, seconds, result }, "job completed");
+      observeAll(completedObservations(kind, job.data ?? {}, result, config.alerts));
     });
     worker.on("failed", (job, err) => {
       if (!job) return;
@@ -88,6 +99,7 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
         { kind, jobId: job.id, collection, attempt: job.attemptsMade, final, reason: err.message },
         final ? "job failed" : "job attempt failed; will retry",
       );
+      if (final) observeAll(failedObservations(kind, job.data ?? {}, err.message, config.alerts));
     });
     return worker;
   });
@@ -105,6 +117,7 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
     { redis: redactUrl(config.redisUrl), prefix: config.queuePrefix, chroma: chroma.settings.url, kinds: deps.kinds ?? SERVED_KINDS },
     "worker started",
   );
+  if (config.warmOnStart) void warmEveryCollection(queues, chroma, logger);
 
   let closing: Promise<boolean> | undefined;
   const close = async (): Promise<boolean> => {
@@ -135,4 +148,18 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
     queues,
     close: () => (closing ??= close()),
   };
+}
+
+/**
+ * A starting worker may sit next to a Chroma that just started too: warm every collection. Deduplicated per
+ * collection while a warm job waits or runs, so workers starting together warm each collection once.
+ */
+async function warmEveryCollection(queues: QueueSet, chroma: ChromaStore, logger: Logger): Promise<void> {
+  try {
+    const names = await chroma.listCollectionNames();
+    for (const collection of names) await enqueue(queues, "warm", { collection }, { deduplicationId: `warm-start.${collection}` });
+    logger.info({ collections: names.length }, "warming every collection after start");
+  } catch (error) {
+    logger.warn({ reason: error instanceof Error ? error.message : String(error) }, "could not enqueue start-up warming");
+  }
 }

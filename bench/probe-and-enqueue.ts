@@ -30,6 +30,7 @@ export async function benchProbeAndEnqueue(services: Services): Promise<void> {
     backupStore: new FsStore(services.dir),
     locks: new LocalLocks(),
     runner: "bench",
+    followUp: async () => undefined,
     signal: new AbortController().signal,
     progress: async () => undefined,
   };

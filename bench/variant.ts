@@ -23,6 +23,7 @@ const ctxFor = (dir: string) => ({
   backupStore: new FsStore(dir),
   locks: new LocalLocks(),
   runner: "bench",
+  followUp: async () => undefined,
   signal: new AbortController().signal,
   progress: async () => undefined,
 });

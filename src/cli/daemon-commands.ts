@@ -2,13 +2,26 @@ import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
 import { startScheduler, type SchedulerHandle } from "../../scheduler.js";
 import { startWorker } from "../../worker.js";
+import type { Redis } from "ioredis";
+import { createAlerter } from "../alerts/create-alerter.js";
 import { DEFAULTS } from "../config/defaults.js";
+import type { Config } from "../config/env.js";
+import type { Logger } from "../logging.js";
 import { DASHBOARD_PATH } from "../ops/ops-server.js";
 import { loadSchedule } from "../scheduling/schedule-file.js";
 import { startLocalChroma, type LocalChroma } from "../storage/local-chroma.js";
 import { printResult, type OutputOptions } from "./output.js";
-import { chromaStoreOf, connectQueues, runtimeFor } from "./runtime.js";
+import { backupStoreOf, chromaStoreOf, connectQueues, runtimeFor } from "./runtime.js";
 import { exitOnSignal, logStrayErrors } from "./signals.js";
+
+function stalenessOf(config: Config, redis: Redis, logger: Logger) {
+  return {
+    backupStore: backupStoreOf(config),
+    alerter: createAlerter(config, redis, logger),
+    maxAgeMs: config.alerts.backupMaxAgeHours * 3_600_000,
+    intervalMs: config.alerts.stalenessIntervalMs,
+  };
+}
 
 export function registerDaemonCommands(program: Command): void {
   program
@@ -39,6 +52,7 @@ export function registerDaemonCommands(program: Command): void {
         queues,
         chroma: chromaStoreOf(config),
         logger,
+        staleness: stalenessOf(config, redis, logger),
       });
       exitOnSignal(logger, async () => {
         await scheduler.stop();
@@ -80,7 +94,15 @@ export function registerDaemonCommands(program: Command): void {
       try {
         const worker = await startWorker({ config, logger, chroma });
         const { redis, queues } = await connectQueues(config, logger);
-        scheduler = await startScheduler({ schedule, options: config.scheduler, redis, queues, chroma, logger });
+        scheduler = await startScheduler({
+          schedule,
+          options: config.scheduler,
+          redis,
+          queues,
+          chroma,
+          logger,
+          staleness: stalenessOf(config, redis, logger),
+        });
         const running = scheduler;
         exitOnSignal(logger, async () => {
           await running.stop();

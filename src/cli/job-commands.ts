@@ -42,24 +42,32 @@ async function executeInline(kind: ServedKind, payloads: Record<string, unknown>
   const chroma = chromaStoreOf(config);
   const backupStore = backupStoreOf(config);
   const results: unknown[] = [];
-  try {
-    for (const payload of checked) {
-      const line = progressLine(`${kind} ${payload.collection}`);
-      const ctx: JobContext = {
-        logger: logger.child({ kind, collection: payload.collection }),
-        chroma,
-        backupStore,
-        locks,
-        runner: `cli ${process.pid}`,
-        signal: interrupted.signal,
-        progress: (p) => line.update(p),
-      };
-      try {
-        results.push(await definitionOf(kind).process(payload, ctx));
-      } finally {
-        line.done();
-      }
+  const runOne = async (jobKind: ServedKind, payload: Record<string, unknown> & { collection: string }): Promise<unknown> => {
+    const line = progressLine(`${jobKind} ${payload.collection}`);
+    const jobLogger = logger.child({ kind: jobKind, collection: payload.collection });
+    const ctx: JobContext = {
+      logger: jobLogger,
+      chroma,
+      backupStore,
+      locks,
+      runner: `cli ${process.pid}`,
+      signal: interrupted.signal,
+      progress: (p) => line.update(p),
+      // Inline, a follow-up runs right after; its outcome is logged, the command's result stays the job's own.
+      followUp: async (next, followPayload) => {
+        if (!isServedKind(next)) return;
+        const outcome = await runOne(next, checkedPayload(next, followPayload));
+        jobLogger.info({ followUp: next, outcome }, "follow-up done");
+      },
+    };
+    try {
+      return await definitionOf(jobKind).process(payload, ctx);
+    } finally {
+      line.done();
     }
+  };
+  try {
+    for (const payload of checked) results.push(await runOne(kind, payload));
   } finally {
     locks.close();
   }

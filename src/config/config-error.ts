@@ -19,7 +19,7 @@ export class IntegrityError extends PermanentError {
 }
 
 /** Fields whose values must never appear in an error message or a log line. */
-const SECRET_FIELD = /TOKEN|PASSWORD|SECRET|KEY/i;
+const SECRET_FIELD = /TOKEN|PASSWORD|SECRET|KEY|WEBHOOK/i;
 
 /**
  * One line per problem: where it is, the bad value, what is wrong and how to fix it.

@@ -79,6 +79,38 @@ export interface LifecycleJobOptions {
   sampleIds: number;
 }
 
+/** Index warming (each can be set per job or schedule entry). */
+export interface WarmOptions {
+  /** Real embeddings sampled, spread over the whole collection, to query with. @defaultValue 20 */
+  samples: number;
+  /** Neighbours asked for per query. @defaultValue 10 */
+  nResults: number;
+  /** Stop when this many latencies in a row lie within `settleTolerance` of each other. @defaultValue 3 */
+  settleWindow: number;
+  /** Relative spread that counts as settled (0.1: the slowest is at most 10% above the fastest). @defaultValue 0.1 */
+  settleTolerance: number;
+  /** Time budget of one warm job. @defaultValue 10000 */
+  budgetMs: number;
+  /** Queries at most. @defaultValue 200 */
+  maxQueries: number;
+}
+
+/** When alerts fire and where they go (besides the log, always). */
+export interface AlertOptions {
+  /** Consecutive failed probes of a collection before an alert (env `VK_ALERT_PROBE_FAILURES`). @defaultValue 3 */
+  probeAfterFailures: number;
+  /** Consecutive final failures of a job kind on a collection before an alert (env `VK_ALERT_JOB_FAILURES`). @defaultValue 1 */
+  jobAfterFailures: number;
+  /** A probe query slower than this fails the probe-latency check (env `VK_ALERT_PROBE_LATENCY_MS`). @defaultValue 1000 */
+  probeLatencyMs: number;
+  /** A collection with a backup schedule and no complete backup this recent is stale (env `VK_BACKUP_MAX_AGE_HOURS`). @defaultValue 26 */
+  backupMaxAgeHours: number;
+  /** How often the scheduler checks backup staleness. @defaultValue 600000 (10 minutes) */
+  stalenessIntervalMs: number;
+  /** How long a webhook POST may take. @defaultValue 5000 */
+  webhookTimeoutMs: number;
+}
+
 /** Timeouts of the checks made by `/readyz`, `status` and the probe. */
 export interface CheckOptions {
   /** How long a Redis PING or Chroma heartbeat may take before it counts as down. @defaultValue 2000 */
@@ -126,6 +158,24 @@ export const DEFAULTS = {
     archiveTarget: "{name}_archive",
     sampleIds: 5,
   } satisfies LifecycleJobOptions,
+  alerts: {
+    probeAfterFailures: 3,
+    jobAfterFailures: 1,
+    probeLatencyMs: 1000,
+    backupMaxAgeHours: 26,
+    stalenessIntervalMs: 600_000,
+    webhookTimeoutMs: 5000,
+  } satisfies AlertOptions,
+  /** Enqueue a warm job for every collection when a worker starts (env `VK_WARM_ON_START`). */
+  warmOnStart: true,
+  warm: {
+    samples: 20,
+    nResults: 10,
+    settleWindow: 3,
+    settleTolerance: 0.1,
+    budgetMs: 10_000,
+    maxQueries: 200,
+  } satisfies WarmOptions,
   backup: {
     pageSize: 1000,
     chunkRecords: 2000,

@@ -3,7 +3,7 @@ import { parseEnv } from "node:util";
 import { z } from "zod";
 import { JOB_KINDS, type JobKind } from "../queues/kinds.js";
 import { ConfigError, describeIssues } from "./config-error.js";
-import { DEFAULTS, type SchedulerOptions, type WorkerOptions } from "./defaults.js";
+import { DEFAULTS, type AlertOptions, type SchedulerOptions, type WorkerOptions } from "./defaults.js";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
@@ -78,6 +78,23 @@ const envSchema = z.object({
   VK_CONCURRENCY: concurrencyList.optional(),
   VK_SHUTDOWN_TIMEOUT_MS: wholeNumber(0, 86_400_000, "milliseconds").optional(),
   VK_CATCHUP_WINDOW_SECONDS: wholeNumber(0, 604_800, "seconds; 0 turns catch-up off").optional(),
+  VK_ALERT_WEBHOOK_URL: urlWithScheme(["http:", "https:"], "https://hooks.slack.com/services/…").optional(),
+  VK_ALERT_WEBHOOK_HEADERS: z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return z.record(z.string(), z.string()).parse(JSON.parse(text));
+      } catch {
+        ctx.addIssue({ code: "custom", message: 'must be a JSON object of header names to strings, e.g. {"Authorization":"Bearer …"}' });
+        return z.NEVER;
+      }
+    })
+    .optional(),
+  VK_ALERT_PROBE_FAILURES: wholeNumber(1, 1000, "consecutive failed probes").optional(),
+  VK_ALERT_JOB_FAILURES: wholeNumber(1, 1000, "consecutive failed jobs").optional(),
+  VK_ALERT_PROBE_LATENCY_MS: wholeNumber(1, 3_600_000, "milliseconds").optional(),
+  VK_BACKUP_MAX_AGE_HOURS: wholeNumber(1, 100_000, "hours").optional(),
+  VK_WARM_ON_START: booleanFlag.optional(),
 });
 
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -103,6 +120,8 @@ export interface Config {
   logLevel: LogLevel | undefined;
   worker: WorkerOptions;
   scheduler: SchedulerOptions;
+  alerts: AlertOptions & { webhook: { url: string; headers: Record<string, string> } | undefined };
+  warmOnStart: boolean;
 }
 
 /** Reads `.env` from the working directory, if any, under the real environment (which wins). */
@@ -148,6 +167,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
       catchUpWindowMs,
       slotClaimTtlMs: Math.max(DEFAULTS.scheduler.slotClaimTtlMs, catchUpWindowMs * 2),
     },
+    alerts: {
+      ...DEFAULTS.alerts,
+      probeAfterFailures: e.VK_ALERT_PROBE_FAILURES ?? DEFAULTS.alerts.probeAfterFailures,
+      jobAfterFailures: e.VK_ALERT_JOB_FAILURES ?? DEFAULTS.alerts.jobAfterFailures,
+      probeLatencyMs: e.VK_ALERT_PROBE_LATENCY_MS ?? DEFAULTS.alerts.probeLatencyMs,
+      backupMaxAgeHours: e.VK_BACKUP_MAX_AGE_HOURS ?? DEFAULTS.alerts.backupMaxAgeHours,
+      webhook: e.VK_ALERT_WEBHOOK_URL ? { url: e.VK_ALERT_WEBHOOK_URL, headers: e.VK_ALERT_WEBHOOK_HEADERS ?? {} } : undefined,
+    },
+    warmOnStart: e.VK_WARM_ON_START ?? DEFAULTS.warmOnStart,
   };
 }
 

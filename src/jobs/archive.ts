@@ -10,7 +10,7 @@ import { collectionEntry, manifestHeader } from "../storage/backup-format/manife
 import { columnsFromGet, readPages, sameRecord, writeRecords } from "../storage/chroma-records.js";
 import { failpoint } from "./failpoints.js";
 import { defineJob, type JobContext } from "./job-context.js";
-import { collectionName, metadataField } from "./payload-fields.js";
+import { alertAfterFailures, collectionName, metadataField } from "./payload-fields.js";
 
 const d = DEFAULTS.lifecycle;
 export const OBJECT_STORE_TARGET = "object-store";
@@ -18,6 +18,7 @@ export const OBJECT_STORE_TARGET = "object-store";
 export const archivePayload = z
   .object({
     collection: collectionName,
+    alertAfterFailures,
     olderThanDays: z.number().positive({ message: "must be a number of days above 0" }),
     /** Target collection (`{name}` is the source's name), or `object-store` for the backup store. */
     to: z.string().min(1).default(d.archiveTarget),

@@ -10,13 +10,14 @@ import { readPages } from "../storage/chroma-records.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { keepPolicy } from "./backup-fields.js";
 import { defineJob } from "./job-context.js";
-import { collectionName } from "./payload-fields.js";
+import { alertAfterFailures, collectionName } from "./payload-fields.js";
 
 const d = DEFAULTS.backup;
 
 export const backupPayload = z
   .object({
     collection: collectionName,
+    alertAfterFailures,
     /** Retention applied right after a successful backup (a schedule entry's `keep`). */
     keep: keepPolicy.optional(),
     pageSize: z.number().int().min(1).max(100_000).default(d.pageSize),

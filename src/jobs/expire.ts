@@ -3,13 +3,14 @@ import type { Collection, Where } from "chromadb";
 import { z } from "zod";
 import { DEFAULTS } from "../config/defaults.js";
 import { defineJob } from "./job-context.js";
-import { collectionName, metadataField } from "./payload-fields.js";
+import { alertAfterFailures, collectionName, metadataField } from "./payload-fields.js";
 
 const d = DEFAULTS.lifecycle;
 
 export const expirePayload = z
   .object({
     collection: collectionName,
+    alertAfterFailures,
     /** Metadata field with the expiry time in epoch milliseconds. */
     field: metadataField.default(d.expiresField),
     /** Count what would be deleted; change nothing. */

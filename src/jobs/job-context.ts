@@ -29,6 +29,11 @@ export interface JobContext {
   locks: Locks;
   /** Who runs the job, for lock holders and logs: `job 42` or `cli 1234`. */
   runner: string;
+  /**
+   * Asks for another job after this one (a warm after a restore): workers put it on its queue, an inline run runs it
+   * next. Kinds this build does not serve are ignored.
+   */
+  followUp(kind: JobKind, payload: Record<string, unknown>): Promise<void>;
 }
 
 export interface Lease {

@@ -9,3 +9,6 @@ export const collectionName = z
 
 /** A metadata key vectorkeeper reads (an expiry or creation time). */
 export const metadataField = z.string().min(1).max(256).regex(/^[^$]/, { message: "must not start with '$' (an operator)" });
+
+/** Alert after this many consecutive failures of this job on this collection (else the configured default). */
+export const alertAfterFailures = z.number().int().min(1).max(1000).optional();

@@ -1,9 +1,16 @@
 import { performance } from "node:perf_hooks";
 import { z } from "zod";
 import { defineJob } from "./job-context.js";
-import { collectionName } from "./payload-fields.js";
+import { alertAfterFailures, collectionName } from "./payload-fields.js";
 
-export const probePayload = z.object({ collection: collectionName }).strict();
+export const probePayload = z
+  .object({
+    collection: collectionName,
+    alertAfterFailures,
+    /** A query slower than this fails the probe-latency check (else VK_ALERT_PROBE_LATENCY_MS). */
+    latencyThresholdMs: z.number().positive().optional(),
+  })
+  .strict();
 
 export interface ProbeResult {
   collection: string;

@@ -111,6 +111,8 @@ export const restore = defineJob({
         throw error;
       }
       logger.info({ backupId: manifest.backupId, target, records: total }, "restore complete");
+      // A restored collection's index is cold: warm it before users hit it.
+      if (total > 0) await ctx.followUp("warm", { collection: target });
       return {
         backupId: manifest.backupId,
         collection: target,

@@ -8,12 +8,13 @@ import type { ManifestChunk } from "../storage/backup-format/manifest.js";
 import { ObjectNotFoundError } from "../storage/object-store.js";
 import { backupIdField } from "./backup-fields.js";
 import { defineJob } from "./job-context.js";
-import { collectionName } from "./payload-fields.js";
+import { alertAfterFailures, collectionName } from "./payload-fields.js";
 
 export const verifyPayload = z
   .object({
     /** The collection the backup is of. */
     collection: collectionName,
+    alertAfterFailures,
     /** Which backup; the newest complete one of the collection when absent. */
     backupId: backupIdField.optional(),
     /** Share of chunks to download and check, like `restic check --read-data-subset`. */

@@ -1,5 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { BackupResult } from "../jobs/backup.js";
 import type { ProbeResult } from "../jobs/probe.js";
+import type { WarmResult } from "../jobs/warm.js";
 import type { ServedKind } from "../queues/catalogue.js";
 import type { QueueSet } from "../queues/queue-set.js";
 
@@ -56,6 +58,42 @@ export class Metrics {
     labelNames: ["collection"] as const,
     registers: [this.registry],
   });
+  private readonly lastSuccess = new Gauge({
+    name: "vectorkeeper_last_success_timestamp_seconds",
+    help: "When a job kind last succeeded on a collection, Unix time: alert when it is too old",
+    labelNames: ["kind", "collection"] as const,
+    registers: [this.registry],
+  });
+  private readonly backupBytes = new Counter({
+    name: "vectorkeeper_backup_bytes_total",
+    help: "Bytes written to the backup store by backups run here",
+    labelNames: ["collection"] as const,
+    registers: [this.registry],
+  });
+  private readonly backupRecords = new Counter({
+    name: "vectorkeeper_backup_records_total",
+    help: "Records backed up by backups run here",
+    labelNames: ["collection"] as const,
+    registers: [this.registry],
+  });
+  private readonly warmCold = new Gauge({
+    name: "vectorkeeper_warm_cold_latency_seconds",
+    help: "Latency of the first (cold) query of the last warm job, by collection",
+    labelNames: ["collection"] as const,
+    registers: [this.registry],
+  });
+  private readonly warmP50 = new Gauge({
+    name: "vectorkeeper_warm_p50_latency_seconds",
+    help: "Median warm query latency of the last warm job, by collection",
+    labelNames: ["collection"] as const,
+    registers: [this.registry],
+  });
+  private readonly warmP95 = new Gauge({
+    name: "vectorkeeper_warm_p95_latency_seconds",
+    help: "95th percentile warm query latency of the last warm job, by collection",
+    labelNames: ["collection"] as const,
+    registers: [this.registry],
+  });
   private readonly lastProbe = new Gauge({
     name: "vectorkeeper_probe_last_timestamp_seconds",
     help: "When a collection was last probed (successfully or not), Unix time",
@@ -82,10 +120,28 @@ export class Metrics {
     });
   }
 
-  jobCompleted(kind: ServedKind, seconds: number, result: unknown): void {
+  jobCompleted(kind: ServedKind, seconds: number, collection: unknown, result: unknown): void {
     this.jobDuration.observe({ kind, outcome: "completed" }, seconds);
     this.completed.inc({ kind });
+    if (typeof collection === "string" && !(result as { skipped?: string } | null)?.skipped) {
+      this.lastSuccess.set({ kind, collection }, Date.now() / 1000);
+    }
     if (kind === "probe") this.probeSucceeded(result as ProbeResult);
+    if (kind === "backup") {
+      const backup = result as BackupResult;
+      if (!backup.skipped) {
+        this.backupBytes.inc({ collection: backup.collection }, backup.bytes);
+        this.backupRecords.inc({ collection: backup.collection }, backup.records);
+      }
+    }
+    if (kind === "warm") {
+      const warm = result as WarmResult;
+      const set = (gauge: Gauge<"collection">, ms: number | null) =>
+        ms === null ? gauge.remove({ collection: warm.collection }) : gauge.set({ collection: warm.collection }, ms / 1000);
+      set(this.warmCold, warm.coldMs);
+      set(this.warmP50, warm.warmP50Ms);
+      set(this.warmP95, warm.warmP95Ms);
+    }
   }
 
   jobFailed(kind: ServedKind, seconds: number, final: boolean, collection: string | undefined): void {

@@ -9,6 +9,7 @@ import { probe } from "../jobs/probe.js";
 import { prune } from "../jobs/prune.js";
 import { restore } from "../jobs/restore.js";
 import { verify } from "../jobs/verify.js";
+import { warm } from "../jobs/warm.js";
 import type { JobKind } from "./kinds.js";
 
 interface CatalogueEntry {
@@ -31,6 +32,8 @@ const CATALOGUE = {
   archive: { job: archive },
   // A report; running it again on failure tells nothing new.
   lint: { job: lint, overrides: { attempts: 1 } },
+  // Warming is an optimisation: one try, and the next schedule tick or restore warms again.
+  warm: { job: warm, overrides: { attempts: 1 } },
   // The next probe is at most a tick away: a retry would only report stale health.
   probe: { job: probe, overrides: { attempts: 1, keepCompleted: 500, keepCompletedSeconds: 3600 } },
 } satisfies Partial<Record<JobKind, CatalogueEntry>>;

@@ -9,6 +9,8 @@ export type PayloadOf<K extends ServedKind> = z.output<JobOf<K>["payload"]>;
 export interface EnqueueOptions {
   /** A deterministic id makes the add idempotent: adding an id that already exists returns the existing job. */
   jobId?: string;
+  /** While a job with this deduplication id waits or runs, adding another is a no-op (BullMQ deduplication). */
+  deduplicationId?: string;
 }
 
 /** Parses a payload against its kind's schema; `Error` type chosen by the caller's boundary. */
@@ -37,7 +39,10 @@ export async function enqueueUnchecked(
   options: EnqueueOptions = {},
 ): Promise<Job> {
   const data = parsePayload(kind, payload);
-  return queues.get(kind).add(`${kind}:${data.collection}`, data, options.jobId ? { jobId: options.jobId } : {});
+  return queues.get(kind).add(`${kind}:${data.collection}`, data, {
+    ...(options.jobId ? { jobId: options.jobId } : {}),
+    ...(options.deduplicationId ? { deduplication: { id: options.deduplicationId } } : {}),
+  });
 }
 
 /** Typed enqueue for code that builds payloads itself. */

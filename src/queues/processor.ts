@@ -4,10 +4,12 @@ import type { JobContext, Locks } from "../jobs/job-context.js";
 import type { Logger } from "../logging.js";
 import type { ChromaStore } from "../storage/chroma.js";
 import type { ObjectStore } from "../storage/object-store.js";
-import { definitionOf, type ServedKind } from "./catalogue.js";
-import { parseJobData } from "./enqueue.js";
+import { definitionOf, isServedKind, type ServedKind } from "./catalogue.js";
+import { enqueueUnchecked, parseJobData } from "./enqueue.js";
+import type { QueueSet } from "./queue-set.js";
 
 export interface ProcessorDeps {
+  queues: QueueSet;
   chroma: ChromaStore;
   backupStore: ObjectStore;
   locks: Locks;
@@ -31,6 +33,9 @@ export function bullProcessor(kind: ServedKind, deps: ProcessorDeps) {
       backupStore: deps.backupStore,
       locks: deps.locks,
       runner: `job ${bullJob.id}`,
+      followUp: async (next, payload) => {
+        if (isServedKind(next)) await enqueueUnchecked(deps.queues, next, payload);
+      },
       signal: cancelSignal ? AbortSignal.any([cancelSignal, deps.shutdownSignal]) : deps.shutdownSignal,
       progress: async (progress) => {
         await bullJob.updateProgress({ ...progress });

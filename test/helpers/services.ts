@@ -29,6 +29,9 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     HTTP_PORT: "0",
     HTTP_HOST: "127.0.0.1",
     SCHEDULE_FILE: "",
+    // Warming every collection of the shared test Chroma at each worker start would only add load; tests that
+    // cover it turn it on.
+    VK_WARM_ON_START: "false",
     ...overrides,
   };
 }
@@ -75,6 +78,7 @@ export function jobContext(overrides: Partial<JobContext> = {}): JobContext {
     backupStore: new FsStore(mkdtempSync(join(tmpdir(), "vk-backups-"))),
     locks: new LocalLocks(),
     runner: "test",
+    followUp: async () => undefined,
     signal: new AbortController().signal,
     progress: async () => undefined,
     ...overrides,
