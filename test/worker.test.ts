@@ -16,33 +16,38 @@ const auth = (user: string, password: string) => ({
   authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`,
 });
 
-async function finished(worker: WorkerHandle, job: Job, config: ReturnType<typeof testConfig>): Promise<unknown> {
+/** Listens before any job is added: a job that finishes before a late listener attaches would never be seen. */
+async function listen(config: ReturnType<typeof testConfig>) {
   const connection = createRedisConnection(config.redisUrl, "worker");
   const events = new QueueEvents("probe", { connection, prefix: config.queuePrefix });
-  try {
-    await events.waitUntilReady();
-    return await job.waitUntilFinished(events, 30_000);
-  } finally {
-    await events.close();
-    connection.disconnect();
-  }
+  await events.waitUntilReady();
+  return {
+    finished: (job: Job) => job.waitUntilFinished(events, 30_000) as Promise<unknown>,
+    close: async () => {
+      await events.close();
+      connection.disconnect();
+    },
+  };
 }
 
 describe("worker with ops server", () => {
   const config = testConfig({ DASHBOARD_USER: "ops", DASHBOARD_PASSWORD: "s3cret-pass" });
   let worker: WorkerHandle;
+  let events: Awaited<ReturnType<typeof listen>>;
 
   beforeAll(async () => {
     await seedCollection(store, collection, 25, 1536);
+    events = await listen(config);
     worker = await startWorker({ config, logger: quietLogger(), chroma: store });
   });
   afterAll(async () => {
+    await events.close();
     expect(await worker.close()).toBe(false);
   });
 
   it("runs an enqueued probe and exports its figures as metrics", async () => {
     const job = await enqueue(worker.queues, "probe", { collection });
-    const result = (await finished(worker, job, config)) as ProbeResult;
+    const result = (await events.finished(job)) as ProbeResult;
     expect(result).toMatchObject({ collection, count: 25, dimension: 1536, ok: true });
 
     const metrics = await (await fetch(`${worker.ops.url}/metrics`)).text();
@@ -57,7 +62,7 @@ describe("worker with ops server", () => {
 
   it("fails a probe of a missing collection once, without retries, and counts it", async () => {
     const job = await enqueue(worker.queues, "probe", { collection: "no_such_collection_zz" });
-    await expect(finished(worker, job, config)).rejects.toThrow(/does not exist/);
+    await expect(events.finished(job)).rejects.toThrow(/does not exist/);
     const failed = await worker.queues.get("probe").getJob(job.id!);
     expect(failed?.attemptsMade).toBe(1);
     const metrics = await (await fetch(`${worker.ops.url}/metrics`)).text();
@@ -68,7 +73,7 @@ describe("worker with ops server", () => {
   it("fails a job with an invalid payload without retrying it", async () => {
     // Bypasses enqueue()'s validation, as a foreign producer could.
     const job = await worker.queues.get("probe").add("raw", { collection: "x", extra: 1 }, { attempts: 5 });
-    await expect(finished(worker, job, config)).rejects.toThrow(/invalid probe payload/);
+    await expect(events.finished(job)).rejects.toThrow(/invalid probe payload/);
     expect((await worker.queues.get("probe").getJob(job.id!))?.attemptsMade).toBe(1);
   });
 
