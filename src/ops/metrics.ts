@@ -15,6 +15,10 @@ const JOB_STATES = ["waiting", "active", "delayed", "completed", "failed", "prio
 export class Metrics {
   readonly registry = new Registry();
 
+  private perCollection(name: string, help: string): Gauge<"collection"> {
+    return new Gauge({ name, help, labelNames: ["collection"] as const, registers: [this.registry] });
+  }
+
   private readonly jobDuration = new Histogram({
     name: "vectorkeeper_job_duration_seconds",
     help: "Wall time of jobs run by this process, by kind and outcome",
@@ -34,30 +38,10 @@ export class Metrics {
     labelNames: ["kind", "final"] as const,
     registers: [this.registry],
   });
-  private readonly probeUp = new Gauge({
-    name: "vectorkeeper_probe_up",
-    help: "1 when the last probe of a collection succeeded, 0 when it failed",
-    labelNames: ["collection"] as const,
-    registers: [this.registry],
-  });
-  private readonly probeQuery = new Gauge({
-    name: "vectorkeeper_probe_query_latency_seconds",
-    help: "Latency of the last probe's nearest-neighbour query, by collection",
-    labelNames: ["collection"] as const,
-    registers: [this.registry],
-  });
-  private readonly probeHeartbeat = new Gauge({
-    name: "vectorkeeper_probe_heartbeat_latency_seconds",
-    help: "Latency of the last probe's heartbeat to Chroma, by collection",
-    labelNames: ["collection"] as const,
-    registers: [this.registry],
-  });
-  private readonly records = new Gauge({
-    name: "vectorkeeper_collection_records",
-    help: "Records in a collection at its last probe",
-    labelNames: ["collection"] as const,
-    registers: [this.registry],
-  });
+  private readonly probeUp = this.perCollection("vectorkeeper_probe_up", "1 when the last probe of a collection succeeded, 0 when it failed");
+  private readonly probeQuery = this.perCollection("vectorkeeper_probe_query_latency_seconds", "Latency of the last probe's nearest-neighbour query, by collection");
+  private readonly probeHeartbeat = this.perCollection("vectorkeeper_probe_heartbeat_latency_seconds", "Latency of the last probe's heartbeat to Chroma, by collection");
+  private readonly records = this.perCollection("vectorkeeper_collection_records", "Records in a collection at its last probe");
   private readonly lastSuccess = new Gauge({
     name: "vectorkeeper_last_success_timestamp_seconds",
     help: "When a job kind last succeeded on a collection, Unix time: alert when it is too old",
@@ -76,30 +60,10 @@ export class Metrics {
     labelNames: ["collection"] as const,
     registers: [this.registry],
   });
-  private readonly warmCold = new Gauge({
-    name: "vectorkeeper_warm_cold_latency_seconds",
-    help: "Latency of the first (cold) query of the last warm job, by collection",
-    labelNames: ["collection"] as const,
-    registers: [this.registry],
-  });
-  private readonly warmP50 = new Gauge({
-    name: "vectorkeeper_warm_p50_latency_seconds",
-    help: "Median warm query latency of the last warm job, by collection",
-    labelNames: ["collection"] as const,
-    registers: [this.registry],
-  });
-  private readonly warmP95 = new Gauge({
-    name: "vectorkeeper_warm_p95_latency_seconds",
-    help: "95th percentile warm query latency of the last warm job, by collection",
-    labelNames: ["collection"] as const,
-    registers: [this.registry],
-  });
-  private readonly lastProbe = new Gauge({
-    name: "vectorkeeper_probe_last_timestamp_seconds",
-    help: "When a collection was last probed (successfully or not), Unix time",
-    labelNames: ["collection"] as const,
-    registers: [this.registry],
-  });
+  private readonly warmCold = this.perCollection("vectorkeeper_warm_cold_latency_seconds", "Latency of the first (cold) query of the last warm job, by collection");
+  private readonly warmP50 = this.perCollection("vectorkeeper_warm_p50_latency_seconds", "Median warm query latency of the last warm job, by collection");
+  private readonly warmP95 = this.perCollection("vectorkeeper_warm_p95_latency_seconds", "95th percentile warm query latency of the last warm job, by collection");
+  private readonly lastProbe = this.perCollection("vectorkeeper_probe_last_timestamp_seconds", "When a collection was last probed (successfully or not), Unix time");
 
   constructor(queues: QueueSet) {
     collectDefaultMetrics({ register: this.registry, prefix: "vectorkeeper_" });
