@@ -171,6 +171,19 @@ describe("lint", () => {
     expect(await snapshotOf(chroma, name)).toEqual(before);
   });
 
+  it("runs for every collection with --all, as one JSON object", async () => {
+    const name = uniqueName("lint_all");
+    await add(name, [{ id: "only", document: "text" }]);
+    const result = await runCli(["run", "lint", "--all", "--json"], testEnv());
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as { kind: string; collections: { collection: string; records: number }[] };
+    expect(report.kind).toBe("lint");
+    expect(report.collections.find((c) => c.collection === name)).toMatchObject({ records: 1 });
+    const both = await runCli(["run", "lint", "--all", "--collection", name], testEnv());
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain("give --collection or --all, not both");
+  });
+
   it("passes a well-named, clean collection", async () => {
     const name = `support_articles_v${Date.now() % 100000}`;
     const now = Date.now();
