@@ -38,6 +38,7 @@ export class ChromaUnavailableError extends Error {
 
 export class ChromaStore {
   readonly client: ChromaClient;
+  private maxBatch: number | undefined;
 
   constructor(readonly settings: ChromaSettings) {
     const url = new URL(settings.url);
@@ -130,7 +131,6 @@ export class ChromaStore {
     await this.reachable(() => this.client.deleteCollection({ name }));
   }
 
-  private maxBatch: number | undefined;
   /** The server's largest accepted write batch (asked once). */
   async maxBatchSize(): Promise<number> {
     this.maxBatch ??= await this.reachable(() => this.client.getMaxBatchSize());
