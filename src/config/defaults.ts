@@ -24,9 +24,9 @@ export interface SchedulerOptions {
    */
   catchUpWindowMs: number;
   /**
-   * How long a slot's claim stays in Redis, so a scheduler that starts late never enqueues the same slot twice.
-   * Always longer than the catch-up window.
-   * @defaultValue 172800000 (two days)
+   * How long a slot's claim stays in Redis, so a scheduler that starts late never enqueues the same slot twice: at
+   * least twice the catch-up window, and no longer, since a per-minute probe claims a slot a minute per collection.
+   * @defaultValue 7200000 (two hours)
    */
   slotClaimTtlMs: number;
 }
@@ -139,7 +139,7 @@ export const DEFAULTS = {
   } satisfies WorkerOptions,
   scheduler: {
     catchUpWindowMs: 3_600_000,
-    slotClaimTtlMs: 172_800_000,
+    slotClaimTtlMs: 7_200_000,
   } satisfies SchedulerOptions,
   jobs: {
     attempts: 3,
