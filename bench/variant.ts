@@ -59,8 +59,9 @@ async function run(): Promise<{ records: number; bytes?: number; backupId?: stri
       return { records: all.ids.length, bytes };
     }
     case "backup": {
-      const [dir = ""] = rest;
-      const result = await backup.process(backup.payload.parse({ collection }), ctxFor(dir));
+      // An optional JSON object of payload options, for comparing settings.
+      const [dir = "", options = "{}"] = rest;
+      const result = await backup.process(backup.payload.parse({ ...(JSON.parse(options) as object), collection }), ctxFor(dir));
       return { records: result.records, bytes: result.bytes, backupId: result.backupId };
     }
     case "restore": {
