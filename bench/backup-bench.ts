@@ -25,9 +25,17 @@ function median(outcomes: Outcome[]): Outcome {
 }
 const DIMENSION = 384;
 
+/**
+ * vectorkeeper's own variants run with the Node flags its CLI, `npm start` and Docker image use; the baselines run
+ * with Node's defaults, as an operator's script would.
+ */
+const PRODUCT_NODE_FLAGS = ["--max-semi-space-size=4"];
+const PRODUCT_VARIANTS = new Set(["backup", "restore", "expire"]);
+
 export function runVariant(args: string[]): Promise<Outcome> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [VARIANT, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+    const flags = PRODUCT_VARIANTS.has(args[0] ?? "") ? PRODUCT_NODE_FLAGS : [];
+    const child = spawn(process.execPath, [...flags, VARIANT, ...args], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     child.on("close", () => {
