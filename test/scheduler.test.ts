@@ -39,6 +39,18 @@ async function closeAll(replicas: Replica[]) {
 
 const options = (catchUpWindowMs: number) => ({ catchUpWindowMs, slotClaimTtlMs: 600_000 });
 
+/** A scheduler on one replica's connection, with a one-hour catch-up window and a fixed clock. */
+const startAt = (r: Replica, schedule: Parameters<typeof startScheduler>[0]["schedule"], at: Date) =>
+  startScheduler({
+    schedule,
+    options: options(3_600_000),
+    redis: r.redis,
+    queues: r.queues,
+    chroma: store,
+    logger: quietLogger(),
+    now: () => at,
+  });
+
 describe("scheduler", () => {
   const replicas: Replica[] = [];
   afterAll(() => closeAll(replicas));
@@ -87,24 +99,14 @@ describe("scheduler", () => {
     const first = await replica(prefix);
     const second = await replica(prefix);
     replicas.push(first, second);
-    const start = (r: Replica) =>
-      startScheduler({
-        schedule,
-        options: options(3_600_000),
-        redis: r.redis,
-        queues: r.queues,
-        chroma: store,
-        logger: quietLogger(),
-        now: () => at,
-      });
-    first.handle = await start(first);
+    first.handle = await startAt(first, schedule, at);
     // 03:00 was 20 minutes ago: inside the window. 01:00 was 2h20 ago: outside it, so not replayed.
     expect(first.handle.catchUp.map((o) => o.enqueued)).toEqual([
       [slotJobId("probe", names[0]!, new Date("2026-03-10T03:00:00Z"))],
       [],
     ]);
     // A second scheduler starting in the same window finds the slot claimed.
-    second.handle = await start(second);
+    second.handle = await startAt(second, schedule, at);
     expect(second.handle.catchUp[0]!.enqueued).toEqual([]);
     expect(second.handle.catchUp[0]!.alreadyClaimed).toHaveLength(1);
 
@@ -120,15 +122,7 @@ describe("scheduler", () => {
       `jobs: [{ kind: probe, cron: "*/10 * * * *", collections: ["${names[0]}", "no_such_collection_zz"] }]`,
       "test",
     );
-    r.handle = await startScheduler({
-      schedule,
-      options: options(3_600_000),
-      redis: r.redis,
-      queues: r.queues,
-      chroma: store,
-      logger: quietLogger(),
-      now: () => new Date("2026-03-10T03:21:00Z"),
-    });
+    r.handle = await startAt(r, schedule, new Date("2026-03-10T03:21:00Z"));
     expect(r.handle.catchUp[0]).toMatchObject({ missing: ["no_such_collection_zz"] });
     expect(r.handle.catchUp[0]!.enqueued).toEqual([slotJobId("probe", names[0]!, new Date("2026-03-10T03:20:00Z"))]);
   });

@@ -1,6 +1,6 @@
 import type { ScheduleEntry } from "../scheduling/schedule-file.js";
 import { resolveCollections } from "../scheduling/collection-globs.js";
-import { completeBackups } from "../storage/backup-format/backup-catalog.js";
+import { newestBackup } from "../storage/backup-format/backup-catalog.js";
 import type { ChromaStore } from "../storage/chroma.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import type { Alerter } from "./alerter.js";
@@ -32,8 +32,8 @@ export async function checkBackupStaleness(deps: StalenessDeps, now: Date = new 
   const covered = new Set(backupEntries.flatMap((entry) => resolveCollections(entry.collections, existing).collections));
   const reports: StalenessReport[] = [];
   for (const collection of covered) {
-    const newest = (await completeBackups(deps.backupStore, collection)).backups.find((b) => b.manifest.purpose === "backup");
-    const last = newest ? new Date(newest.manifest.finishedAt) : undefined;
+    const newest = await newestBackup(deps.backupStore, collection, "backup");
+    const last = newest ? new Date(newest.finishedAt) : undefined;
     const reference = last ?? deps.since;
     const stale = now.getTime() - reference.getTime() > deps.maxAgeMs;
     reports.push({ collection, lastBackupAt: last?.toISOString() ?? null, stale });

@@ -2,7 +2,7 @@ import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { z } from "zod";
 import { ConfigError, IntegrityError } from "../config/config-error.js";
-import { completeBackups, readManifest } from "../storage/backup-format/backup-catalog.js";
+import { newestBackup, readManifest } from "../storage/backup-format/backup-catalog.js";
 import { readChunk } from "../storage/backup-format/backup-reader.js";
 import type { ManifestChunk } from "../storage/backup-format/manifest.js";
 import { ObjectNotFoundError } from "../storage/object-store.js";
@@ -68,7 +68,7 @@ export const verify = defineJob({
         throw error;
       }
     } else {
-      manifest = (await completeBackups(store, payload.collection)).backups[0]?.manifest;
+      manifest = await newestBackup(store, payload.collection);
       if (!manifest) throw new ConfigError(`${payload.collection} has no complete backup in ${store.description}`);
     }
     const chosen = sample(manifest.chunks, payload.samplePercent);

@@ -93,6 +93,23 @@ export async function completeBackups(
   return { backups, damaged };
 }
 
+/**
+ * The newest complete backup of a collection (of one purpose, if given), reading manifests newest first and
+ * stopping at the first valid one: one manifest read where listing all of them would read every one.
+ */
+export async function newestBackup(store: ObjectStore, collection: string, purpose?: Manifest["purpose"]): Promise<Manifest | undefined> {
+  const folders = (await backupFolders(store, collection)).filter((f) => f.hasManifest).reverse();
+  for (const folder of folders) {
+    try {
+      const manifest = await readManifest(store, collection, folder.backupId);
+      if (!purpose || manifest.purpose === purpose) return manifest;
+    } catch {
+      // A damaged manifest is not a backup; `backups list` reports it.
+    }
+  }
+  return undefined;
+}
+
 /** Finds a backup by id across collections; an unknown id is a one-line error naming it and the store. */
 export async function findBackup(store: ObjectStore, backupId: string): Promise<Manifest> {
   if (!BACKUP_ID.test(backupId)) {
