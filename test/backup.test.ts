@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { beforeAll, describe, expect, it } from "vitest";
 import { IntegrityError } from "../src/config/config-error.js";
 import { backup, type BackupResult } from "../src/jobs/backup.js";
@@ -7,6 +8,7 @@ import { restore } from "../src/jobs/restore.js";
 import { verify } from "../src/jobs/verify.js";
 import { LocalLocks } from "../src/queues/locks.js";
 import { completeBackups, readManifest } from "../src/storage/backup-format/backup-catalog.js";
+import { decodeChunk } from "../src/storage/backup-format/chunk-codec.js";
 import { backupFolder, MANIFEST } from "../src/storage/backup-format/layout.js";
 import { createRichCollection, RICH_CONFIG, RICH_DIMENSION, RICH_METADATA, snapshotOf, STORES } from "./helpers/backup-fixtures.js";
 import { chromaStore, jobContext, uniqueName } from "./helpers/services.js";
@@ -34,6 +36,9 @@ describe.each(STORES)("backups on $name", ({ open }) => {
     expect(manifest.collection.configuration).toMatchObject({ hnsw: RICH_CONFIG });
     const stored = await store.get(backupFolder(source, first.backupId) + manifest.chunks[0]!.key);
     expect(stored.length).toBe(manifest.chunks[0]!.bytes);
+    // Text and embeddings are separate gzip members; the system's gzip reads them back as one chunk.
+    const unzipped = execFileSync("gzip", ["-dc"], { input: stored });
+    expect(decodeChunk(unzipped, "chunk 0").ids).toHaveLength(9);
     // Binary float32: far below the ~20 bytes a float takes as JSON text.
     expect(first.bytes).toBeLessThan(40 * RICH_DIMENSION * 4 * 1.1 + 8000);
   });
@@ -96,6 +101,30 @@ describe.each(STORES)("backups on $name", ({ open }) => {
     await expect(restore.process(restore.payload.parse({ collection: target, backupId: copy.backupId }), ctx())).rejects.toThrow(
       /fails its SHA-256 check/,
     );
+    expect(await chroma.listCollectionNames()).toEqual(before);
+  });
+
+  it("a chunk damaged after the check stops the restore mid-way and leaves no collection behind", async () => {
+    const copy = await backup.process(backup.payload.parse({ collection: source, chunkRecords: 9 }), ctx());
+    const manifest = await readManifest(store, source, copy.backupId);
+    const key = backupFolder(source, copy.backupId) + manifest.chunks.at(-1)!.key;
+    const damage = async (p: Progress) => {
+      if (p.unit !== "chunks verified" || p.done !== p.total) return;
+      const bytes = await store.get(key);
+      bytes[0]! ^= 0xff;
+      await store.put(key, bytes);
+    };
+    const target = uniqueName("halfway");
+    const before = await chroma.listCollectionNames();
+    const written: number[] = [];
+    await expect(
+      restore.process(
+        // Batches of 5: earlier chunks are being written when the damaged one is read.
+        restore.payload.parse({ collection: target, backupId: copy.backupId, batchSize: 5 }),
+        ctx({ progress: async (p: Progress) => (p.unit === "records" ? void written.push(p.done) : damage(p)) }),
+      ),
+    ).rejects.toThrow(/fails its SHA-256 check/);
+    expect(written.at(-1)).toBeGreaterThanOrEqual(25);
     expect(await chroma.listCollectionNames()).toEqual(before);
   });
 

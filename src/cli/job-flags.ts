@@ -39,6 +39,7 @@ const FLAGS: FlagSpec[] = [
   { flag: "--compression <kind>", field: "compression", description: "backup: gzip (default), zstd or none", parse: (t) => t },
   { flag: "--chunk-records <n>", field: "chunkRecords", description: "backup: records per chunk", parse: number },
   { flag: "--page-size <n>", field: "pageSize", description: "backup: records per read from Chroma", parse: number },
+  { flag: "--read-ahead <n>", field: "readAhead", description: "backup: pages requested ahead of the one being written", parse: number },
 ];
 
 const optionName = (spec: FlagSpec) =>

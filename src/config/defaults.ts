@@ -49,8 +49,21 @@ export interface JobDefaults {
 
 /** How backups read, chunk and store a collection (each can be set per job; see the backup payload). */
 export interface BackupOptions {
-  /** Records per Chroma `get` page. @defaultValue 1000 */
+  /** Records per Chroma `get` page. @defaultValue 500 */
   pageSize: number;
+  /**
+   * Pages requested ahead of the one being written. Chroma serves a request on about one core, so with two in flight
+   * it keeps working while vectorkeeper encodes; each adds a page to the memory a backup holds. @defaultValue 2
+   */
+  readAhead: number;
+  /** Chunks downloaded ahead of the one being checked or restored (restore, verify). @defaultValue 2 */
+  chunkReadAhead: number;
+  /**
+   * Records per write when restoring (at most the server's maximum batch size). Chroma's indexing time is per record,
+   * so bigger writes are not faster, while each holds its records as JSON text several times their size.
+   * @defaultValue 1000
+   */
+  restoreBatch: number;
   /** Records per chunk at most. @defaultValue 2000 */
   chunkRecords: number;
   /** Uncompressed bytes per chunk at most (the memory a backup holds is about two chunks). @defaultValue 33554432 (32 MiB) */
@@ -177,7 +190,10 @@ export const DEFAULTS = {
     maxQueries: 200,
   } satisfies WarmOptions,
   backup: {
-    pageSize: 1000,
+    pageSize: 500,
+    readAhead: 2,
+    chunkReadAhead: 2,
+    restoreBatch: 1000,
     chunkRecords: 2000,
     chunkBytes: 32 * 1024 * 1024,
     compression: "gzip",

@@ -112,7 +112,7 @@ async function archiveToObjectStore(payload: ArchivePayload, where: Where, cutof
     });
     let dimension: number | null = null;
     let read = 0;
-    for await (const page of readPages(source, payload.batchSize, ctx.signal, where)) {
+    for await (const page of readPages(source, { pageSize: payload.batchSize, readAhead: DEFAULTS.backup.readAhead, signal: ctx.signal, where })) {
       dimension ??= page.dimension;
       await writer.add(page);
       read += page.ids.length;

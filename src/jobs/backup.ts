@@ -21,6 +21,7 @@ export const backupPayload = z
     /** Retention applied right after a successful backup (a schedule entry's `keep`). */
     keep: keepPolicy.optional(),
     pageSize: z.number().int().min(1).max(100_000).default(d.pageSize),
+    readAhead: z.number().int().min(1).max(8).default(d.readAhead),
     chunkRecords: z.number().int().min(1).default(d.chunkRecords),
     chunkBytes: z.number().int().min(1024).default(d.chunkBytes),
     compression: z
@@ -75,7 +76,7 @@ export const backup = defineJob({
       let dimension: number | null = null;
       let read = 0;
       await ctx.progress({ done: 0, total: countBefore, unit: "records" });
-      for await (const page of readPages(collection, payload.pageSize, ctx.signal)) {
+      for await (const page of readPages(collection, { pageSize: payload.pageSize, readAhead: payload.readAhead, signal: ctx.signal })) {
         dimension ??= page.dimension;
         await writer.add(page);
         read += page.ids.length;

@@ -72,7 +72,7 @@ export const lint = defineJob({
     };
 
     let records = 0;
-    for await (const page of readPages(collection, payload.pageSize, ctx.signal)) {
+    for await (const page of readPages(collection, { pageSize: payload.pageSize, readAhead: DEFAULTS.backup.readAhead, signal: ctx.signal })) {
       page.ids.forEach((id, i) => {
         const metadata = page.metadatas[i];
         for (const field of fields) {

@@ -4,8 +4,8 @@ import { z } from "zod";
 import { ConfigError } from "../config/config-error.js";
 import { DEFAULTS } from "../config/defaults.js";
 import { findBackup } from "../storage/backup-format/backup-catalog.js";
-import { readChunk } from "../storage/backup-format/backup-reader.js";
-import { writeRecords } from "../storage/chroma-records.js";
+import { readChunks } from "../storage/backup-format/backup-reader.js";
+import { PipelinedWriter } from "../storage/chroma-records.js";
 import { concatColumns, emptyColumns, sliceColumns, type RecordColumns } from "../storage/record-columns.js";
 import { backupIdField } from "./backup-fields.js";
 import { defineJob } from "./job-context.js";
@@ -18,6 +18,8 @@ export const restorePayload = z
     backupId: backupIdField,
     /** Replace a target that already holds records (it is swapped out only once the restore is complete). */
     replace: z.boolean().default(false),
+    /** Records per write (capped at the server's maximum batch size). */
+    batchSize: z.number().int().min(1).max(100_000).default(DEFAULTS.backup.restoreBatch),
   })
   .strict();
 
@@ -66,10 +68,11 @@ export const restore = defineJob({
       const total = manifest.records;
       const chunks = manifest.chunks;
 
-      for (const [index, chunk] of chunks.entries()) {
-        ctx.signal.throwIfAborted();
-        await readChunk(backupStore, manifest, chunk);
-        await ctx.progress({ done: index + 1, total: chunks.length, unit: "chunks verified" });
+      const ahead = DEFAULTS.backup.chunkReadAhead;
+      let checked = 0;
+      for await (const read of readChunks(backupStore, manifest, { ahead, signal: ctx.signal })) {
+        if ("problem" in read) throw read.problem;
+        await ctx.progress({ done: ++checked, total: chunks.length, unit: "chunks verified" });
       }
 
       // A staging collection of this target left by a crashed restore: we hold the restore lease, so it is stale.
@@ -78,20 +81,20 @@ export const restore = defineJob({
       }
       const suffix = randomBytes(4).toString("hex");
       const staging = `${target}${STAGING}${suffix}`;
+      const maxBatch = Math.min(payload.batchSize, await chroma.maxBatchSize());
       const collection = await chroma.createLike(staging, manifest.collection);
+      const writer = new PipelinedWriter(collection, { maxBatch, mode: "add" });
       try {
-        const maxBatch = await chroma.maxBatchSize();
-        let written = 0;
-        // Chunks are gathered into full batches of the server's size: fewer, fuller writes index faster.
+        // Chunks are gathered into full batches; the next chunks download and decode while Chroma indexes the batch
+        // before.
         let pending = emptyColumns(manifest.dimension ?? 0);
         const write = async (columns: RecordColumns) => {
-          await writeRecords(collection, columns, { maxBatch, mode: "add" });
-          written += columns.ids.length;
-          await ctx.progress({ done: written, total, unit: "records" });
+          await writer.write(columns);
+          await ctx.progress({ done: writer.written, total, unit: "records" });
         };
-        for (const chunk of chunks) {
-          ctx.signal.throwIfAborted();
-          pending = concatColumns([pending, await readChunk(backupStore, manifest, chunk)], pending.dimension);
+        for await (const read of readChunks(backupStore, manifest, { ahead, signal: ctx.signal })) {
+          if ("problem" in read) throw read.problem;
+          pending = concatColumns([pending, read.columns], pending.dimension);
           const full = pending.ids.length - (pending.ids.length % maxBatch);
           if (full > 0) {
             await write(sliceColumns(pending, 0, full));
@@ -99,6 +102,8 @@ export const restore = defineJob({
           }
         }
         if (pending.ids.length > 0) await write(pending);
+        await writer.finish();
+        await ctx.progress({ done: writer.written, total, unit: "records" });
         const count = await collection.count();
         if (count !== total) throw new Error(`restored ${count} records into ${staging}, the backup holds ${total}`);
 
@@ -107,6 +112,8 @@ export const restore = defineJob({
         await collection.modify({ name: target });
         if (exists) await chroma.deleteCollection(old);
       } catch (error) {
+        // A write still in flight would otherwise land in a collection being deleted.
+        await writer.finish().catch(() => undefined);
         await chroma.deleteCollection(staging).catch(() => undefined);
         throw error;
       }

@@ -2,8 +2,9 @@ import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { z } from "zod";
 import { ConfigError, IntegrityError } from "../config/config-error.js";
+import { DEFAULTS } from "../config/defaults.js";
 import { newestBackup, readManifest } from "../storage/backup-format/backup-catalog.js";
-import { readChunk } from "../storage/backup-format/backup-reader.js";
+import { readChunks } from "../storage/backup-format/backup-reader.js";
 import type { ManifestChunk } from "../storage/backup-format/manifest.js";
 import { ObjectNotFoundError } from "../storage/object-store.js";
 import { backupIdField } from "./backup-fields.js";
@@ -74,16 +75,15 @@ export const verify = defineJob({
     const chosen = sample(manifest.chunks, payload.samplePercent);
     const problems: string[] = [];
     let records = 0;
-    for (const [index, chunk] of chosen.entries()) {
-      ctx.signal.throwIfAborted();
-      try {
-        records += (await readChunk(store, manifest, chunk)).ids.length;
-      } catch (error) {
-        if (!(error instanceof IntegrityError)) throw error;
-        problems.push(error.message);
-        ctx.logger.error({ backupId: manifest.backupId, chunk: chunk.key }, error.message);
+    let checked = 0;
+    for await (const read of readChunks(store, manifest, { chunks: chosen, ahead: DEFAULTS.backup.chunkReadAhead, signal: ctx.signal })) {
+      if ("problem" in read) {
+        problems.push(read.problem.message);
+        ctx.logger.error({ backupId: manifest.backupId, chunk: read.chunk.key }, read.problem.message);
+      } else {
+        records += read.columns.ids.length;
       }
-      await ctx.progress({ done: index + 1, total: chosen.length, unit: "chunks" });
+      await ctx.progress({ done: ++checked, total: chosen.length, unit: "chunks" });
     }
     if (problems.length > 0) {
       throw new IntegrityError(

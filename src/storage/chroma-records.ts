@@ -1,5 +1,6 @@
 import type { Collection, Metadata, Where } from "chromadb";
 import type { RecordColumns } from "./record-columns.js";
+import { readAhead } from "./read-ahead.js";
 import { embeddingAt, sliceColumns } from "./record-columns.js";
 
 /** A Chroma `get` result as columns, embeddings packed as float32. */
@@ -25,29 +26,30 @@ export function columnsFromGet(result: {
   };
 }
 
+/** How `readPages` reads. */
+export interface PageReading {
+  pageSize: number;
+  /** Pages requested beyond the one the caller holds. */
+  readAhead: number;
+  signal?: AbortSignal | undefined;
+  where?: Where | undefined;
+}
+
 /**
- * Pages through a whole collection with limit/offset (Chroma returns records in insertion order), fetching the next
- * page while the caller works on the current one. Memory: two pages.
+ * Pages through a whole collection with limit/offset (Chroma returns records in insertion order), with `readAhead`
+ * further pages requested while the caller works on the current one: Chroma serves a request on about one core, so it
+ * reads on while the caller encodes. Reading stops at the first short page, as a sequential reader would.
  */
-export async function* readPages(
-  collection: Collection,
-  pageSize: number,
-  signal?: AbortSignal,
-  where?: Where,
-): AsyncGenerator<RecordColumns> {
-  const fetchPage = (offset: number) =>
-    collection
-      .get({ limit: pageSize, offset, include: ["embeddings", "documents", "metadatas"], ...(where ? { where } : {}) })
-      .then(columnsFromGet);
-  let next: Promise<RecordColumns> | undefined = fetchPage(0);
-  for (let offset = 0; next; offset += pageSize) {
-    signal?.throwIfAborted();
-    const page: RecordColumns = await next;
-    next = page.ids.length === pageSize ? fetchPage(offset + pageSize) : undefined;
-    // Failure of the prefetch surfaces when it is awaited, not as an unhandled rejection meanwhile.
-    next?.catch(() => undefined);
-    if (page.ids.length > 0) yield page;
-  }
+export async function* readPages(collection: Collection, reading: PageReading): AsyncGenerator<RecordColumns> {
+  const { pageSize, where } = reading;
+  const pages = readAhead(
+    (index) =>
+      collection
+        .get({ limit: pageSize, offset: index * pageSize, include: ["embeddings", "documents", "metadatas"], ...(where ? { where } : {}) })
+        .then(columnsFromGet),
+    { ahead: reading.readAhead, isLast: (page) => page.ids.length < pageSize, signal: reading.signal },
+  );
+  for await (const page of pages) if (page.ids.length > 0) yield page;
 }
 
 /**
@@ -65,14 +67,19 @@ export function* uniformRuns(columns: RecordColumns): Generator<RecordColumns> {
   }
 }
 
-/** Writes records in batches of at most `maxBatch`, each of one shape; `upsert` makes a re-run idempotent. */
-export async function writeRecords(
-  collection: Collection,
-  columns: RecordColumns,
-  options: { maxBatch: number; mode: "add" | "upsert" },
-): Promise<void> {
-  for (let start = 0; start < columns.ids.length; start += options.maxBatch) {
-    const batch = sliceColumns(columns, start, Math.min(start + options.maxBatch, columns.ids.length));
+/** How records are written: batches within the server's limit; `upsert` makes a re-run idempotent. */
+export interface RecordWriting {
+  maxBatch: number;
+  mode: "add" | "upsert";
+}
+
+/**
+ * Writes `columns` in batches of at most `maxBatch`, each of one shape. Each batch's embeddings become plain numbers
+ * only as it is sent: as number[][] they take five times the memory of the packed floats.
+ */
+async function send(collection: Collection, columns: RecordColumns, writing: RecordWriting, sent: (records: number) => void) {
+  for (let start = 0; start < columns.ids.length; start += writing.maxBatch) {
+    const batch = sliceColumns(columns, start, Math.min(start + writing.maxBatch, columns.ids.length));
     for (const run of uniformRuns(batch)) {
       const records = {
         ids: run.ids,
@@ -80,8 +87,41 @@ export async function writeRecords(
         ...(run.documents[0] !== null ? { documents: run.documents as string[] } : {}),
         ...(run.metadatas[0] !== null ? { metadatas: run.metadatas as Metadata[] } : {}),
       };
-      await (options.mode === "add" ? collection.add(records) : collection.upsert(records));
+      await (writing.mode === "add" ? collection.add(records) : collection.upsert(records));
+      sent(run.ids.length);
     }
+  }
+}
+
+/** Writes records in batches within the server's limit, each of one shape, and returns once they are written. */
+export async function writeRecords(collection: Collection, columns: RecordColumns, writing: RecordWriting): Promise<void> {
+  await send(collection, columns, writing, () => undefined);
+}
+
+/**
+ * Writes record batches in the order given, one at a time, while the caller reads the next: `write` returns once the
+ * previous batch is written and this one is on its way. Chroma indexes a write on about one core, so downloading and
+ * decoding the next chunks runs on the other. `finish` waits for the last write and reports any failure.
+ */
+export class PipelinedWriter {
+  /** Records whose writes have completed. */
+  written = 0;
+  private previous: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly collection: Collection,
+    private readonly writing: RecordWriting,
+  ) {}
+
+  async write(columns: RecordColumns): Promise<void> {
+    await this.previous;
+    this.previous = send(this.collection, columns, this.writing, (records) => (this.written += records));
+    // A failed write surfaces at the next write or at finish, not as an unhandled rejection meanwhile.
+    this.previous.catch(() => undefined);
+  }
+
+  async finish(): Promise<void> {
+    await this.previous;
   }
 }
 

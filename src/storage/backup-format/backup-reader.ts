@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { IntegrityError } from "../../config/config-error.js";
 import { ObjectNotFoundError, type ObjectStore } from "../object-store.js";
+import { readAhead } from "../read-ahead.js";
 import type { RecordColumns } from "../record-columns.js";
 import { decodeChunk } from "./chunk-codec.js";
 import { decompressors } from "./compression.js";
@@ -37,4 +38,31 @@ export async function readChunk(store: ObjectStore, manifest: UnsignedManifest, 
     throw new IntegrityError(`${where} has ${columns.dimension}-dim embeddings, the manifest says ${manifest.dimension}`);
   }
   return columns;
+}
+
+/** A chunk read by `readChunks`: its records, or what is wrong with it. */
+export type ChunkRead = { chunk: ManifestChunk; columns: RecordColumns } | { chunk: ManifestChunk; problem: IntegrityError };
+
+/**
+ * Reads chunks in order with `ahead` further downloads running meanwhile. A damaged chunk is reported in its place and
+ * reading goes on (verify lists every bad chunk); other failures, such as an unreachable store, end the reading.
+ */
+export function readChunks(
+  store: ObjectStore,
+  manifest: UnsignedManifest,
+  options: { chunks?: readonly ManifestChunk[]; ahead: number; signal?: AbortSignal },
+): AsyncGenerator<ChunkRead> {
+  const chunks = options.chunks ?? manifest.chunks;
+  return readAhead(
+    async (index): Promise<ChunkRead> => {
+      const chunk = chunks[index]!;
+      try {
+        return { chunk, columns: await readChunk(store, manifest, chunk) };
+      } catch (error) {
+        if (error instanceof IntegrityError) return { chunk, problem: error };
+        throw error;
+      }
+    },
+    { ahead: options.ahead, count: chunks.length, signal: options.signal },
+  );
 }

@@ -33,8 +33,16 @@ const chunkText = z
 
 const allNull = <T>(values: readonly (T | null)[]) => values.every((v) => v === null);
 
-export function encodeChunk(columns: RecordColumns): Buffer {
-  const text = Buffer.from(
+/** An encoded chunk in its two parts, so the compressor can treat text and floats each as suits them. */
+export interface ChunkParts {
+  /** Magic, length and the JSON record text. */
+  text: Buffer;
+  /** The embeddings' bytes, shuffled into planes. */
+  floats: Buffer;
+}
+
+export function encodeChunk(columns: RecordColumns): ChunkParts {
+  const json = Buffer.from(
     JSON.stringify({
       count: columns.ids.length,
       dimension: columns.dimension,
@@ -44,15 +52,13 @@ export function encodeChunk(columns: RecordColumns): Buffer {
     }),
     "utf8",
   );
-  const length = Buffer.alloc(4);
-  length.writeUInt32LE(text.length);
-  const floats = new Uint8Array(columns.embeddings.buffer, columns.embeddings.byteOffset, columns.embeddings.byteLength);
-  const out = Buffer.allocUnsafe(8 + text.length + floats.length);
-  MAGIC.copy(out, 0);
-  length.copy(out, 4);
-  text.copy(out, 8);
-  shuffle(floats, out.subarray(8 + text.length));
-  return out;
+  const text = Buffer.allocUnsafe(8 + json.length);
+  MAGIC.copy(text, 0);
+  text.writeUInt32LE(json.length, 4);
+  json.copy(text, 8);
+  const floats = Buffer.allocUnsafe(columns.embeddings.byteLength);
+  shuffle(new Uint8Array(columns.embeddings.buffer, columns.embeddings.byteOffset, columns.embeddings.byteLength), floats);
+  return { text, floats };
 }
 
 /** Decodes a chunk; `where` names it in errors ("chunk 3 of backup …"). */
