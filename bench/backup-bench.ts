@@ -56,6 +56,12 @@ export async function seed(url: string, name: string, count: number, dimension =
   for (let start = 0; start < count; start += batch) await collection.add(recordBatch(start, Math.min(batch, count - start), dimension));
 }
 
+async function dropCollections(url: string, names: string[]): Promise<void> {
+  const u = new URL(url);
+  const client = new ChromaClient({ host: u.hostname, port: Number(u.port) });
+  for (const name of names) await client.deleteCollection({ name }).catch(() => undefined);
+}
+
 export const HEADER = `${"".padEnd(36)} ${"records/s".padStart(10)} ${"vs base".padStart(9)} ${"peak RSS".padStart(10)} ${"written".padStart(11)} ${"vs JSON".padStart(9)}`;
 
 const rate = (o: Outcome) => (o.records && o.ms ? (o.records / o.ms) * 1000 : 0);
@@ -92,29 +98,44 @@ export async function benchBackup(services: Services, sizes: number[]): Promise<
     // the client compete, and single runs differ by 10%. The classic recipe runs last: its one huge get() leaves the
     // server's memory inflated for whoever follows.
     const raws: Outcome[] = [];
+    const rawsAhead: Outcome[] = [];
     const backups: Outcome[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       raws.push(await runVariant(["raw-read", url, name]));
+      rawsAhead.push(await runVariant(["raw-read-ahead", url, name]));
       backups.push(await runVariant(["backup", url, name, join(backupDir, String(round))]));
     }
     const raw = median(raws);
+    const rawAhead = median(rawsAhead);
     const ours = { ...median(backups), peakRssMb: Math.max(...backups.map((b) => b.peakRssMb)) };
     const classic = await runVariant(["classic", url, name, join(services.dir, `classic_${size}`)]);
-    const plain = await runVariant(["plain-add", url, `${name}_plain`, String(size), String(DIMENSION)]);
+    // Plain add and restore alternate too; each writes a fresh collection, dropped before the next round.
+    const plains: Outcome[] = [];
+    const restores: Outcome[] = [];
     const last = backups.at(-1);
-    const restored = last?.backupId
-      ? await runVariant(["restore", url, `${name}_restored`, join(backupDir, String(ROUNDS - 1)), last.backupId])
-      : { peakRssMb: 0, error: "no backup" };
+    for (let round = 0; round < ROUNDS; round++) {
+      plains.push(await runVariant(["plain-add", url, `${name}_plain${round}`, String(size), String(DIMENSION)]));
+      restores.push(
+        last?.backupId
+          ? await runVariant(["restore", url, `${name}_restored${round}`, join(backupDir, String(ROUNDS - 1)), last.backupId])
+          : { peakRssMb: 0, error: "no backup" },
+      );
+      await dropCollections(url, [`${name}_plain${round}`, `${name}_restored${round}`]);
+    }
+    const plain = median(plains);
+    const restored = { ...median(restores), peakRssMb: Math.max(...restores.map((o) => o.peakRssMb)) };
     const header = HEADER;
     console.log(`backup of ${size} records (baseline: raw paged read)`);
     console.log(header);
     console.log(row(`raw paged get (limit), median of ${ROUNDS}`, raw, raw));
+    console.log(row(`raw paged get, 2 pages ahead, median`, rawAhead, raw));
     console.log(row("classic get() + JSON files", classic, raw, classic));
     console.log(row(`vectorkeeper backup, median of ${ROUNDS}`, ours, raw, classic));
-    console.log(`  (single runs: raw ${raws.map((o) => rate(o).toFixed(0)).join(", ")}; backup ${backups.map((o) => rate(o).toFixed(0)).join(", ")} records/s; backup peak RSS is the highest of its runs)`);
+    console.log(`  (single runs: raw ${raws.map((o) => rate(o).toFixed(0)).join(", ")}; raw ahead ${rawsAhead.map((o) => rate(o).toFixed(0)).join(", ")}; backup ${backups.map((o) => rate(o).toFixed(0)).join(", ")} records/s; backup peak RSS is the highest of its runs)`);
     console.log(`restore of ${size} records (baseline: plain batched add)`);
     console.log(header);
-    console.log(row("plain batched add (limit)", plain, plain));
-    console.log(row("vectorkeeper restore", restored, plain));
+    console.log(row(`plain batched add (limit), median of ${ROUNDS}`, plain, plain));
+    console.log(row(`vectorkeeper restore, median of ${ROUNDS}`, restored, plain));
+    console.log(`  (single runs: add ${plains.map((o) => rate(o).toFixed(0)).join(", ")}; restore ${restores.map((o) => rate(o).toFixed(0)).join(", ")} records/s)`);
   }
 }

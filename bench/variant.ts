@@ -39,6 +39,19 @@ async function run(): Promise<{ records: number; bytes?: number; backupId?: stri
         if (page.ids.length < 1000) return { records };
       }
     }
+    case "raw-read-ahead": {
+      // The same pages with two more requested while one is received: how fast Chroma can be read at all.
+      const c = await store.openCollection(collection);
+      const page = (offset: number) => c.get({ limit: 1000, offset, include: ["embeddings", "documents", "metadatas"] });
+      const requested = [page(0), page(1000), page(2000)];
+      let records = 0;
+      for (let offset = 3000; ; offset += 1000) {
+        const { ids } = await requested.shift()!;
+        records += ids.length;
+        if (ids.length < 1000) return { records };
+        requested.push(page(offset));
+      }
+    }
     case "classic": {
       // The recipe operators run today: everything in one get(), then JSON files of 10,000 records.
       const [dir = ""] = rest;

@@ -52,8 +52,9 @@ export interface BackupOptions {
   /** Records per Chroma `get` page. @defaultValue 500 */
   pageSize: number;
   /**
-   * Pages requested ahead of the one being written. Chroma serves a request on about one core, so with two in flight
-   * it keeps working while vectorkeeper encodes; each adds a page to the memory a backup holds. @defaultValue 2
+   * Pages requested ahead of the one being written (0: one after another). Chroma serves a request on about one core,
+   * so with two in flight it keeps working while vectorkeeper encodes; each adds a page to the memory a backup holds.
+   * @defaultValue 2
    */
   readAhead: number;
   /** Chunks downloaded ahead of the one being checked or restored (restore, verify). @defaultValue 2 */

@@ -7,7 +7,7 @@ import { readChunk } from "../storage/backup-format/backup-reader.js";
 import { BackupWriter } from "../storage/backup-format/backup-writer.js";
 import { backupFolder, newBackupId } from "../storage/backup-format/layout.js";
 import { collectionEntry, manifestHeader } from "../storage/backup-format/manifest.js";
-import { columnsFromGet, readPages, sameRecord, writeRecords } from "../storage/chroma-records.js";
+import { columnsFromGet, sameRecord, writeRecords } from "../storage/chroma-records.js";
 import { failpoint } from "./failpoints.js";
 import { defineJob, type JobContext } from "./job-context.js";
 import { alertAfterFailures, collectionName, metadataField } from "./payload-fields.js";
@@ -112,7 +112,7 @@ async function archiveToObjectStore(payload: ArchivePayload, where: Where, cutof
     });
     let dimension: number | null = null;
     let read = 0;
-    for await (const page of readPages(source, { pageSize: payload.batchSize, readAhead: DEFAULTS.backup.readAhead, signal: ctx.signal, where })) {
+    for await (const page of ctx.chroma.readPages(source, { pageSize: payload.batchSize, readAhead: DEFAULTS.backup.readAhead, signal: ctx.signal, where })) {
       dimension ??= page.dimension;
       await writer.add(page);
       read += page.ids.length;

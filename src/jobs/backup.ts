@@ -6,7 +6,6 @@ import { COMPRESSIONS, zstdAvailable } from "../storage/backup-format/compressio
 import { backupFolder, newBackupId } from "../storage/backup-format/layout.js";
 import { collectionEntry, manifestHeader } from "../storage/backup-format/manifest.js";
 import { applyPrune, planPrune } from "../storage/backup-pruning.js";
-import { readPages } from "../storage/chroma-records.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { keepPolicy } from "./backup-fields.js";
 import { defineJob } from "./job-context.js";
@@ -21,7 +20,7 @@ export const backupPayload = z
     /** Retention applied right after a successful backup (a schedule entry's `keep`). */
     keep: keepPolicy.optional(),
     pageSize: z.number().int().min(1).max(100_000).default(d.pageSize),
-    readAhead: z.number().int().min(1).max(8).default(d.readAhead),
+    readAhead: z.number().int().min(0).max(8).default(d.readAhead),
     chunkRecords: z.number().int().min(1).default(d.chunkRecords),
     chunkBytes: z.number().int().min(1024).default(d.chunkBytes),
     compression: z
@@ -76,7 +75,7 @@ export const backup = defineJob({
       let dimension: number | null = null;
       let read = 0;
       await ctx.progress({ done: 0, total: countBefore, unit: "records" });
-      for await (const page of readPages(collection, { pageSize: payload.pageSize, readAhead: payload.readAhead, signal: ctx.signal })) {
+      for await (const page of chroma.readPages(collection, { pageSize: payload.pageSize, readAhead: payload.readAhead, signal: ctx.signal })) {
         dimension ??= page.dimension;
         await writer.add(page);
         read += page.ids.length;

@@ -2,7 +2,6 @@ import { createHash } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { z } from "zod";
 import { DEFAULTS } from "../config/defaults.js";
-import { readPages } from "../storage/chroma-records.js";
 import { defineJob } from "./job-context.js";
 import { collectionName, metadataField } from "./payload-fields.js";
 
@@ -72,7 +71,7 @@ export const lint = defineJob({
     };
 
     let records = 0;
-    for await (const page of readPages(collection, { pageSize: payload.pageSize, readAhead: DEFAULTS.backup.readAhead, signal: ctx.signal })) {
+    for await (const page of ctx.chroma.readPages(collection, { pageSize: payload.pageSize, readAhead: DEFAULTS.backup.readAhead, signal: ctx.signal })) {
       page.ids.forEach((id, i) => {
         const metadata = page.metadatas[i];
         for (const field of fields) {

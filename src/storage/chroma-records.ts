@@ -1,21 +1,31 @@
 import type { Collection, Metadata, Where } from "chromadb";
 import type { RecordColumns } from "./record-columns.js";
+import type { PageRequest } from "./chroma-bulk-get.js";
 import { readAhead } from "./read-ahead.js";
 import { embeddingAt, sliceColumns } from "./record-columns.js";
 
-/** A Chroma `get` result as columns, embeddings packed as float32. */
-export function columnsFromGet(result: {
+/** A Chroma `get` answer, from the client or from the bulk reader. */
+export interface GetColumnsInput {
   ids: string[];
-  embeddings: (number[] | null)[] | null;
-  documents: (string | null)[] | null;
-  metadatas: (Metadata | null)[] | null;
-}): RecordColumns {
+  embeddings?: readonly unknown[] | null | undefined;
+  documents?: (string | null)[] | null | undefined;
+  metadatas?: (Metadata | null)[] | null | undefined;
+}
+
+/** A Chroma `get` answer as columns, embeddings packed as float32; refuses rows of the wrong length. */
+export function columnsFromGet(result: GetColumnsInput): RecordColumns {
   const count = result.ids.length;
   const rows = result.embeddings ?? [];
-  const dimension = rows[0]?.length ?? 0;
+  const first = rows.find((row) => row !== null);
+  const dimension = Array.isArray(first) ? first.length : 0;
   const embeddings = new Float32Array(count * dimension);
+  if (rows.length > 0 && rows.length !== count) throw new Error(`Chroma returned ${rows.length} embeddings for ${count} ids`);
   rows.forEach((row, index) => {
-    if (row) embeddings.set(row, index * dimension);
+    if (row === null) return;
+    if (!Array.isArray(row) || row.length !== dimension) {
+      throw new Error(`Chroma returned an embedding that is not ${dimension} numbers (record ${result.ids[index]})`);
+    }
+    embeddings.set(row as number[], index * dimension);
   });
   return {
     ids: result.ids,
@@ -33,7 +43,12 @@ export interface PageReading {
   readAhead: number;
   signal?: AbortSignal | undefined;
   where?: Where | undefined;
+  /** How a page is fetched; the chromadb client's `get` unless given (ChromaStore passes its bulk reader). */
+  get?: ((collection: Collection, page: PageRequest) => Promise<GetColumnsInput>) | undefined;
 }
+
+const clientGet = (collection: Collection, page: PageRequest): Promise<GetColumnsInput> =>
+  collection.get({ ...page, include: ["embeddings", "documents", "metadatas"] });
 
 /**
  * Pages through a whole collection with limit/offset (Chroma returns records in insertion order), with `readAhead`
@@ -41,12 +56,9 @@ export interface PageReading {
  * reads on while the caller encodes. Reading stops at the first short page, as a sequential reader would.
  */
 export async function* readPages(collection: Collection, reading: PageReading): AsyncGenerator<RecordColumns> {
-  const { pageSize, where } = reading;
+  const { pageSize, where, get = clientGet } = reading;
   const pages = readAhead(
-    (index) =>
-      collection
-        .get({ limit: pageSize, offset: index * pageSize, include: ["embeddings", "documents", "metadatas"], ...(where ? { where } : {}) })
-        .then(columnsFromGet),
+    (index) => get(collection, { limit: pageSize, offset: index * pageSize, ...(where ? { where } : {}) }).then(columnsFromGet),
     { ahead: reading.readAhead, isLast: (page) => page.ids.length < pageSize, signal: reading.signal },
   );
   for await (const page of pages) if (page.ids.length > 0) yield page;

@@ -7,7 +7,10 @@ import {
   type EmbeddingFunction,
 } from "chromadb";
 import { ConfigError } from "../config/config-error.js";
+import { ChromaBulkGet, type PageRequest } from "./chroma-bulk-get.js";
+import { readPages, type GetColumnsInput, type PageReading } from "./chroma-records.js";
 import { createOptionsFrom } from "./collection-config.js";
+import type { RecordColumns } from "./record-columns.js";
 
 /** Where and as whom vectorkeeper talks to Chroma. */
 export interface ChromaSettings {
@@ -38,6 +41,7 @@ export class ChromaUnavailableError extends Error {
 
 export class ChromaStore {
   readonly client: ChromaClient;
+  private readonly bulk: ChromaBulkGet;
   private maxBatch: number | undefined;
 
   constructor(readonly settings: ChromaSettings) {
@@ -54,6 +58,20 @@ export class ChromaStore {
       database: settings.database,
       headers,
     });
+    this.bulk = new ChromaBulkGet({ url: settings.url, headers, tenant: settings.tenant, database: settings.database });
+  }
+
+  /** Pages through a collection (see `readPages`) with the bulk reader, which spends far less CPU per page. */
+  readPages(collection: Collection, reading: Omit<PageReading, "get">): AsyncGenerator<RecordColumns> {
+    const get = (c: Collection, page: PageRequest): Promise<GetColumnsInput> =>
+      this.bulk.get(c, page).catch((error: unknown) => {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EHOSTUNREACH") {
+          throw new ChromaUnavailableError(`Chroma stopped answering at ${this.settings.url} (CHROMA_URL) while ${c.name} was read`);
+        }
+        throw error;
+      });
+    return readPages(collection, { ...reading, get });
   }
 
   /** The server's heartbeat; throws when it does not answer. */

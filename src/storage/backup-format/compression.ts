@@ -36,8 +36,8 @@ function zstdCodec(which: "zstdCompress" | "zstdDecompress"): Codec {
 /**
  * gzip writes a chunk as two gzip members, which every gunzip reads back as one stream: the record text at level 1,
  * then the byte-shuffled embeddings with Huffman coding only. Repeats in float bytes are rare, so searching for them
- * (what gzip spends its time on) gains under 2% there; Huffman coding alone still squeezes the sign/exponent bytes,
- * three times as fast as level 1.
+ * (what gzip spends its time on) saves only about 2% there; Huffman coding alone still squeezes the sign and exponent
+ * bytes, three times as fast as level 1 (measured on 384-dim embeddings).
  */
 const gzipChunk = async ({ text, floats }: ChunkParts): Promise<Buffer> => {
   const [head, tail] = await Promise.all([
