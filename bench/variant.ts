@@ -78,8 +78,8 @@ async function run(): Promise<{ records: number; bytes?: number; backupId?: stri
       return { records: result.records, bytes: result.bytes, backupId: result.backupId };
     }
     case "restore": {
-      const [dir = "", backupId = ""] = rest;
-      const result = await restore.process(restore.payload.parse({ collection, backupId }), ctxFor(dir));
+      const [dir = "", backupId = "", options = "{}"] = rest;
+      const result = await restore.process(restore.payload.parse({ ...(JSON.parse(options) as object), collection, backupId }), ctxFor(dir));
       return { records: result.records };
     }
     case "plain-add": {

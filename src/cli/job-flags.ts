@@ -35,7 +35,7 @@ const FLAGS: FlagSpec[] = [
   { flag: "--field <name>", field: "field", description: "expire/archive: the lifecycle metadata field", parse: (t) => t },
   { flag: "--older-than-days <n>", field: "olderThanDays", description: "archive: move records created more than n days ago", parse: number },
   { flag: "--to <target>", field: "to", description: "archive: target collection ({name} = source) or object-store", parse: (t) => t },
-  { flag: "--batch-size <n>", field: "batchSize", description: "expire/archive: records per batch", parse: number },
+  { flag: "--batch-size <n>", field: "batchSize", description: "expire/archive/restore: records per batch", parse: number },
   { flag: "--compression <kind>", field: "compression", description: "backup: gzip (default), zstd or none", parse: (t) => t },
   { flag: "--chunk-records <n>", field: "chunkRecords", description: "backup: records per chunk", parse: number },
   { flag: "--page-size <n>", field: "pageSize", description: "backup: records per read from Chroma", parse: number },

@@ -59,12 +59,6 @@ export interface BackupOptions {
   readAhead: number;
   /** Chunks downloaded ahead of the one being checked or restored (restore, verify). @defaultValue 2 */
   chunkReadAhead: number;
-  /**
-   * Records per write when restoring (at most the server's maximum batch size). Chroma's indexing time is per record,
-   * so bigger writes are not faster, while each holds its records as JSON text several times their size.
-   * @defaultValue 1000
-   */
-  restoreBatch: number;
   /** Records per chunk at most. @defaultValue 2000 */
   chunkRecords: number;
   /** Uncompressed bytes per chunk at most (the memory a backup holds is about two chunks). @defaultValue 33554432 (32 MiB) */
@@ -194,7 +188,6 @@ export const DEFAULTS = {
     pageSize: 500,
     readAhead: 2,
     chunkReadAhead: 2,
-    restoreBatch: 1000,
     chunkRecords: 2000,
     chunkBytes: 32 * 1024 * 1024,
     compression: "gzip",

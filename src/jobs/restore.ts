@@ -18,8 +18,11 @@ export const restorePayload = z
     backupId: backupIdField,
     /** Replace a target that already holds records (it is swapped out only once the restore is complete). */
     replace: z.boolean().default(false),
-    /** Records per write (capped at the server's maximum batch size). */
-    batchSize: z.number().int().min(1).max(100_000).default(DEFAULTS.backup.restoreBatch),
+    /**
+     * Records per write, at most the server's maximum batch size, which is the default: restores of 50,000 records ran
+     * markedly faster in writes of the maximum (5461 here) than in writes of 1000, at ~100 MB more memory.
+     */
+    batchSize: z.number().int().min(1).max(100_000).optional(),
   })
   .strict();
 
@@ -81,7 +84,8 @@ export const restore = defineJob({
       }
       const suffix = randomBytes(4).toString("hex");
       const staging = `${target}${STAGING}${suffix}`;
-      const maxBatch = Math.min(payload.batchSize, await chroma.maxBatchSize());
+      const serverMax = await chroma.maxBatchSize();
+      const maxBatch = Math.min(payload.batchSize ?? serverMax, serverMax);
       const collection = await chroma.createLike(staging, manifest.collection);
       const writer = new PipelinedWriter(collection, { maxBatch, mode: "add" });
       try {
