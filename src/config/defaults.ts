@@ -85,6 +85,8 @@ export interface LifecycleJobOptions {
   archiveTarget: string;
   /** Sample ids reported for each problem found. @defaultValue 5 */
   sampleIds: number;
+  /** Records per page when lint reads a collection. @defaultValue 1000 */
+  lintPageSize: number;
 }
 
 /** Index warming (each can be set per job or schedule entry). */
@@ -165,6 +167,7 @@ export const DEFAULTS = {
     expireBatchSize: 5000,
     archiveTarget: "{name}_archive",
     sampleIds: 5,
+    lintPageSize: 1000,
   } satisfies LifecycleJobOptions,
   alerts: {
     probeAfterFailures: 3,

@@ -12,7 +12,7 @@ export const lintPayload = z
     collection: collectionName,
     createdField: metadataField.default(d.createdField),
     expiresField: metadataField.default(d.expiresField),
-    pageSize: z.number().int().min(1).max(10_000).default(1000),
+    pageSize: z.number().int().min(1).max(10_000).default(d.lintPageSize),
   })
   .strict();
 

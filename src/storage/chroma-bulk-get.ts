@@ -1,9 +1,8 @@
 import { isAscii } from "node:buffer";
 import http from "node:http";
 import https from "node:https";
-import type { Where } from "chromadb";
 import { z } from "zod";
-import type { GetColumnsInput } from "./chroma-records.js";
+import type { GetColumnsInput, PageRequest } from "./chroma-records.js";
 
 /** Where and as whom the bulk reader talks to Chroma (the same settings the client uses). */
 export interface BulkGetTarget {
@@ -11,13 +10,6 @@ export interface BulkGetTarget {
   headers: Record<string, string>;
   tenant: string;
   database: string;
-}
-
-/** One page of a collection, as backup, archive and lint read it. */
-export interface PageRequest {
-  limit: number;
-  offset: number;
-  where?: Where | undefined;
 }
 
 /**

@@ -1,6 +1,5 @@
 import type { Collection, Metadata, Where } from "chromadb";
 import type { RecordColumns } from "./record-columns.js";
-import type { PageRequest } from "./chroma-bulk-get.js";
 import { readAhead } from "./read-ahead.js";
 import { embeddingAt, sliceColumns } from "./record-columns.js";
 
@@ -34,6 +33,13 @@ export function columnsFromGet(result: GetColumnsInput): RecordColumns {
     documents: result.documents ?? new Array<null>(count).fill(null),
     metadatas: result.metadatas ?? new Array<null>(count).fill(null),
   };
+}
+
+/** One page of a collection, as backup, archive and lint read it. */
+export interface PageRequest {
+  limit: number;
+  offset: number;
+  where?: Where | undefined;
 }
 
 /** How `readPages` reads. */

@@ -7,8 +7,8 @@ import {
   type EmbeddingFunction,
 } from "chromadb";
 import { ConfigError } from "../config/config-error.js";
-import { ChromaBulkGet, type PageRequest } from "./chroma-bulk-get.js";
-import { readPages, type GetColumnsInput, type PageReading } from "./chroma-records.js";
+import { ChromaBulkGet } from "./chroma-bulk-get.js";
+import { readPages, type GetColumnsInput, type PageReading, type PageRequest } from "./chroma-records.js";
 import { createOptionsFrom } from "./collection-config.js";
 import type { RecordColumns } from "./record-columns.js";
 

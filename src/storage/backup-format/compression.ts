@@ -49,9 +49,11 @@ const gzipChunk = async ({ text, floats }: ChunkParts): Promise<Buffer> => {
 
 const whole = ({ text, floats }: ChunkParts) => Buffer.concat([text, floats]);
 
+const zstdCompress = zstdCodec("zstdCompress");
+
 export const compressors: Record<Compression, (parts: ChunkParts) => Promise<Buffer>> = {
   gzip: gzipChunk,
-  zstd: (parts) => zstdCodec("zstdCompress")(whole(parts)),
+  zstd: (parts) => zstdCompress(whole(parts)),
   none: async (parts) => whole(parts),
 };
 
