@@ -1,8 +1,8 @@
 import type { Collection } from "chromadb";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ChromaReadError } from "../src/storage/chroma-bulk-get.js";
-import { readPages } from "../src/storage/chroma-records.js";
 import { ChromaUnavailableError } from "../src/storage/chroma.js";
+import { readRecords } from "../src/storage/linear-read.js";
 import { freePort } from "../src/storage/local-chroma.js";
 import type { RecordColumns } from "../src/storage/record-columns.js";
 import { createRichCollection } from "./helpers/backup-fixtures.js";
@@ -10,7 +10,7 @@ import { chromaStore, seedCollection, uniqueName } from "./helpers/services.js";
 
 const chroma = chromaStore();
 
-describe("readPages", () => {
+describe("readRecords (chromadb client)", () => {
   const name = uniqueName("pages");
   const inserted = Array.from({ length: 23 }, (_, i) => `rec-${i}`);
 
@@ -26,7 +26,7 @@ describe("readPages", () => {
   ])("reads every record once, in insertion order, with $pageSize a page and $readAhead ahead", async (reading) => {
     const collection = await chroma.openCollection(name);
     const ids: string[] = [];
-    for await (const page of readPages(collection, reading)) {
+    for await (const page of readRecords(collection, reading)) {
       expect(page.ids.length).toBeLessThanOrEqual(reading.pageSize);
       expect(page.embeddings.length).toBe(page.ids.length * 4);
       ids.push(...page.ids);
@@ -47,7 +47,7 @@ describe("ChromaStore.readPages (bulk reader over node:http)", () => {
     const name = uniqueName("bulk");
     const collection = await createRichCollection(chroma, name);
     const reading = { pageSize: 7, readAhead: 2 };
-    const [bulk, client] = await Promise.all([all(chroma.readPages(collection, reading)), all(readPages(collection, reading))]);
+    const [bulk, client] = await Promise.all([all(chroma.readPages(collection, reading)), all(readRecords(collection, reading))]);
     expect(bulk.map((p) => p.ids.length)).toEqual([7, 7, 7, 7, 7, 5]);
     expect(bulk).toEqual(client);
     expect(bulk.flatMap((p) => p.documents).some((d) => d !== null && /[^\x00-\x7f]/.test(d))).toBe(true);

@@ -71,6 +71,21 @@ export interface BackupOptions {
   leftoverGraceHours: number;
 }
 
+/** How whole collections are read (backup, archive, lint, warm's samples, expire's audit). */
+export interface ReadOptions {
+  /**
+   * Ids listed per request before their records are fetched by id. Local Chroma answers `get` with an offset by
+   * sorting and skipping every earlier row, so whole records are never paged that way; bare ids in large windows are.
+   * @defaultValue 50000
+   */
+  idWindow: number;
+  /**
+   * Each id window starts this many ids before the previous one ended (ids already listed are dropped), so as many
+   * records deleted meanwhile in front of it shift nothing out of the listing. @defaultValue 1000
+   */
+  idOverlap: number;
+}
+
 /** Expiry and archival (each can be set per job or schedule entry). */
 export interface LifecycleJobOptions {
   /** Metadata field holding the expiry time, epoch milliseconds. @defaultValue "_expires_at" */
@@ -87,6 +102,8 @@ export interface LifecycleJobOptions {
   sampleIds: number;
   /** Records per page when lint reads a collection. @defaultValue 1000 */
   lintPageSize: number;
+  /** Records per page (metadata only) when expire audits a collection for fields that are not numbers. @defaultValue 5000 */
+  auditPageSize: number;
 }
 
 /** Index warming (each can be set per job or schedule entry). */
@@ -168,6 +185,7 @@ export const DEFAULTS = {
     archiveTarget: "{name}_archive",
     sampleIds: 5,
     lintPageSize: 1000,
+    auditPageSize: 5000,
   } satisfies LifecycleJobOptions,
   alerts: {
     probeAfterFailures: 3,
@@ -187,6 +205,7 @@ export const DEFAULTS = {
     budgetMs: 10_000,
     maxQueries: 200,
   } satisfies WarmOptions,
+  reads: { idWindow: 50_000, idOverlap: 1000 } satisfies ReadOptions,
   backup: {
     pageSize: 500,
     readAhead: 2,

@@ -8,6 +8,7 @@ import { BackupWriter } from "../storage/backup-format/backup-writer.js";
 import { backupFolder, newBackupId } from "../storage/backup-format/layout.js";
 import { collectionEntry, manifestHeader } from "../storage/backup-format/manifest.js";
 import { columnsFromGet, sameRecord, writeRecords } from "../storage/chroma-records.js";
+import { countIds } from "../storage/linear-read.js";
 import { failpoint } from "./failpoints.js";
 import { defineJob, type JobContext } from "./job-context.js";
 import { alertAfterFailures, collectionName, metadataField } from "./payload-fields.js";
@@ -36,20 +37,13 @@ export interface ArchiveResult {
   /** The target collection, or `object-store:<backupId>`. */
   target: string;
   dryRun: boolean;
+  /** Into the object store: records listed, then gone (deleted, or no longer matching) before their page was read. */
+  deletedWhileReading: number;
   cutoff: number;
   durationMs: number;
 }
 
 const DAY_MS = 86_400_000;
-
-async function countMatching(collection: Collection, where: Where, batch: number): Promise<number> {
-  let count = 0;
-  for (let offset = 0; ; offset += batch) {
-    const page = await collection.get({ where, limit: batch, offset, include: [] });
-    count += page.ids.length;
-    if (page.ids.length < batch) return count;
-  }
-}
 
 /**
  * Into a collection, batch by batch: upsert the records (same ids, embeddings, documents, metadata) into the target,
@@ -57,13 +51,13 @@ async function countMatching(collection: Collection, where: Where, batch: number
  * the next run finds the same records still matching in the source, upserts them again (a no-op) and finishes the
  * move, so no record ends up in both places.
  */
-async function archiveToCollection(payload: ArchivePayload, where: Where, source: Collection, ctx: JobContext): Promise<{ archived: number; target: string }> {
+async function archiveToCollection(payload: ArchivePayload, where: Where, source: Collection, ctx: JobContext): Promise<{ archived: number; target: string; deletedWhileReading?: number }> {
   const target = payload.to.replaceAll("{name}", payload.collection);
   const valid = collectionName.safeParse(target);
   if (!valid.success || target === payload.collection) {
     throw new ConfigError(`archive target "${target}" is not a usable collection name (to: "${payload.to}")`);
   }
-  if (payload.dryRun) return { archived: await countMatching(source, where, payload.batchSize), target };
+  if (payload.dryRun) return { archived: await countIds(source, { where, signal: ctx.signal }), target };
 
   const destination = (await ctx.chroma.exists(target))
     ? await ctx.chroma.openCollection(target)
@@ -99,7 +93,7 @@ async function archiveToCollection(payload: ArchivePayload, where: Where, source
  * written, by the ids read back from the stored chunks, so a record is deleted only if it is in the archive.
  */
 async function archiveToObjectStore(payload: ArchivePayload, where: Where, cutoff: number, source: Collection, ctx: JobContext) {
-  if (payload.dryRun) return { archived: await countMatching(source, where, payload.batchSize), target: OBJECT_STORE_TARGET };
+  if (payload.dryRun) return { archived: await countIds(source, { where, signal: ctx.signal }), target: OBJECT_STORE_TARGET };
   const lease = await ctx.locks.tryAcquire(`archive:${payload.collection}`, DEFAULTS.backup.lockTtlMs, ctx.runner);
   if (!lease.acquired) throw new ConfigError(`an archive of ${payload.collection} is already running (${lease.heldBy})`);
   try {
@@ -112,7 +106,9 @@ async function archiveToObjectStore(payload: ArchivePayload, where: Where, cutof
     });
     let dimension: number | null = null;
     let read = 0;
-    for await (const page of ctx.chroma.readPages(source, { pageSize: payload.batchSize, readAhead: DEFAULTS.backup.readAhead, signal: ctx.signal, where })) {
+    const tally = { listed: 0, gone: 0 };
+    const reading = { pageSize: payload.batchSize, readAhead: DEFAULTS.backup.readAhead, signal: ctx.signal, where, tally };
+    for await (const page of ctx.chroma.readPages(source, reading)) {
       dimension ??= page.dimension;
       await writer.add(page);
       read += page.ids.length;
@@ -126,6 +122,7 @@ async function archiveToObjectStore(payload: ArchivePayload, where: Where, cutof
       countBefore: read,
       countAfter: read,
       consistent: true,
+      deletedWhileReading: tally.gone,
       compression: DEFAULTS.backup.compression,
       chunks,
       startedAt,
@@ -140,7 +137,7 @@ async function archiveToObjectStore(payload: ArchivePayload, where: Where, cutof
       deleted += ids.length;
       await ctx.progress({ done: deleted, total: read, unit: "records archived" });
     }
-    return { archived: read, target: `${OBJECT_STORE_TARGET}:${backupId}` };
+    return { archived: read, target: `${OBJECT_STORE_TARGET}:${backupId}`, deletedWhileReading: tally.gone };
   } finally {
     await lease.release();
   }
@@ -155,7 +152,7 @@ export const archive = defineJob({
     const source = await ctx.chroma.openCollection(payload.collection);
     const cutoff = Date.now() - payload.olderThanDays * DAY_MS;
     const where: Where = { [payload.field]: { $lt: cutoff } };
-    const { archived, target } =
+    const { archived, target, deletedWhileReading = 0 } =
       payload.to === OBJECT_STORE_TARGET
         ? await archiveToObjectStore(payload, where, cutoff, source, ctx)
         : await archiveToCollection(payload, where, source, ctx);
@@ -165,6 +162,7 @@ export const archive = defineJob({
       archived,
       target,
       dryRun: payload.dryRun,
+      deletedWhileReading,
       cutoff,
       durationMs: Math.round(performance.now() - started),
     };

@@ -39,6 +39,8 @@ export interface BackupResult {
   durationMs: number;
   /** False when the collection's count changed while it was read. */
   consistent: boolean;
+  /** Records listed, then deleted before their page was fetched: not in the backup, and not an error. */
+  deletedWhileReading: number;
   warnings: string[];
   /** Set when a running backup of the same collection made this one stand down (nothing was written). */
   skipped?: string;
@@ -46,8 +48,9 @@ export interface BackupResult {
 }
 
 /**
- * Streams a collection page by page into checksummed chunks, reading the next page while the last one is encoded and
- * uploaded, and writes the manifest last. One backup of a collection at a time: a second one stands down.
+ * Streams a collection page by page into checksummed chunks (ids listed in windows, records fetched by id: linear in
+ * the collection's size), reading the next pages while the last one is encoded and uploaded, and writes the manifest
+ * last. One backup of a collection at a time: a second one stands down.
  */
 export const backup = defineJob({
   kind: "backup",
@@ -60,7 +63,7 @@ export const backup = defineJob({
     if (!lease.acquired) {
       const reason = `a backup of ${name} is already running (${lease.heldBy}); this one stands down`;
       logger.warn(reason);
-      return { backupId: "", collection: name, records: 0, bytes: 0, chunks: 0, durationMs: 0, consistent: true, warnings: [], skipped: reason };
+      return { backupId: "", collection: name, records: 0, bytes: 0, chunks: 0, durationMs: 0, consistent: true, deletedWhileReading: 0, warnings: [], skipped: reason };
     }
     const backupId = newBackupId();
     const folder = backupFolder(name, backupId);
@@ -74,8 +77,10 @@ export const backup = defineJob({
       const countBefore = await collection.count();
       let dimension: number | null = null;
       let read = 0;
+      const tally = { listed: 0, gone: 0 };
       await ctx.progress({ done: 0, total: countBefore, unit: "records" });
-      for await (const page of chroma.readPages(collection, { pageSize: payload.pageSize, readAhead: payload.readAhead, signal: ctx.signal })) {
+      const reading = { pageSize: payload.pageSize, readAhead: payload.readAhead, signal: ctx.signal, tally };
+      for await (const page of chroma.readPages(collection, reading)) {
         dimension ??= page.dimension;
         await writer.add(page);
         read += page.ids.length;
@@ -91,6 +96,7 @@ export const backup = defineJob({
         countBefore,
         countAfter,
         consistent,
+        deletedWhileReading: tally.gone,
         compression: payload.compression,
         chunks,
         startedAt,
@@ -99,7 +105,9 @@ export const backup = defineJob({
       }));
       const warnings = consistent
         ? []
-        : [`${name} changed while it was read (${countBefore} records before, ${countAfter} after, ${read} read): the backup may miss or repeat records`];
+        : [
+            `${name} changed while it was read (${countBefore} records before, ${countAfter} after, ${read} read, ${tally.gone} deleted between listing and reading): the backup may miss or repeat records`,
+          ];
       for (const warning of warnings) logger.warn({ backupId }, warning);
 
       const result: BackupResult = {
@@ -110,6 +118,7 @@ export const backup = defineJob({
         chunks: manifest.chunks.length,
         durationMs: Math.round(performance.now() - started),
         consistent,
+        deletedWhileReading: tally.gone,
         warnings,
       };
       if (payload.keep) {

@@ -2,6 +2,7 @@ import { performance } from "node:perf_hooks";
 import type { Collection, Where } from "chromadb";
 import { z } from "zod";
 import { DEFAULTS } from "../config/defaults.js";
+import { listIds } from "../storage/linear-read.js";
 import { defineJob } from "./job-context.js";
 import { alertAfterFailures, collectionName, metadataField } from "./payload-fields.js";
 
@@ -32,11 +33,11 @@ export interface ExpireResult {
   durationMs: number;
 }
 
-/** Pages of ids whose field is before the cutoff. Deleting takes page 0 each time; a dry run walks the offsets. */
-async function* expiredIds(collection: Collection, where: Where, batch: number, walk: boolean, signal: AbortSignal) {
-  for (let offset = 0; ; offset += walk ? batch : 0) {
+/** Batches of ids whose field is before the cutoff, for deleting: each is the first page of what still matches. */
+async function* expiredIds(collection: Collection, where: Where, batch: number, signal: AbortSignal) {
+  for (;;) {
     signal.throwIfAborted();
-    const page = await collection.get({ where, limit: batch, offset, include: [] });
+    const page = await collection.get({ where, limit: batch, include: [] });
     if (page.ids.length === 0) return;
     yield page.ids;
     if (page.ids.length < batch) return;
@@ -61,24 +62,23 @@ export const expire = defineJob({
     const batch = Math.min(payload.batchSize, await ctx.chroma.maxBatchSize());
 
     let deleted = 0;
-    for await (const ids of expiredIds(collection, where, batch, payload.dryRun, ctx.signal)) {
+    // A dry run deletes nothing, so it lists the matching ids in windows instead of walking offsets page by page.
+    const batches = payload.dryRun ? listIds(collection, { where, signal: ctx.signal }) : expiredIds(collection, where, batch, ctx.signal);
+    for await (const ids of batches) {
       if (!payload.dryRun) await collection.delete({ ids });
       deleted += ids.length;
       await ctx.progress({ done: deleted, unit: payload.dryRun ? "records would expire" : "records deleted" });
     }
 
     const notNumeric = { count: 0, sampleIds: [] as string[] };
-    const scanPage = 5000;
-    for (let offset = 0; ; offset += scanPage) {
-      ctx.signal.throwIfAborted();
-      const page = await collection.get({ limit: scanPage, offset, include: ["metadatas"] });
+    const audit = { pageSize: d.auditPageSize, readAhead: 1, include: ["metadatas"] as const, signal: ctx.signal };
+    for await (const page of ctx.chroma.readPages(collection, audit)) {
       page.metadatas.forEach((metadata, i) => {
         const value = metadata?.[payload.field];
         if (value === undefined || value === null || typeof value === "number") return;
         notNumeric.count++;
         if (notNumeric.sampleIds.length < d.sampleIds) notNumeric.sampleIds.push(page.ids[i]!);
       });
-      if (page.ids.length < scanPage) break;
     }
     if (notNumeric.count > 0) {
       ctx.logger.warn(

@@ -55,13 +55,7 @@ export const warm = defineJob({
     const empty: WarmResult = { collection: payload.collection, queries: 0, coldMs: null, warmP50Ms: null, warmP95Ms: null, settled: true, durationMs: 0 };
     if (count === 0) return { ...empty, durationMs: round(performance.now() - started) };
 
-    const sampleCount = Math.min(payload.samples, count);
-    const samples: number[][] = [];
-    for (let i = 0; i < sampleCount; i++) {
-      const offset = Math.floor(((i + 0.5) * count) / sampleCount);
-      const embedding = await ctx.chroma.sampleEmbedding(collection, offset);
-      if (embedding) samples.push(embedding);
-    }
+    const samples = await ctx.chroma.spreadEmbeddings(collection, payload.samples, count);
     if (samples.length === 0) return { ...empty, durationMs: round(performance.now() - started) };
 
     const nResults = Math.min(payload.nResults, count);

@@ -2,7 +2,8 @@ import { isAscii } from "node:buffer";
 import http from "node:http";
 import https from "node:https";
 import { z } from "zod";
-import type { GetColumnsInput, PageRequest } from "./chroma-records.js";
+import type { GetColumnsInput } from "./chroma-records.js";
+import type { GetRequest } from "./linear-read.js";
 
 /** Where and as whom the bulk reader talks to Chroma (the same settings the client uses). */
 export interface BulkGetTarget {
@@ -44,12 +45,12 @@ export class ChromaBulkGet {
     this.agent = this.base.protocol === "https:" ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
   }
 
-  /** One page of the collection with embeddings, documents and metadata; bound, so it can be handed on as `get`. */
-  readonly get = (collection: { id: string }, page: PageRequest): Promise<GetColumnsInput> => {
+  /** One `get` (a window of ids, or records by id); bound, so it can be handed on as `get`. */
+  readonly get = (collection: { id: string }, request: GetRequest): Promise<GetColumnsInput> => {
     const collectionId = collection.id;
     const { tenant, database } = this.target;
     const path = `/api/v2/tenants/${encodeURIComponent(tenant)}/databases/${encodeURIComponent(database)}/collections/${encodeURIComponent(collectionId)}/get`;
-    const body = JSON.stringify({ ...page, include: ["embeddings", "documents", "metadatas"] });
+    const body = JSON.stringify(request);
     return this.post(path, body).then((text) => {
       const parsed = getAnswer.safeParse(JSON.parse(text));
       if (!parsed.success) throw new ChromaReadError(`Chroma's get answer is malformed at ${parsed.error.issues[0]?.path.join(".")}`);

@@ -1,6 +1,5 @@
-import type { Collection, Metadata, Where } from "chromadb";
+import type { Collection, Metadata } from "chromadb";
 import type { RecordColumns } from "./record-columns.js";
-import { readAhead } from "./read-ahead.js";
 import { embeddingAt, sliceColumns } from "./record-columns.js";
 
 /** A Chroma `get` answer, from the client or from the bulk reader. */
@@ -33,41 +32,6 @@ export function columnsFromGet(result: GetColumnsInput): RecordColumns {
     documents: result.documents ?? new Array<null>(count).fill(null),
     metadatas: result.metadatas ?? new Array<null>(count).fill(null),
   };
-}
-
-/** One page of a collection, as backup, archive and lint read it. */
-export interface PageRequest {
-  limit: number;
-  offset: number;
-  where?: Where | undefined;
-}
-
-/** How `readPages` reads. */
-export interface PageReading {
-  pageSize: number;
-  /** Pages requested beyond the one the caller holds. */
-  readAhead: number;
-  signal?: AbortSignal | undefined;
-  where?: Where | undefined;
-  /** How a page is fetched; the chromadb client's `get` unless given (ChromaStore passes its bulk reader). */
-  get?: ((collection: Collection, page: PageRequest) => Promise<GetColumnsInput>) | undefined;
-}
-
-const clientGet = (collection: Collection, page: PageRequest): Promise<GetColumnsInput> =>
-  collection.get({ ...page, include: ["embeddings", "documents", "metadatas"] });
-
-/**
- * Pages through a whole collection with limit/offset (Chroma returns records in insertion order), with `readAhead`
- * further pages requested while the caller works on the current one: Chroma serves a request on about one core, so it
- * reads on while the caller encodes. Reading stops at the first short page, as a sequential reader would.
- */
-export async function* readPages(collection: Collection, reading: PageReading): AsyncGenerator<RecordColumns> {
-  const { pageSize, where, get = clientGet } = reading;
-  const pages = readAhead(
-    (index) => get(collection, { limit: pageSize, offset: index * pageSize, ...(where ? { where } : {}) }).then(columnsFromGet),
-    { ahead: reading.readAhead, isLast: (page) => page.ids.length < pageSize, signal: reading.signal },
-  );
-  for await (const page of pages) if (page.ids.length > 0) yield page;
 }
 
 /**

@@ -45,6 +45,8 @@ export const manifestSchema = z
     countAfter: z.number().int().nonnegative(),
     /** False when the collection's count changed while it was read: the backup may miss or repeat records. */
     consistent: z.boolean(),
+    /** Records listed, then deleted before they were fetched (absent in manifests of vectorkeeper 0.1 before it counted them). */
+    deletedWhileReading: z.number().int().nonnegative().optional(),
     compression: z.enum(COMPRESSIONS),
     chunks: z.array(chunkEntry),
     startedAt: z.iso.datetime(),
