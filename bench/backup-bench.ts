@@ -2,12 +2,12 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ChromaClient } from "chromadb";
-import { recordBatch } from "./records.js";
+import { acceptedBatch, recordBatch } from "./records.js";
 import type { benchServices } from "./bench-kit.js";
 
 type Services = Awaited<ReturnType<typeof benchServices>>;
 
-interface Outcome {
+export interface Outcome {
   records?: number;
   ms?: number;
   bytes?: number;
@@ -20,7 +20,7 @@ const VARIANT = fileURLToPath(new URL("./variant.js", import.meta.url));
 const ROUNDS = 3;
 
 /** The run with the median rate. */
-function median(outcomes: Outcome[]): Outcome {
+export function median(outcomes: Outcome[]): Outcome {
   return [...outcomes].sort((a, b) => rate(a) - rate(b))[Math.floor(outcomes.length / 2)]!;
 }
 const DIMENSION = 384;
@@ -52,11 +52,11 @@ export async function seed(url: string, name: string, count: number, dimension =
   const u = new URL(url);
   const client = new ChromaClient({ host: u.hostname, port: Number(u.port) });
   const collection = await client.createCollection({ name, embeddingFunction: null });
-  const batch = await client.getMaxBatchSize();
+  const batch = await acceptedBatch(client, dimension);
   for (let start = 0; start < count; start += batch) await collection.add(recordBatch(start, Math.min(batch, count - start), dimension));
 }
 
-async function dropCollections(url: string, names: string[]): Promise<void> {
+export async function dropCollections(url: string, names: string[]): Promise<void> {
   const u = new URL(url);
   const client = new ChromaClient({ host: u.hostname, port: Number(u.port) });
   for (const name of names) await client.deleteCollection({ name }).catch(() => undefined);
@@ -64,7 +64,7 @@ async function dropCollections(url: string, names: string[]): Promise<void> {
 
 export const HEADER = `${"".padEnd(36)} ${"records/s".padStart(10)} ${"vs base".padStart(9)} ${"peak RSS".padStart(10)} ${"written".padStart(11)} ${"vs JSON".padStart(9)}`;
 
-const rate = (o: Outcome) => (o.records && o.ms ? (o.records / o.ms) * 1000 : 0);
+export const rate = (o: Outcome) => (o.records && o.ms ? (o.records / o.ms) * 1000 : 0);
 const cell = (text: string, width: number) => text.padStart(width);
 
 export function row(name: string, o: Outcome, base: Outcome, bytesBase?: Outcome): string {

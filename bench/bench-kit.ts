@@ -1,6 +1,6 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { startLocalChroma, type LocalChroma } from "../src/storage/local-chroma.js";
 import { deleteKeysUnder } from "../test/helpers/redis-keys.js";
@@ -33,10 +33,21 @@ export function printTable(title: string, figures: Figure[]): void {
   }
 }
 
-/** A throwaway Chroma and a Redis prefix for one bench run; `close` removes both. */
-export async function benchServices(): Promise<{ chroma: LocalChroma; redisUrl: string; prefix: string; dir: string; close(): Promise<void> }> {
+/**
+ * A Chroma and a Redis prefix for one bench run; `close` removes both. With `chromaDir`, Chroma keeps its data there
+ * and `close` leaves it, so a later run finds the collections it seeded (seeding a million records takes a while).
+ */
+export async function benchServices(options: { chromaDir?: string | undefined } = {}): Promise<{
+  chroma: LocalChroma;
+  redisUrl: string;
+  prefix: string;
+  dir: string;
+  close(): Promise<void>;
+}> {
   const dir = mkdtempSync(join(tmpdir(), "vk-bench-"));
-  const chroma = await startLocalChroma({ path: join(dir, "chroma") });
+  const chromaDir = options.chromaDir ? resolve(options.chromaDir) : join(dir, "chroma");
+  mkdirSync(chromaDir, { recursive: true });
+  const chroma = await startLocalChroma({ path: chromaDir });
   const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
   const prefix = `vkbench-${process.pid}`;
   return {

@@ -1,4 +1,4 @@
-import type { Metadata } from "chromadb";
+import type { ChromaClient, Metadata } from "chromadb";
 
 /** The bench's records, generated deterministically in batches so any process can rebuild the same ones. */
 export interface RecordBatch {
@@ -31,4 +31,18 @@ export function recordBatch(start: number, count: number, dimension: number): Re
     });
   }
   return { ids, embeddings, documents, metadatas };
+}
+
+/** Chroma's cap on a request body (40 MiB), less room for the JSON around the records. */
+const BODY_BUDGET = 36 * 1024 * 1024;
+
+/**
+ * Records per `add` that the server accepts: at most its `max_batch_size`, and few enough that the body stays under
+ * its 40 MiB cap (embeddings go as base64 float32 where the server supports it, else as JSON numbers of ~20 bytes).
+ */
+export async function acceptedBatch(client: ChromaClient, dimension: number): Promise<number> {
+  const bytesPerFloat = (await client.supportsBase64Encoding()) ? 4 / 3 + 0.01 : 20;
+  const sample = recordBatch(0, 1, 0);
+  const perRecord = Math.ceil(dimension * bytesPerFloat) + JSON.stringify(sample).length + 64;
+  return Math.max(1, Math.min(await client.getMaxBatchSize(), Math.floor(BODY_BUDGET / perRecord)));
 }

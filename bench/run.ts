@@ -2,10 +2,12 @@ import { benchBackup } from "./backup-bench.js";
 import { benchServices } from "./bench-kit.js";
 import { benchExpire } from "./expire-bench.js";
 import { benchProbeAndEnqueue } from "./probe-and-enqueue.js";
+import { benchScale, parseScaleCases, SCALE_CASES } from "./scale-bench.js";
 
 /**
- * `npm run bench [-- --sizes 50000,100000] [-- --only probe|backup|expire]`: every benchmark prints its figures beside a
- * baseline measured in the same run.
+ * `npm run bench [-- --sizes 50000,100000] [-- --only probe|backup|expire|scale]`: every benchmark prints its figures
+ * beside a baseline measured in the same run. The scale run (a million records; also part of a full run) takes
+ * `--scale-cases 1000000x16,50000x384`, `--rounds N` and `--chroma-dir DIR` to keep its seeded Chroma for the next run.
  */
 const args = process.argv.slice(2);
 const option = (name: string) => {
@@ -14,12 +16,16 @@ const option = (name: string) => {
 };
 const sizes = (option("--sizes") ?? "50000,100000").split(",").map(Number);
 const only = option("--only");
+const scaleCases = parseScaleCases(option("--scale-cases") ?? SCALE_CASES.map((c) => `${c.records}x${c.dimension}`).join(","));
+const rounds = Number(option("--rounds") ?? "3");
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a whole number of at least 1 (got ${option("--rounds")})`);
 
-const services = await benchServices();
+const services = await benchServices({ chromaDir: option("--chroma-dir") });
 try {
   if (!only || only === "probe") await benchProbeAndEnqueue(services);
   if (!only || only === "backup") await benchBackup(services, sizes);
   if (!only || only === "expire") await benchExpire(services);
+  if (!only || only === "scale") await benchScale(services, scaleCases, rounds);
 } finally {
   await services.close();
 }

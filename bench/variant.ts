@@ -8,7 +8,7 @@ import { createLogger } from "../src/logging.js";
 import { LocalLocks } from "../src/queues/locks.js";
 import { ChromaStore } from "../src/storage/chroma.js";
 import { FsStore } from "../src/storage/fs-store.js";
-import { recordBatch } from "./records.js";
+import { acceptedBatch, recordBatch } from "./records.js";
 
 /**
  * One measured variant, run in a process of its own so its peak RSS is its own. Prints one JSON line:
@@ -37,6 +37,20 @@ async function run(): Promise<{ records: number; bytes?: number; backupId?: stri
         const page = await c.get({ limit: 1000, offset, include: ["embeddings", "documents", "metadatas"] });
         records += page.ids.length;
         if (page.ids.length < 1000) return { records };
+      }
+    }
+    case "linear-raw-read": {
+      // The linear read an operator's script would make: ids listed in windows of 50,000, records fetched by id, 500
+      // at a time, one request after another (no read-ahead), with the chromadb client.
+      const c = await store.openCollection(collection);
+      let records = 0;
+      for (let offset = 0; ; offset += 50_000) {
+        const { ids } = await c.get({ limit: 50_000, offset, include: [] });
+        for (let i = 0; i < ids.length; i += 500) {
+          const page = await c.get({ ids: ids.slice(i, i + 500), include: ["embeddings", "documents", "metadatas"] });
+          records += page.ids.length;
+        }
+        if (ids.length < 50_000) return { records };
       }
     }
     case "raw-read-ahead": {
@@ -83,10 +97,10 @@ async function run(): Promise<{ records: number; bytes?: number; backupId?: stri
       return { records: result.records };
     }
     case "plain-add": {
-      // The same records, added in batches of the server's maximum to a fresh collection: the writing limit.
+      // The same records, added to a fresh collection in the largest batches the server accepts: the writing limit.
       const [count = "0", dimension = "0"] = rest;
       const c = await client.createCollection({ name: collection, embeddingFunction: null });
-      const batch = await client.getMaxBatchSize();
+      const batch = await acceptedBatch(client, Number(dimension));
       for (let start = 0; start < Number(count); start += batch) {
         await c.add(recordBatch(start, Math.min(batch, Number(count) - start), Number(dimension)));
       }
