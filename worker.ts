@@ -1,7 +1,7 @@
 import { Worker, type Job } from "bullmq";
 import type { Config } from "./src/config/env.js";
 import type { Logger } from "./src/logging.js";
-import { redactUrl } from "./src/logging.js";
+import { redactUrl } from "./src/redact.js";
 import type { Observation } from "./src/alerts/alerter.js";
 import { createAlerter } from "./src/alerts/create-alerter.js";
 import { completedObservations, failedObservations } from "./src/alerts/job-checks.js";
@@ -114,7 +114,7 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
     logger,
   });
   logger.info(
-    { redis: redactUrl(config.redisUrl), prefix: config.queuePrefix, chroma: chroma.settings.url, kinds: deps.kinds ?? SERVED_KINDS },
+    { redis: redactUrl(config.redisUrl), prefix: config.queuePrefix, chroma: chroma.where, kinds: deps.kinds ?? SERVED_KINDS },
     "worker started",
   );
   if (config.warmOnStart) void warmEveryCollection(queues, chroma, logger);

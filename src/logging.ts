@@ -1,10 +1,11 @@
 import { pino, type Logger } from "pino";
 import type { LogLevel } from "./config/env.js";
+import { redactUrl, redactUrlsIn } from "./redact.js";
 
 export type { Logger };
 
 /** Keys whose values never reach a log line, wherever they sit in a logged object. */
-const REDACT = [
+const SECRET_PATHS = [
   "password",
   "token",
   "secret",
@@ -19,6 +20,36 @@ const REDACT = [
   "chroma.token",
 ];
 
+/** Keys that hold URLs (of Chroma, Redis, the object store, webhooks): logged with credentials stripped. */
+const URL_KEYS = ["url", "redis", "chroma", "endpoint", "webhook", "backups", "store"];
+const URL_PATHS = [...URL_KEYS, ...URL_KEYS.map((key) => `*.${key}`)];
+const URL_KEY_SET = new Set(URL_KEYS);
+
+const censor = (value: unknown, path: string[]): unknown => {
+  const key = path[path.length - 1] ?? "";
+  if (!URL_KEY_SET.has(key)) return "[redacted]";
+  return typeof value === "string" ? redactUrl(value) : value;
+};
+
+/** Library errors (ioredis, fetch, the AWS SDK) put URLs in their messages; the serialized error is scrubbed too. */
+function errSerializer(error: unknown): unknown {
+  const serialized = pino.stdSerializers.err(error as Error) as unknown;
+  if (!serialized || typeof serialized !== "object") return typeof serialized === "string" ? redactUrlsIn(serialized) : serialized;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(serialized)) out[key] = typeof value === "string" ? redactUrlsIn(value) : value;
+  return out;
+}
+
+/** Strings anywhere in a logged object (a `reason`, a nested result) lose URL credentials; objects are walked a few levels. */
+function scrub(value: unknown, depth: number): unknown {
+  if (typeof value === "string") return redactUrlsIn(value);
+  if (depth <= 0 || value === null || typeof value !== "object" || value instanceof Error) return value;
+  if (Array.isArray(value)) return value.map((item) => scrub(item, depth - 1));
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) out[key] = scrub(item, depth - 1);
+  return out;
+}
+
 /**
  * pino JSON, one event per line, on stderr: stdout belongs to command results (`--json` prints one object there
  * and nothing else), and containers collect both streams anyway.
@@ -28,21 +59,18 @@ export function createLogger(level: LogLevel, destination: number = 2): Logger {
     {
       name: "vectorkeeper",
       level,
-      redact: { paths: REDACT, censor: "[redacted]" },
+      redact: { paths: [...SECRET_PATHS, ...URL_PATHS], censor },
+      serializers: { err: errSerializer },
+      formatters: { log: (object) => scrub(object, 4) as Record<string, unknown> },
+      hooks: {
+        logMethod(args, method) {
+          const scrubbed = args.map((arg) => (typeof arg === "string" ? redactUrlsIn(arg) : arg)) as typeof args;
+          method.apply(this, scrubbed);
+        },
+      },
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
     pino.destination({ dest: destination, sync: true }),
   );
-}
-
-/** `redis://user:secret@host` → `redis://user:***@host`, for logging URLs that may carry credentials. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "[unparseable url]";
-  }
 }

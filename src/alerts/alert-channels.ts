@@ -1,5 +1,5 @@
 import type { Logger } from "../logging.js";
-import { redactUrl } from "../logging.js";
+import { redactUrl } from "../redact.js";
 
 export interface Alert {
   /** `fire` when a check starts failing, `recover` when it passes again. */

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
-import { ConfigError } from "../config/config-error.js";
+import { ConfigError, describeIssues } from "../config/config-error.js";
+import { collectionName } from "../jobs/payload-fields.js";
 import type { KeepPolicy } from "../storage/retention.js";
 import { completeBackups, findBackup } from "../storage/backup-format/backup-catalog.js";
 import { resolveCollections } from "../scheduling/collection-globs.js";
@@ -47,8 +48,11 @@ export function registerBackupCommands(program: Command): void {
     .option("--json", "print as one JSON object")
     .action(async (flags: OutputOptions & { collection?: string }) => {
       const { config } = runtimeFor("command");
+      // The name becomes a path in a file:// store: checked like every collection name before any store is touched.
+      const checked = collectionName.optional().safeParse(flags.collection);
+      if (!checked.success) throw new ConfigError(describeIssues(checked.error.issues, flags.collection, () => "--collection"));
       const store = backupStoreOf(config);
-      const { backups: entries, damaged } = await completeBackups(store, flags.collection);
+      const { backups: entries, damaged } = await completeBackups(store, checked.data);
       const result = {
         store: store.description,
         backups: entries.map(({ manifest: m }) => ({

@@ -8,6 +8,7 @@ import { DEFAULTS } from "../config/defaults.js";
 import type { Config } from "../config/env.js";
 import type { Logger } from "../logging.js";
 import { DASHBOARD_PATH } from "../ops/ops-server.js";
+import { redactUrl } from "../redact.js";
 import { loadSchedule } from "../scheduling/schedule-file.js";
 import { startLocalChroma, type LocalChroma } from "../storage/local-chroma.js";
 import { printResult, type OutputOptions } from "./output.js";
@@ -118,8 +119,8 @@ export function registerDaemonCommands(program: Command): void {
           dashboardUser: config.dashboard.user,
           ...(generatedPassword ? { dashboardPassword: generatedPassword } : {}),
           metrics: `${worker.ops.url}/metrics`,
-          chroma: chroma.settings.url,
-          backups: config.backupUrl,
+          chroma: chroma.where,
+          backups: redactUrl(config.backupUrl),
           schedule: schedule.source,
         };
         printResult(summary, options, (s) =>

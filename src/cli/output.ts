@@ -1,5 +1,6 @@
 import { ConfigError, PermanentError } from "../config/config-error.js";
 import { RedisUnavailableError } from "../queues/connection.js";
+import { redactUrlsIn } from "../redact.js";
 
 export interface OutputOptions {
   json?: boolean;
@@ -8,9 +9,9 @@ export interface OutputOptions {
 /** Exit codes: 0 success, 1 the operation failed, 2 bad input or configuration. */
 export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;
 
-/** A command's result: one JSON object on stdout under --json, else the human rendering. */
+/** A command's result: one JSON object on stdout under --json, else the human rendering; URL credentials never shown. */
 export function printResult<T>(result: T, options: OutputOptions, human: (result: T) => string): void {
-  process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : `${human(result)}\n`);
+  process.stdout.write(redactUrlsIn(options.json ? `${JSON.stringify(result)}\n` : `${human(result)}\n`));
 }
 
 export function exitCodeOf(error: unknown): number {
@@ -19,9 +20,9 @@ export function exitCodeOf(error: unknown): number {
 
 /** One line, never a stack trace: the message of the error, and the first line of it only. */
 export function oneLine(error: unknown): string {
-  if (error instanceof PermanentError || error instanceof RedisUnavailableError) return error.message;
+  if (error instanceof PermanentError || error instanceof RedisUnavailableError) return redactUrlsIn(error.message);
   const message = error instanceof Error ? error.message : String(error);
-  return message.split("\n")[0] || "unknown error";
+  return redactUrlsIn(message.split("\n")[0] || "unknown error");
 }
 
 /** Reports a failure as one line on stderr (and as `{"error": …}` on stdout under --json) and sets the exit code. */

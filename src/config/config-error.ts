@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import { redactUrl, redactUrlsIn } from "../redact.js";
 
 /**
  * A failure that retrying cannot fix: the worker fails such a job at once (UnrecoverableError), the CLI prints its
@@ -35,11 +36,15 @@ export function describeIssues(
       const name = where(issue.path);
       const value = valueAt(input, issue.path);
       const shown =
-        value === undefined || SECRET_FIELD.test(name) ? "" : ` (got ${JSON.stringify(value)?.slice(0, 120)})`;
+        value === undefined || SECRET_FIELD.test(name) ? "" : ` (got ${redactUrlsIn(JSON.stringify(urlLike(name, value))?.slice(0, 120) ?? "")})`;
       return `${name}: ${issue.message}${shown}`;
     })
     .join("; ");
 }
+
+/** A URL that failed validation may still carry a password (`http://:pw@`): shown redacted, parseable or not. */
+const urlLike = (name: string, value: unknown): unknown =>
+  typeof value === "string" && /URL|ENDPOINT/i.test(name) ? redactUrl(value) : value;
 
 function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
   let current: unknown = input;

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { parseEnv } from "node:util";
 import { z } from "zod";
 import { JOB_KINDS, type JobKind } from "../queues/kinds.js";
+import { hasControlCharacters } from "../redact.js";
 import { ConfigError, describeIssues } from "./config-error.js";
 import { DEFAULTS, type AlertOptions, type SchedulerOptions, type WorkerOptions } from "./defaults.js";
 
@@ -30,17 +31,24 @@ const booleanFlag = z
   .enum(["true", "false", "1", "0", "yes", "no"], { message: "must be true or false" })
   .transform((v) => v === "true" || v === "1" || v === "yes");
 
+/**
+ * Jobs of one kind per process at most: BullMQ fetches that many at once and each holds pages in memory and sockets
+ * open, so far beyond this a process runs out of memory or file descriptors before it gains anything.
+ */
+const MAX_CONCURRENCY = 1000;
+
 const concurrencyList = z
   .string()
   .transform((text, ctx) => {
     const result: Partial<Record<JobKind, number>> = {};
     for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
-      const match = /^([a-z]+)=(\d+)$/.exec(part);
+      const match = /^([a-z]+)=(\d{1,9})$/.exec(part);
       const kind = match?.[1] as JobKind | undefined;
-      if (!match || !kind || !JOB_KINDS.includes(kind) || Number(match[2]) < 1) {
+      const count = Number(match?.[2]);
+      if (!match || !kind || !JOB_KINDS.includes(kind) || count < 1 || count > MAX_CONCURRENCY) {
         ctx.addIssue({
           code: "custom",
-          message: `"${part}" is not KIND=N with KIND one of ${JOB_KINDS.join(", ")} and N ≥ 1; for example probe=4,backup=1`,
+          message: `"${part.slice(0, 40)}" is not KIND=N with KIND one of ${JOB_KINDS.join(", ")} and N from 1 to ${MAX_CONCURRENCY}; for example probe=4,backup=1`,
         });
         return z.NEVER;
       }
@@ -57,13 +65,22 @@ const envSchema = z.object({
     .regex(/^[A-Za-z0-9_.-]{1,64}$/, { message: "must be 1-64 letters, digits, '_', '.' or '-' (no ':')" })
     .default(DEFAULTS.queuePrefix),
   CHROMA_URL: urlWithScheme(["http:", "https:"], DEFAULTS.chromaUrl).optional(),
-  CHROMA_TOKEN: z.string().optional(),
+  CHROMA_TOKEN: z
+    .string()
+    .refine((token) => !hasControlCharacters(token), {
+      message: "contains a control character such as a newline (often the end of a token file); remove it",
+    })
+    .optional(),
   CHROMA_TENANT: z.string().default(DEFAULTS.chromaTenant),
   CHROMA_DATABASE: z.string().default(DEFAULTS.chromaDatabase),
   BACKUP_URL: z
     .string()
-    .regex(/^(s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?|file:\/\/.+)$/, {
-      message: "must be s3://bucket/prefix or file:///absolute/dir (file://./dir is relative to the working directory)",
+    // `file://relative/dir` is refused, not guessed at: by URL rules "relative" is a host name, so the same text
+    // means different directories to different tools. `file://./dir` says "relative" unambiguously.
+    .regex(/^(s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?|file:\/\/(localhost)?\/.+|file:\/\/\.\.?\/.+)$/, {
+      message:
+        "must be s3://bucket/prefix, file:///absolute/dir or file://./dir (relative to the working directory); " +
+        "file://dir/… would name a host, not a directory",
     })
     .default(DEFAULTS.backupUrl),
   S3_ENDPOINT: urlWithScheme(["http:", "https:"], "http://127.0.0.1:9000").optional(),

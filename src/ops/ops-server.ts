@@ -1,4 +1,4 @@
-import { timingSafeEqual } from "node:crypto";
+import { createHash, timingSafeEqual } from "node:crypto";
 import { createBullBoard } from "@bull-board/api";
 import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
 import { FastifyAdapter } from "@bull-board/fastify";
@@ -30,11 +30,12 @@ export interface OpsServer {
   close(): Promise<void>;
 }
 
-const sameSecret = (given: string, expected: string): boolean => {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-};
+/**
+ * Compares SHA-256 digests, which always have the same length: comparing the raw strings needs an equal-length check
+ * first, and that early exit tells an attacker the secret's length.
+ */
+export const sameSecret = (given: string, expected: string): boolean =>
+  timingSafeEqual(createHash("sha256").update(given).digest(), createHash("sha256").update(expected).digest());
 
 /**
  * /livez, /readyz, /metrics and the bull-board dashboard. bull-board leaves auth to its host, so the dashboard is

@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { redactUrlsIn } from "../redact.js";
 import type { ChromaStore } from "../storage/chroma.js";
 
 export interface CheckResult {
@@ -26,7 +27,7 @@ async function timed(check: () => Promise<unknown>, timeoutMs: number): Promise<
     return { ok: true, ms: Math.round(performance.now() - started) };
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    return { ok: false, ms: Math.round(performance.now() - started), error: message.split("\n")[0] };
+    return { ok: false, ms: Math.round(performance.now() - started), error: redactUrlsIn(message.split("\n")[0] ?? "") };
   } finally {
     clearTimeout(timer);
   }
@@ -38,7 +39,7 @@ export async function checkReadiness(redis: Redis, chroma: ChromaStore, timeoutM
     timed(() => redis.ping(), timeoutMs),
     timed(() => chroma.heartbeat(), timeoutMs),
   ]);
-  if (!chromaCheck.ok) chromaCheck.error = `Chroma at ${chroma.settings.url}: ${chromaCheck.error}`;
+  if (!chromaCheck.ok) chromaCheck.error = `Chroma at ${chroma.where}: ${chromaCheck.error}`;
   if (!redisCheck.ok) redisCheck.error = `Redis: ${redisCheck.error}`;
   return { ready: redisCheck.ok && chromaCheck.ok, checks: { redis: redisCheck, chroma: chromaCheck } };
 }

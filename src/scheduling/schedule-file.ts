@@ -27,7 +27,14 @@ function entrySchemaOf<K extends ServedKind>(kind: K) {
 
 const entrySchemas = SERVED_KINDS.map((kind) => entrySchemaOf(kind));
 
+/**
+ * The longest IANA zone name is 32 characters (America/Argentina/ComodRivadavia); anything much longer is refused
+ * before Intl sees it, which takes over a minute to reject a megabyte of text.
+ */
+const MAX_TIMEZONE_LENGTH = 64;
+
 const isTimezone = (tz: string) => {
+  if (tz.length > MAX_TIMEZONE_LENGTH) return false;
   try {
     new Intl.DateTimeFormat("en-US", { timeZone: tz });
     return true;
@@ -40,7 +47,7 @@ const scheduleSchema = z
   .object({
     timezone: z
       .string()
-      .refine(isTimezone, { message: 'is not an IANA time zone; use e.g. "UTC" or "Europe/Berlin"' })
+      .refine(isTimezone, { message: `is not an IANA time zone (at most ${MAX_TIMEZONE_LENGTH} characters); use e.g. "UTC" or "Europe/Berlin"` })
       .default("UTC"),
     jobs: z.array(
       z.looseObject({ kind: z.string() }).superRefine((entry, ctx) => {
@@ -96,11 +103,49 @@ export function parseSchedule(input: unknown, source: string): Schedule {
   return { timezone: top.data.timezone, jobs, source };
 }
 
+/**
+ * Aliases a schedule might reasonably use (a shared `keep:` block); a few nested aliases that each repeat the one
+ * before ("billion laughs") would expand to gigabytes.
+ */
+const MAX_ALIASES = 100;
+
 export function parseScheduleYaml(text: string, source: string): Schedule {
   const doc = parseDocument(text, { uniqueKeys: true });
   const first = doc.errors[0];
   if (first) throw new ConfigError(`schedule (${source}): not valid YAML: ${first.message.split("\n")[0]}`);
-  return parseSchedule(doc.toJS(), source);
+  let input: unknown;
+  try {
+    input = doc.toJS({ maxAliasCount: MAX_ALIASES });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    throw new ConfigError(`schedule (${source}): refused: ${reason} (at most ${MAX_ALIASES} alias expansions; write entries out instead)`);
+  }
+  const forbidden = forbiddenKeyPath(input, "");
+  if (forbidden !== undefined) {
+    throw new ConfigError(`schedule (${source}): ${forbidden}: "__proto__", "constructor" and "prototype" are not allowed as keys; remove it`);
+  }
+  return parseSchedule(input, source);
+}
+
+/** Keys that would reach an object's prototype once spread into a payload: refused by name, not silently dropped. */
+const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+
+function forbiddenKeyPath(value: unknown, at: string): string | undefined {
+  if (value === null || typeof value !== "object") return undefined;
+  if (Array.isArray(value)) {
+    for (const [index, item] of value.entries()) {
+      const found = forbiddenKeyPath(item, `${at}[${index}]`);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  for (const key of Object.keys(value)) {
+    const path = at ? `${at}.${key}` : key;
+    if (FORBIDDEN_KEYS.has(key)) return path;
+    const found = forbiddenKeyPath((value as Record<string, unknown>)[key], path);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 /**

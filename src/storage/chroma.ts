@@ -7,6 +7,7 @@ import {
   type EmbeddingFunction,
 } from "chromadb";
 import { ConfigError } from "../config/config-error.js";
+import { redactUrl } from "../redact.js";
 import { ChromaBulkGet } from "./chroma-bulk-get.js";
 import type { GetColumnsInput } from "./chroma-records.js";
 import { createOptionsFrom } from "./collection-config.js";
@@ -44,8 +45,11 @@ export class ChromaStore {
   readonly client: ChromaClient;
   private readonly bulk: ChromaBulkGet;
   private maxBatch: number | undefined;
+  /** The server's URL as it may be shown (messages, logs, `/readyz`): credentials stripped. */
+  readonly where: string;
 
   constructor(readonly settings: ChromaSettings) {
+    this.where = redactUrl(settings.url);
     const url = new URL(settings.url);
     const ssl = url.protocol === "https:";
     const headers: Record<string, string> = settings.token
@@ -76,7 +80,7 @@ export class ChromaStore {
     this.bulk.get(c, request).catch((error: unknown) => {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EHOSTUNREACH") {
-        throw new ChromaUnavailableError(`Chroma stopped answering at ${this.settings.url} (CHROMA_URL) while ${c.name} was read`);
+        throw new ChromaUnavailableError(`Chroma stopped answering at ${this.where} (CHROMA_URL) while ${c.name} was read`);
       }
       throw error;
     });
@@ -97,7 +101,7 @@ export class ChromaStore {
     } catch (error) {
       if (error instanceof ChromaConnectionError) {
         throw new ChromaUnavailableError(
-          `Chroma does not answer at ${this.settings.url} (CHROMA_URL): start it, or point CHROMA_URL at a running server`,
+          `Chroma does not answer at ${this.where} (CHROMA_URL): start it, or point CHROMA_URL at a running server`,
         );
       }
       throw error;
@@ -121,7 +125,7 @@ export class ChromaStore {
     } catch (error) {
       if (error instanceof ChromaNotFoundError || /does not exist|not found/i.test(String(error))) {
         throw new CollectionNotFoundError(
-          `collection "${name}" does not exist in ${this.settings.tenant}/${this.settings.database} at ${this.settings.url}`,
+          `collection "${name}" does not exist in ${this.settings.tenant}/${this.settings.database} at ${this.where}`,
         );
       }
       throw error;

@@ -1,7 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
+import { ConfigError } from "../config/config-error.js";
 import { ObjectNotFoundError, type ObjectStore, type StoredObject } from "./object-store.js";
+
+/** The longest file or directory name Linux, macOS and Windows file systems accept, in bytes. */
+const MAX_NAME_BYTES = 255;
 
 /** A directory as an object store: keys are relative paths, writes go through a temp file and a rename. */
 export class FsStore implements ObjectStore {
@@ -11,8 +15,26 @@ export class FsStore implements ObjectStore {
     this.description = `file://${root}`;
   }
 
+  /**
+   * Keys come from names users type (collections, backup ids): a key is refused if it could leave the root (`..`,
+   * `.`, absolute, backslashes) or name a file no file system can hold, before any file system call.
+   */
   private path(key: string): string {
-    return join(this.root, ...key.split("/"));
+    const segments = key.split("/");
+    for (const [index, segment] of segments.entries()) {
+      // "a/" (a folder to list) ends in an empty segment; nowhere else may one be.
+      if (segment === "" && index === segments.length - 1 && index > 0) continue;
+      if (segment === "" || segment === "." || segment === ".." || segment.includes("\\") || segment.includes("\0")) {
+        throw new ConfigError(`"${key.slice(0, 80)}" is not a valid name in ${this.description}: no empty, "." or ".." parts, no "\\"`);
+      }
+      if (Buffer.byteLength(segment) > MAX_NAME_BYTES) {
+        throw new ConfigError(
+          `"${segment.slice(0, 40)}…" is ${Buffer.byteLength(segment)} bytes, longer than a file name may be (${MAX_NAME_BYTES}) ` +
+            `in ${this.description}; use an s3:// BACKUP_URL for names this long`,
+        );
+      }
+    }
+    return join(this.root, ...segments);
   }
 
   async put(key: string, body: Uint8Array): Promise<void> {
@@ -36,6 +58,7 @@ export class FsStore implements ObjectStore {
     // Walk from the deepest directory the prefix names, then filter by the full prefix.
     const base = prefix.includes("/") ? prefix.slice(0, prefix.lastIndexOf("/")) : "";
     const start = base ? this.path(base) : this.root;
+    if (prefix) this.path(prefix);
     const entries = await readdir(start, { recursive: true, withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
       if (error.code === "ENOENT") return [];
       throw error;

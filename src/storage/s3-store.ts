@@ -8,6 +8,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { ConfigError } from "../config/config-error.js";
+import { redactUrl } from "../redact.js";
 import { ObjectNotFoundError, type ObjectStore, type StoredObject } from "./object-store.js";
 
 /** How vectorkeeper reaches an S3-compatible service; credentials come from the AWS SDK's usual chain. */
@@ -52,7 +53,7 @@ export class S3Store implements ObjectStore {
     };
     this.client = new S3Client(config);
     this.root = settings.prefix ? `${settings.prefix}/` : "";
-    this.description = `s3://${settings.bucket}/${settings.prefix}${settings.endpoint ? ` at ${settings.endpoint}` : ""}`;
+    this.description = `s3://${settings.bucket}/${settings.prefix}${settings.endpoint ? ` at ${redactUrl(settings.endpoint)}` : ""}`;
   }
 
   /** Turns the SDK's failures into errors that name the bucket, the endpoint and the fix. */

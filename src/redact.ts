@@ -1,0 +1,50 @@
+/**
+ * The one place that decides what of a URL may be shown: every URL vectorkeeper prints (CLI errors, `--json`, log
+ * lines, `/readyz`, config errors) goes through here, because users put credentials into CHROMA_URL, REDIS_URL,
+ * S3_ENDPOINT and webhook URLs, and those outputs reach terminals, log stores and unauthenticated probes.
+ */
+
+/** Query parameters that carry credentials in URLs people paste (API tokens, presigned S3 signatures, OAuth codes). */
+const SECRET_PARAM =
+  /^(token|access[_-]?token|auth|auth[_-]?token|api[_-]?key|apikey|key|secret|client[_-]?secret|password|passwd|pass|pwd|sig|signature|code|x-amz-signature|x-amz-credential|x-amz-security-token|x-chroma-token)$/i;
+
+export const REDACTED = "***";
+
+/**
+ * `http://user:pw@host/p?token=t&x=1` → `http://***@host/p?token=***&x=1`: userinfo (both halves: a user name can be
+ * the secret, as in `https://TOKEN@host`) and known credential parameters replaced; the rest kept so the URL still
+ * says where. Text that is not a URL has anything between `//` and the last `@` replaced.
+ */
+export function redactUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return url.replace(/^([^@]*?\/\/)?[^/@]*@/, (_, scheme: string | undefined) => `${scheme ?? ""}${REDACTED}@`);
+  }
+  const hadUserinfo = parsed.username !== "" || parsed.password !== "";
+  const secretParams = [...parsed.searchParams.keys()].filter((name) => SECRET_PARAM.test(name));
+  // Nothing to hide: the text as written (URL's serializer would normalise it, e.g. add a trailing slash).
+  if (!hadUserinfo && secretParams.length === 0) return url;
+  parsed.username = "";
+  parsed.password = "";
+  for (const name of secretParams) parsed.searchParams.set(name, REDACTED);
+  const shown = parsed.toString();
+  return hadUserinfo ? shown.replace("//", `//${REDACTED}@`) : shown;
+}
+
+/** Anything shaped like `scheme://…` up to whitespace or a quote. */
+const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]+/gi;
+
+/** Redacts every URL inside free text (error messages from libraries, log messages, command output). */
+export function redactUrlsIn(text: string): string {
+  if (!text.includes("://")) return text;
+  return text.replace(URL_IN_TEXT, (match) => {
+    // A sentence may end right after a URL: keep its punctuation out of the URL.
+    const trail = /[.,;:)\]]+$/.exec(match)?.[0] ?? "";
+    return redactUrl(match.slice(0, match.length - trail.length)) + trail;
+  });
+}
+
+/** Control characters (newline, CR, NUL, …) cannot travel in an HTTP header and split log lines. */
+export const hasControlCharacters = (text: string): boolean => /[\u0000-\u001f\u007f]/.test(text);
