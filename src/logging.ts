@@ -20,8 +20,11 @@ const SECRET_PATHS = [
   "chroma.token",
 ];
 
-/** Keys that hold URLs (of Chroma, Redis, the object store, webhooks): logged with credentials stripped. */
-const URL_KEYS = ["url", "redis", "chroma", "endpoint", "webhook", "backups", "store"];
+/**
+ * Keys that hold URLs (of Redis, the object store, webhooks): logged with credentials stripped. Not `chroma`: a path
+ * that is a prefix of another (`chroma.token`) would shadow it; strings under any key are scrubbed below anyway.
+ */
+const URL_KEYS = ["url", "redis", "endpoint", "webhook", "backups"];
 const URL_PATHS = [...URL_KEYS, ...URL_KEYS.map((key) => `*.${key}`)];
 const URL_KEY_SET = new Set(URL_KEYS);
 

@@ -16,12 +16,15 @@ export const REDACTED = "***";
  * says where. Text that is not a URL has anything between `//` and the last `@` replaced.
  */
 export function redactUrl(url: string): string {
+  const userinfoOfText = () => url.replace(/^([^@]*?\/\/)?[^/@]*@/, (_, scheme: string | undefined) => `${scheme ?? ""}${REDACTED}@`);
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    return url.replace(/^([^@]*?\/\/)?[^/@]*@/, (_, scheme: string | undefined) => `${scheme ?? ""}${REDACTED}@`);
+    return userinfoOfText();
   }
+  // `localhost:pw@x` parses as scheme "localhost:" with an opaque path: no host, and the password in plain sight.
+  if (parsed.host === "" && !url.startsWith("file:")) return userinfoOfText();
   const hadUserinfo = parsed.username !== "" || parsed.password !== "";
   const secretParams = [...parsed.searchParams.keys()].filter((name) => SECRET_PARAM.test(name));
   // Nothing to hide: the text as written (URL's serializer would normalise it, e.g. add a trailing slash).
