@@ -2,20 +2,10 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../src/config/config-error.js";
 import { loadConfig } from "../src/config/env.js";
 import { loadSchedule, parseScheduleYaml, payloadOf } from "../src/scheduling/schedule-file.js";
 import { runCli } from "./helpers/cli.js";
-
-const configError = (fn: () => unknown): string => {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as Error).message;
-  }
-  throw new Error("expected a ConfigError");
-};
+import { configError } from "./helpers/config-error.js";
 
 describe("environment", () => {
   it("applies the documented defaults", () => {

@@ -7,17 +7,8 @@ import { loadConfig } from "../src/config/env.js";
 import { parseScheduleYaml } from "../src/scheduling/schedule-file.js";
 import { FsStore } from "../src/storage/fs-store.js";
 import { runCli } from "./helpers/cli.js";
+import { configError } from "./helpers/config-error.js";
 import { testEnv } from "./helpers/services.js";
-
-const configError = (fn: () => unknown): string => {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as Error).message;
-  }
-  throw new Error("expected a ConfigError");
-};
 
 /** A file:// store holding one folder, with a sibling folder outside it that a walk could reach. */
 function storeDir(): { root: string; outside: string } {

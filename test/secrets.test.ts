@@ -3,12 +3,12 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
-import { ConfigError } from "../src/config/config-error.js";
 import { loadConfig } from "../src/config/env.js";
 import { createLogger } from "../src/logging.js";
 import { sameSecret } from "../src/ops/ops-server.js";
 import { redactUrl, redactUrlsIn } from "../src/redact.js";
 import { collect, runCli, spawnCli } from "./helpers/cli.js";
+import { configError } from "./helpers/config-error.js";
 import { testEnv, uniqueName } from "./helpers/services.js";
 
 /** Every secret below contains this, so one assertion per output covers them all. */
@@ -45,15 +45,7 @@ describe("the redaction helper", () => {
 });
 
 describe("secrets in configuration errors", () => {
-  const message = (env: Record<string, string>): string => {
-    try {
-      loadConfig(env);
-    } catch (error) {
-      expect(error).toBeInstanceOf(ConfigError);
-      return (error as Error).message;
-    }
-    throw new Error("expected a ConfigError");
-  };
+  const message = (env: Record<string, string>): string => configError(() => loadConfig(env));
 
   it("shows an invalid URL without its password, parseable or not", () => {
     for (const env of <Record<string, string>[]>[
