@@ -68,7 +68,7 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
   const workerConnection = createRedisConnection(config.redisUrl, "worker");
   workerConnection.on("error", (err) => logger.warn({ err: err.message }, "redis (worker) connection error"));
 
-  const locks = new RedisLocks(producer, config.queuePrefix);
+  const locks = new RedisLocks(producer, config.queuePrefix, config.worker.leaseTtlMs);
   const alerter = createAlerter(config, producer, logger);
   const observeAll = (observations: Observation[]) => {
     for (const observation of observations) {
@@ -81,6 +81,9 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
       connection: workerConnection,
       prefix: config.queuePrefix,
       concurrency: config.worker.concurrency[kind],
+      // The job lock lives as long as the job's lease: a dead worker's job is retried once its lease has lapsed too.
+      lockDuration: config.worker.leaseTtlMs,
+      stalledInterval: config.worker.leaseTtlMs,
     });
     worker.on("error", (err) => logger.error({ err, kind }, "worker error"));
     worker.on("completed", (job, result) => {

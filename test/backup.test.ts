@@ -149,7 +149,7 @@ describe.each(STORES)("backups on $name", ({ open }) => {
 
   it("stands down while another backup of the collection holds the lease", async () => {
     const locks = new LocalLocks();
-    const held = await locks.tryAcquire(`backup:${source}`, 60_000, "job 7");
+    const held = await locks.tryAcquire(`backup:${source}`, "job 7");
     const result = await backup.process(backup.payload.parse({ collection: source }), ctx({ locks }));
     expect(result.skipped).toContain("already running (job 7)");
     await held.release();

@@ -5,6 +5,7 @@ import type { JobContext } from "../jobs/job-context.js";
 import { definitionOf, isServedKind, queueName, unknownKindMessage, type ServedKind } from "../queues/catalogue.js";
 import { createRedisConnection } from "../queues/connection.js";
 import { enqueueUnchecked } from "../queues/enqueue.js";
+import { cliHolder } from "../queues/locks.js";
 import { flagOf, payloadFromFlags, withJobFlags } from "./job-flags.js";
 import { printResult, type OutputOptions } from "./output.js";
 import { progressLine } from "./progress-line.js";
@@ -50,7 +51,7 @@ async function executeInline(kind: ServedKind, payloads: Record<string, unknown>
       chroma,
       backupStore,
       locks,
-      runner: `cli ${process.pid}`,
+      runner: cliHolder(),
       signal: interrupted.signal,
       progress: (p) => line.update(p),
       // Inline, a follow-up runs right after; its outcome is logged, the command's result stays the job's own.

@@ -53,16 +53,21 @@ export function inlineLocks(config: Config, logger: Logger): Locks & { close(): 
     try {
       const { redis, queues } = await connectQueues(config, logger);
       await queues.close();
-      return { locks: new RedisLocks(redis, config.queuePrefix), redis };
+      return { locks: new RedisLocks(redis, config.queuePrefix, config.worker.leaseTtlMs), redis };
     } catch {
       logger.warn("no Redis answers: this inline run cannot see jobs running on workers");
-      return { locks: new LocalLocks() };
+      return { locks: new LocalLocks(config.worker.leaseTtlMs) };
     }
   };
   return {
-    async tryAcquire(name, ttlMs, holder) {
+    ttlMs: config.worker.leaseTtlMs,
+    async tryAcquire(name, holder) {
       chosen ??= choose();
-      return (await chosen).locks.tryAcquire(name, ttlMs, holder);
+      return (await chosen).locks.tryAcquire(name, holder);
+    },
+    async holder(name) {
+      chosen ??= choose();
+      return (await chosen).locks.holder(name);
     },
     close() {
       void chosen?.then(({ redis }) => redis?.disconnect());

@@ -13,6 +13,13 @@ export interface WorkerOptions {
    * @defaultValue 30000
    */
   shutdownTimeoutMs: number;
+  /**
+   * Lifetime of a lease (one backup of a collection at a time, …) after its holder stops renewing it, and of BullMQ's
+   * lock on an active job: the two agree, so a dead worker's job is handed on when its lease lapses, not before and
+   * not long after (env `VK_LEASE_TTL_MS`). Renewed every third of it while held.
+   * @defaultValue 30000
+   */
+  leaseTtlMs: number;
 }
 
 /** How the scheduler turns cron slots into jobs. */
@@ -65,8 +72,6 @@ export interface BackupOptions {
   chunkBytes: number;
   /** Chunk compression; `zstd` needs a Node.js whose zlib has it. @defaultValue "gzip" */
   compression: "gzip" | "zstd" | "none";
-  /** A backup's lease on its collection lapses this long after its holder dies. @defaultValue 60000 */
-  lockTtlMs: number;
   /** Prune deletes leftovers of interrupted backups only once untouched this long, so a running backup is safe. @defaultValue 24 */
   leftoverGraceHours: number;
 }
@@ -163,6 +168,7 @@ export const DEFAULTS = {
   worker: {
     concurrency: { backup: 1, restore: 1, verify: 1, prune: 1, expire: 1, archive: 1, lint: 1, warm: 2, probe: 4 },
     shutdownTimeoutMs: 30_000,
+    leaseTtlMs: 30_000,
   } satisfies WorkerOptions,
   scheduler: {
     catchUpWindowMs: 3_600_000,
@@ -213,7 +219,6 @@ export const DEFAULTS = {
     chunkRecords: 2000,
     chunkBytes: 32 * 1024 * 1024,
     compression: "gzip",
-    lockTtlMs: 60_000,
     leftoverGraceHours: 24,
   } satisfies BackupOptions,
 } as const;

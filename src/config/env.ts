@@ -94,6 +94,7 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(", ")}` }).optional(),
   VK_CONCURRENCY: concurrencyList.optional(),
   VK_SHUTDOWN_TIMEOUT_MS: wholeNumber(0, 86_400_000, "milliseconds").optional(),
+  VK_LEASE_TTL_MS: wholeNumber(1000, 3_600_000, "milliseconds").optional(),
   VK_CATCHUP_WINDOW_SECONDS: wholeNumber(0, 604_800, "seconds; 0 turns catch-up off").optional(),
   VK_ALERT_WEBHOOK_URL: urlWithScheme(["http:", "https:"], "https://hooks.slack.com/services/…").optional(),
   VK_ALERT_WEBHOOK_HEADERS: z
@@ -179,6 +180,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
     worker: {
       concurrency: { ...DEFAULTS.worker.concurrency, ...e.VK_CONCURRENCY },
       shutdownTimeoutMs: e.VK_SHUTDOWN_TIMEOUT_MS ?? DEFAULTS.worker.shutdownTimeoutMs,
+      leaseTtlMs: e.VK_LEASE_TTL_MS ?? DEFAULTS.worker.leaseTtlMs,
     },
     scheduler: {
       catchUpWindowMs,

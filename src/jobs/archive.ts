@@ -94,7 +94,7 @@ async function archiveToCollection(payload: ArchivePayload, where: Where, source
  */
 async function archiveToObjectStore(payload: ArchivePayload, where: Where, cutoff: number, source: Collection, ctx: JobContext) {
   if (payload.dryRun) return { archived: await countIds(source, { where, signal: ctx.signal }), target: OBJECT_STORE_TARGET };
-  const lease = await ctx.locks.tryAcquire(`archive:${payload.collection}`, DEFAULTS.backup.lockTtlMs, ctx.runner);
+  const lease = await ctx.locks.tryAcquire(`archive:${payload.collection}`, ctx.runner);
   if (!lease.acquired) throw new ConfigError(`an archive of ${payload.collection} is already running (${lease.heldBy})`);
   try {
     const started = performance.now();

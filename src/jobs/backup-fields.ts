@@ -14,6 +14,9 @@ export const keepPolicy = z
     message: "keeps nothing: set at least one of last, daily, weekly, monthly above 0",
   });
 
+/** The lease one backup of a collection holds while it runs; prune reads it to leave that backup's folder alone. */
+export const backupLease = (collection: string) => `backup:${collection}`;
+
 export const backupIdField = z.string().regex(BACKUP_ID, {
   message: "is not a backup id (they look like 20261123T030000123Z-3f9a1c)",
 });

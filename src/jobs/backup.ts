@@ -7,7 +7,8 @@ import { backupFolder, newBackupId } from "../storage/backup-format/layout.js";
 import { collectionEntry, manifestHeader } from "../storage/backup-format/manifest.js";
 import { applyPrune, planPrune } from "../storage/backup-pruning.js";
 import type { ObjectStore } from "../storage/object-store.js";
-import { keepPolicy } from "./backup-fields.js";
+import { backupLease, keepPolicy } from "./backup-fields.js";
+import { failpoint } from "./failpoints.js";
 import { defineJob } from "./job-context.js";
 import { alertAfterFailures, collectionName } from "./payload-fields.js";
 
@@ -59,12 +60,13 @@ export const backup = defineJob({
     const started = performance.now();
     const { chroma, backupStore, logger } = ctx;
     const name = payload.collection;
-    const lease = await ctx.locks.tryAcquire(`backup:${name}`, d.lockTtlMs, ctx.runner);
+    const lease = await ctx.locks.tryAcquire(backupLease(name), ctx.runner);
     if (!lease.acquired) {
       const reason = `a backup of ${name} is already running (${lease.heldBy}); this one stands down`;
       logger.warn(reason);
       return { backupId: "", collection: name, records: 0, bytes: 0, chunks: 0, durationMs: 0, consistent: true, deletedWhileReading: 0, warnings: [], skipped: reason };
     }
+    if (lease.tookOver) logger.warn({ from: lease.tookOver.from, reason: lease.tookOver.reason }, "took over the backup lease of a crashed run");
     const backupId = newBackupId();
     const folder = backupFolder(name, backupId);
     const writer = new BackupWriter(backupStore, folder, payload.compression, {
@@ -86,6 +88,7 @@ export const backup = defineJob({
         read += page.ids.length;
         await ctx.progress({ done: read, total: Math.max(countBefore, read), unit: "records" });
       }
+      await failpoint("backup:before-manifest");
       const countAfter = await collection.count();
       const consistent = countBefore === countAfter && read === countAfter;
       const manifest = await writer.finish((chunks) => ({
@@ -122,7 +125,11 @@ export const backup = defineJob({
         warnings,
       };
       if (payload.keep) {
-        const plan = await planPrune(backupStore, name, payload.keep, d.leftoverGraceHours * 3_600_000);
+        // This backup holds the collection's lease, so no other one is writing: the grace period alone decides.
+        const plan = await planPrune(backupStore, name, payload.keep, {
+          graceMs: d.leftoverGraceHours * 3_600_000,
+          minAgeMs: ctx.locks.ttlMs,
+        });
         const bytesFreed = await applyPrune(backupStore, plan);
         result.pruned = { deleted: plan.remove.map((e) => e.backupId), leftovers: plan.leftovers.map((f) => f.backupId), bytesFreed };
       }

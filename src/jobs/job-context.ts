@@ -27,7 +27,7 @@ export interface JobContext {
   backupStore: ObjectStore;
   /** Mutual exclusion across workers (e.g. one backup of a collection at a time). */
   locks: Locks;
-  /** Who runs the job, for lock holders and logs: `job 42` or `cli 1234`. */
+  /** Who runs the job, for lease holders and logs: `job 42`, or `cli 1234@host` for an inline run. */
   runner: string;
   /**
    * Asks for another job after this one (a warm after a restore): workers put it on its queue, an inline run runs it
@@ -40,12 +40,24 @@ export interface Lease {
   acquired: boolean;
   /** Who holds it (this runner when acquired). */
   heldBy: string;
+  /**
+   * Set when the lease was taken over rather than found free: from an earlier attempt of the same job (`own`), or
+   * from a CLI run on this host whose process is gone (`dead`).
+   */
+  tookOver?: { from: string; reason: "own" | "dead" };
   release(): Promise<void>;
 }
 
 export interface Locks {
-  /** Takes the named lease if free; it is renewed while held and lapses `ttlMs` after its holder dies. */
-  tryAcquire(name: string, ttlMs: number, holder: string): Promise<Lease>;
+  /**
+   * Takes the named lease if free, or if its holder is this same runner (a retry of the job) or a dead local
+   * process; it is renewed while held and lapses one lease lifetime after its holder dies.
+   */
+  tryAcquire(name: string, holder: string): Promise<Lease>;
+  /** How long a lease outlives its holder's last renewal. */
+  readonly ttlMs: number;
+  /** Who holds the named lease now, if a live holder does (what prune must not touch). */
+  holder(name: string): Promise<string | undefined>;
 }
 
 /** A job kind: its payload schema and its processor. One per file in src/jobs/. */

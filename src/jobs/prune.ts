@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { DEFAULTS } from "../config/defaults.js";
 import { applyPrune, planPrune } from "../storage/backup-pruning.js";
-import { keepPolicy } from "./backup-fields.js";
+import { backupLease, keepPolicy } from "./backup-fields.js";
 import { defineJob } from "./job-context.js";
 import { collectionName } from "./payload-fields.js";
 
@@ -21,7 +21,7 @@ export interface PruneResult {
   kept: { backupId: string; reasons: string[] }[];
   deleted: string[];
   leftoversDeleted: string[];
-  /** Interrupted backups still inside the grace period, left alone. */
+  /** Interrupted backups still inside the grace period, or possibly still being written, left alone. */
   leftoversKept: string[];
   bytesFreed: number;
 }
@@ -31,7 +31,14 @@ export const prune = defineJob({
   kind: "prune",
   payload: prunePayload,
   async process(payload, ctx): Promise<PruneResult> {
-    const plan = await planPrune(ctx.backupStore, payload.collection, payload.keep, payload.leftoverGraceHours * 3_600_000);
+    // Folders without a manifest are left alone while a backup of the collection runs (it holds the lease): one of
+    // them is that backup's, still being written.
+    const runningBackup = await ctx.locks.holder(backupLease(payload.collection));
+    const plan = await planPrune(ctx.backupStore, payload.collection, payload.keep, {
+      graceMs: payload.leftoverGraceHours * 3_600_000,
+      minAgeMs: ctx.locks.ttlMs,
+      runningBackup,
+    });
     const wouldFree =
       plan.remove.reduce((n, e) => n + e.manifest.chunks.reduce((m, c) => m + c.bytes, 0), 0) +
       plan.leftovers.reduce((n, f) => n + f.bytes, 0);
@@ -40,6 +47,7 @@ export const prune = defineJob({
       { collection: payload.collection, dryRun: payload.dryRun, deleted: plan.remove.length, leftovers: plan.leftovers.length },
       payload.dryRun ? "prune plan (dry run)" : "pruned",
     );
+    if (runningBackup) ctx.logger.info({ runningBackup, kept: plan.youngLeftovers }, "a backup is running: folders without a manifest left alone");
     return {
       collection: payload.collection,
       dryRun: payload.dryRun,

@@ -8,6 +8,7 @@ import { readChunks } from "../storage/backup-format/backup-reader.js";
 import { PipelinedWriter } from "../storage/chroma-records.js";
 import { concatColumns, emptyColumns, sliceColumns, type RecordColumns } from "../storage/record-columns.js";
 import { backupIdField } from "./backup-fields.js";
+import { failpoint } from "./failpoints.js";
 import { defineJob } from "./job-context.js";
 import { collectionName } from "./payload-fields.js";
 
@@ -55,8 +56,9 @@ export const restore = defineJob({
     const started = performance.now();
     const { chroma, backupStore, logger } = ctx;
     const target = payload.collection;
-    const lease = await ctx.locks.tryAcquire(`restore:${target}`, DEFAULTS.backup.lockTtlMs, ctx.runner);
+    const lease = await ctx.locks.tryAcquire(`restore:${target}`, ctx.runner);
     if (!lease.acquired) throw new ConfigError(`a restore into ${target} is already running (${lease.heldBy})`);
+    if (lease.tookOver) logger.warn({ from: lease.tookOver.from, reason: lease.tookOver.reason }, "took over the restore lease of a crashed run");
     try {
       const manifest = await findBackup(backupStore, payload.backupId);
       const exists = await chroma.exists(target);
@@ -111,6 +113,7 @@ export const restore = defineJob({
         const count = await collection.count();
         if (count !== total) throw new Error(`restored ${count} records into ${staging}, the backup holds ${total}`);
 
+        await failpoint("restore:before-swap");
         const old = `${target}${OLD}${suffix}`;
         if (exists) await (await chroma.openCollection(target)).modify({ name: old });
         await collection.modify({ name: target });

@@ -9,8 +9,21 @@ export interface PrunePlan {
   remove: CatalogEntry[];
   /** Folders of interrupted backups (no manifest) untouched for longer than the grace period. */
   leftovers: BackupFolder[];
-  /** Interrupted-backup folders still inside the grace period: maybe a backup running elsewhere. */
+  /** Interrupted-backup folders kept: inside the grace period, or maybe a backup still running. */
   youngLeftovers: string[];
+}
+
+/** When a folder without a manifest may be collected. */
+export interface LeftoverRules {
+  /** Untouched at least this long (the prune's grace period). */
+  graceMs: number;
+  /**
+   * Untouched at least this long whatever the grace: one lease lifetime, so a backup whose lease prune cannot see
+   * (another Redis, or none) is safe while it still writes.
+   */
+  minAgeMs: number;
+  /** The holder of the collection's backup lease, if a backup runs now: then no folder without a manifest is touched. */
+  runningBackup?: string | undefined;
 }
 
 /** What a retention policy removes from one collection's backups, and which leftovers are old enough to collect. */
@@ -18,7 +31,7 @@ export async function planPrune(
   store: ObjectStore,
   collection: string,
   policy: KeepPolicy,
-  graceMs: number,
+  rules: LeftoverRules,
   now: Date = new Date(),
 ): Promise<PrunePlan> {
   // Archives hold records that exist nowhere else: retention never touches them.
@@ -28,12 +41,14 @@ export async function planPrune(
     policy,
   );
   const incomplete = (await backupFolders(store, collection)).filter((folder) => !folder.hasManifest);
+  const minAge = Math.max(rules.graceMs, rules.minAgeMs);
+  const collectable = (f: BackupFolder) => rules.runningBackup === undefined && now.getTime() - f.lastModified.getTime() > minAge;
   return {
     collection,
     keep: decision.keep.map(({ backup, reasons }) => ({ backupId: backup.id, reasons })),
     remove: decision.remove.map((b) => b.entry),
-    leftovers: incomplete.filter((f) => now.getTime() - f.lastModified.getTime() > graceMs),
-    youngLeftovers: incomplete.filter((f) => now.getTime() - f.lastModified.getTime() <= graceMs).map((f) => f.backupId),
+    leftovers: incomplete.filter(collectable),
+    youngLeftovers: incomplete.filter((f) => !collectable(f)).map((f) => f.backupId),
   };
 }
 

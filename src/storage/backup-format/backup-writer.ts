@@ -87,15 +87,34 @@ export class BackupWriter {
     if (this.failure) throw this.failure;
   }
 
-  /** Uploads what is left, then the manifest, last. Returns the chunk list the manifest holds. */
+  /**
+   * Uploads what is left, confirms every chunk is in the store at its size, then writes the manifest, last. Returns
+   * the chunk list the manifest holds. A chunk that went missing meanwhile (a prune that could not see this backup, a
+   * store that lost a write) fails the backup instead of listing one that cannot be restored.
+   */
   async finish(manifest: (chunks: ManifestChunk[]) => UnsignedManifest): Promise<UnsignedManifest> {
     if (this.pendingRecords > 0) await this.flush();
     await this.settle();
+    await this.confirmChunks();
     const unsigned = manifest(this.chunks);
     const body = serializeManifest(unsigned);
     await this.store.put(this.folder + MANIFEST, body);
     this.bytes += body.length;
     return unsigned;
+  }
+
+  private async confirmChunks(): Promise<void> {
+    const stored = new Map<string, number>();
+    for await (const object of this.store.list(this.folder)) stored.set(object.key, object.size);
+    for (const chunk of this.chunks) {
+      const size = stored.get(this.folder + chunk.key);
+      if (size !== chunk.bytes) {
+        throw new Error(
+          `chunk ${chunk.key} of ${this.folder} ${size === undefined ? "is missing" : `holds ${size} bytes, not ${chunk.bytes},`} in ${this.store.description} ` +
+            "after its upload (deleted by a prune that could not see this backup, or lost by the store); no manifest written",
+        );
+      }
+    }
   }
 
   /** Waits for an upload still running, ignoring its outcome (used when a backup is abandoned). */
