@@ -1,11 +1,12 @@
 import { spawnSync } from "node:child_process";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inject } from "vitest";
-import { createRedisConnection } from "../src/queues/connection.js";
+import { createRedisConnection, waitForRedis } from "../src/queues/connection.js";
 import { cliHolder, LocalLocks, RedisLocks } from "../src/queues/locks.js";
 import { uniquePrefix } from "./helpers/services.js";
 
 const redis = createRedisConnection(inject("redisUrl"), "producer");
+beforeAll(() => waitForRedis(redis, inject("redisUrl")));
 afterAll(() => redis.disconnect());
 
 /** The pid of a process that has exited (and so names no one). */
