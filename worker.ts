@@ -4,7 +4,10 @@ import type { Logger } from "./src/logging.js";
 import { redactUrl } from "./src/redact.js";
 import type { Observation } from "./src/alerts/alerter.js";
 import { createAlerter } from "./src/alerts/create-alerter.js";
+import { AlertState } from "./src/alerts/alert-state.js";
 import { completedObservations, failedObservations } from "./src/alerts/job-checks.js";
+import { forgetGoneCollections } from "./src/ops/forget-gone.js";
+import { LastSuccessStore } from "./src/ops/last-success.js";
 import { Metrics } from "./src/ops/metrics.js";
 import { startOpsServer, type OpsServer } from "./src/ops/ops-server.js";
 import { queueName, SERVED_KINDS, type ServedKind } from "./src/queues/catalogue.js";
@@ -13,6 +16,9 @@ import { bullProcessor } from "./src/queues/processor.js";
 import { enqueue } from "./src/queues/enqueue.js";
 import { QueueSet } from "./src/queues/queue-set.js";
 import { RedisLocks } from "./src/queues/locks.js";
+import { slotBackoffStrategy } from "./src/queues/slot-retry.js";
+import { isVectorkeeperTemporary } from "./src/scheduling/collection-globs.js";
+import { NamedCollections } from "./src/scheduling/named-collections.js";
 import type { ChromaStore } from "./src/storage/chroma.js";
 import type { ObjectStore } from "./src/storage/object-store.js";
 import { openObjectStore } from "./src/storage/open-object-store.js";
@@ -30,6 +36,9 @@ export interface WorkerDeps {
 export interface WorkerHandle {
   ops: OpsServer;
   queues: QueueSet;
+  metrics: Metrics;
+  /** Settles once last successes are seeded from the backup catalog and gone collections forgotten. */
+  seeded: Promise<void>;
   /**
    * Stops taking jobs, lets active ones finish within `shutdownTimeoutMs`, then closes everything.
    * Resolves true when it had to give up on running jobs (they are retried elsewhere once their lock expires).
@@ -37,8 +46,9 @@ export interface WorkerHandle {
   close(): Promise<boolean>;
 }
 
+/** A failure is final when BullMQ moved the job to failed (finishedOn set), which a backoff strategy can decide early. */
 const isFinalFailure = (job: Job, error: Error) =>
-  error.name === "UnrecoverableError" || job.attemptsMade >= (job.opts.attempts ?? 1);
+  error.name === "UnrecoverableError" || job.attemptsMade >= (job.opts.attempts ?? 1) || Boolean(job.finishedOn);
 
 /** Workers for every served kind, plus the ops HTTP server. */
 export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
@@ -63,13 +73,15 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
   }
 
   const queues = new QueueSet(producer, config.queuePrefix);
-  const metrics = new Metrics(queues);
+  const lastSuccess = new LastSuccessStore(producer, config.queuePrefix);
+  const metrics = new Metrics(queues, lastSuccess);
   const shutdown = new AbortController();
   const workerConnection = createRedisConnection(config.redisUrl, "worker");
   workerConnection.on("error", (err) => logger.warn({ err: err.message }, "redis (worker) connection error"));
 
   const locks = new RedisLocks(producer, config.queuePrefix, config.worker.leaseTtlMs);
-  const alerter = createAlerter(config, producer, logger);
+  const alertState = new AlertState(producer, config.queuePrefix, config.alerts.stateTtlMs);
+  const alerter = createAlerter(config, producer, logger, alertState);
   const observeAll = (observations: Observation[]) => {
     for (const observation of observations) {
       alerter.observe(observation).catch((error: unknown) => logger.error({ err: error }, "alerting failed"));
@@ -84,11 +96,16 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
       // The job lock lives as long as the job's lease: a dead worker's job is retried once its lease has lapsed too.
       lockDuration: config.worker.leaseTtlMs,
       stalledInterval: config.worker.leaseTtlMs,
+      settings: { backoffStrategy: slotBackoffStrategy(config.scheduler.outageRetryMaxDelayMs) },
     });
     worker.on("error", (err) => logger.error({ err, kind }, "worker error"));
     worker.on("completed", (job, result) => {
       const seconds = ((job.finishedOn ?? Date.now()) - (job.processedOn ?? Date.now())) / 1000;
       metrics.jobCompleted(kind, seconds, job.data?.collection, result);
+      const collection: unknown = job.data?.collection;
+      if (typeof collection === "string" && !(result as { skipped?: string } | null)?.skipped) {
+        lastSuccess.record(kind, collection).catch((error: unknown) => logger.warn({ err: error, kind }, "could not record last success"));
+      }
       logger.info({ kind, jobId: job.id, seconds, result }, "job completed");
       observeAll(completedObservations(kind, job.data ?? {}, result, config.alerts));
     });
@@ -122,6 +139,21 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
   );
   if (config.warmOnStart) void warmEveryCollection(queues, chroma, logger);
 
+  const forgetDeps = { chroma, metrics, alertState, lastSuccess, named: new NamedCollections(producer, config.queuePrefix) };
+  const forget = async () => {
+    const gone = await forgetGoneCollections(forgetDeps);
+    if (gone.length > 0) logger.info({ collections: gone }, "forgot the series and alert state of collections that no longer exist");
+  };
+  const seeded = lastSuccess
+    .seedFromCatalog(backupStore)
+    .catch((error: unknown) => logger.warn({ reason: error instanceof Error ? error.message : String(error) }, "could not read the backup catalog for last successes"))
+    .then(forget)
+    .catch((error: unknown) => logger.warn({ reason: error instanceof Error ? error.message : String(error) }, "could not forget gone collections"));
+  const forgetTimer = setInterval(() => {
+    forget().catch((error: unknown) => logger.warn({ reason: error instanceof Error ? error.message : String(error) }, "could not forget gone collections"));
+  }, config.alerts.forgetIntervalMs);
+  forgetTimer.unref();
+
   let closing: Promise<boolean> | undefined;
   const close = async (): Promise<boolean> => {
     const timeoutMs = config.worker.shutdownTimeoutMs;
@@ -134,6 +166,7 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
       }),
     ]);
     clearTimeout(timer);
+    clearInterval(forgetTimer);
     if (!finished) {
       logger.error({ timeoutMs }, "active jobs did not finish within the shutdown limit; abandoning them (they will be retried)");
       shutdown.abort(new Error("worker shutdown time limit reached"));
@@ -149,6 +182,8 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
   return {
     ops,
     queues,
+    metrics,
+    seeded,
     close: () => (closing ??= close()),
   };
 }
@@ -159,7 +194,7 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
  */
 async function warmEveryCollection(queues: QueueSet, chroma: ChromaStore, logger: Logger): Promise<void> {
   try {
-    const names = await chroma.listCollectionNames();
+    const names = (await chroma.listCollectionNames()).filter((name) => !isVectorkeeperTemporary(name));
     for (const collection of names) await enqueue(queues, "warm", { collection }, { deduplicationId: `warm-start.${collection}` });
     logger.info({ collections: names.length }, "warming every collection after start");
   } catch (error) {

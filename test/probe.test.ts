@@ -23,7 +23,8 @@ describe("probe job", () => {
     expect(result).toMatchObject({ collection: wide, ok: true, count: 40, dimension: 1536 });
     expect(result.queryMs).toBeGreaterThan(0);
     expect(result.heartbeatMs).toBeGreaterThan(0);
-    expect(result.serverVersion).toMatch(/^\d+\.\d+/);
+    // /api/v2/version says "1.0.0" on every release: the probe reports no version it cannot vouch for.
+    expect(result).not.toHaveProperty("serverVersion");
   });
 
   it("works on any dimension, not a hard-coded one", async () => {

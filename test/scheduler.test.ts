@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import { inject } from "vitest";
 import { startScheduler, type SchedulerHandle } from "../scheduler.js";
+import { DEFAULTS } from "../src/config/defaults.js";
 import { createRedisConnection, waitForRedis } from "../src/queues/connection.js";
 import { QueueSet } from "../src/queues/queue-set.js";
 import { parseScheduleYaml } from "../src/scheduling/schedule-file.js";
@@ -37,7 +38,7 @@ async function closeAll(replicas: Replica[]) {
   }
 }
 
-const options = (catchUpWindowMs: number) => ({ catchUpWindowMs, slotClaimTtlMs: 600_000 });
+const options = (catchUpWindowMs: number) => ({ ...DEFAULTS.scheduler, catchUpWindowMs, slotClaimTtlMs: 600_000 });
 
 /** A scheduler on one replica's connection, with a one-hour catch-up window and a fixed clock. */
 const startAt = (r: Replica, schedule: Parameters<typeof startScheduler>[0]["schedule"], at: Date) =>
@@ -114,7 +115,7 @@ describe("scheduler", () => {
     expect(jobs.map((job) => job.id)).toEqual([slotJobId("probe", names[0]!, new Date("2026-03-10T03:00:00Z"))]);
   });
 
-  it("skips a literal name that does not exist and still enqueues the rest", async () => {
+  it("enqueues a literal name that does not exist too (its job fails and says so), beside the rest", async () => {
     const prefix = uniquePrefix("missing");
     const r = await replica(prefix);
     replicas.push(r);
@@ -124,6 +125,7 @@ describe("scheduler", () => {
     );
     r.handle = await startAt(r, schedule, new Date("2026-03-10T03:21:00Z"));
     expect(r.handle.catchUp[0]).toMatchObject({ missing: ["no_such_collection_zz"] });
-    expect(r.handle.catchUp[0]!.enqueued).toEqual([slotJobId("probe", names[0]!, new Date("2026-03-10T03:20:00Z"))]);
+    const slot = new Date("2026-03-10T03:20:00Z");
+    expect(r.handle.catchUp[0]!.enqueued).toEqual([slotJobId("probe", names[0]!, slot), slotJobId("probe", "no_such_collection_zz", slot)]);
   });
 });

@@ -11,8 +11,9 @@ let proxy: Awaited<ReturnType<typeof startLatencyProxy>>;
 
 beforeAll(async () => {
   await seedCollection(chromaStore(), collection, 10, 16);
-  // Each of the probe's six requests to Chroma takes 400 ms more: about 2.5 s per probe.
-  proxy = await startLatencyProxy(new URL(inject("chromaUrl")), 400);
+  // Each of the probe's five requests to Chroma takes 700 ms more: about 3.5 s per probe, longer than the forced
+  // shutdown's 2 s wait.
+  proxy = await startLatencyProxy(new URL(inject("chromaUrl")), 700);
 });
 afterAll(() => proxy.close());
 

@@ -77,7 +77,7 @@ describe("alerts", () => {
 
   const alerterOn = (prefix: string) =>
     new Alerter(
-      new AlertState(redis, prefix),
+      new AlertState(redis, prefix, 60_000),
       [new LogChannel(quietLogger()), new WebhookChannel({ url: receiver.url, headers: { "x-team": "search" }, timeoutMs: 2000 }, quietLogger())],
       quietLogger(),
     );

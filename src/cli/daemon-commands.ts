@@ -15,12 +15,17 @@ import { printResult, type OutputOptions } from "./output.js";
 import { backupStoreOf, chromaStoreOf, connectQueues, runtimeFor } from "./runtime.js";
 import { exitOnSignal, logStrayErrors } from "./signals.js";
 
-function stalenessOf(config: Config, redis: Redis, logger: Logger) {
+/** The scheduler's alerting: backup staleness, and the server-level Chroma check of every probe tick. */
+function schedulerAlertsOf(config: Config, redis: Redis, logger: Logger) {
+  const alerter = createAlerter(config, redis, logger);
   return {
-    backupStore: backupStoreOf(config),
-    alerter: createAlerter(config, redis, logger),
-    maxAgeMs: config.alerts.backupMaxAgeHours * 3_600_000,
-    intervalMs: config.alerts.stalenessIntervalMs,
+    staleness: {
+      backupStore: backupStoreOf(config),
+      alerter,
+      maxAgeMs: config.alerts.backupMaxAgeHours * 3_600_000,
+      intervalMs: config.alerts.stalenessIntervalMs,
+    },
+    chromaAlerts: { alerter, afterFailures: config.alerts.probeAfterFailures },
   };
 }
 
@@ -53,7 +58,8 @@ export function registerDaemonCommands(program: Command): void {
         queues,
         chroma: chromaStoreOf(config),
         logger,
-        staleness: stalenessOf(config, redis, logger),
+        ...schedulerAlertsOf(config, redis, logger),
+        http: config.http,
       });
       exitOnSignal(logger, async () => {
         await scheduler.stop();
@@ -61,8 +67,8 @@ export function registerDaemonCommands(program: Command): void {
         redis.disconnect();
         return 0;
       });
-      printResult({ role: "scheduler", schedule: schedule.source, entries: schedule.jobs.length }, options, (r) =>
-        `vectorkeeper scheduler running ${r.entries} entries from ${r.schedule}`,
+      printResult({ role: "scheduler", schedule: schedule.source, entries: schedule.jobs.length, ops: scheduler.ops?.url }, options, (r) =>
+        `vectorkeeper scheduler running ${r.entries} entries from ${r.schedule}; ops server at ${r.ops}`,
       );
     });
 
@@ -102,7 +108,9 @@ export function registerDaemonCommands(program: Command): void {
           queues,
           chroma,
           logger,
-          staleness: stalenessOf(config, redis, logger),
+          ...schedulerAlertsOf(config, redis, logger),
+          // One process, one ops server: the scheduler's series join the worker's /metrics.
+          registry: worker.metrics.registry,
         });
         const running = scheduler;
         exitOnSignal(logger, async () => {

@@ -36,6 +36,20 @@ export interface SchedulerOptions {
    * @defaultValue 7200000 (two hours)
    */
   slotClaimTtlMs: number;
+  /**
+   * How often the scheduler looks again at each entry's latest slot inside the catch-up window, and retries slots
+   * it could not enqueue (Redis unreachable), so a failed tick is enqueued once Redis answers, not lost.
+   * @defaultValue 15000
+   */
+  catchUpIntervalMs: number;
+  /**
+   * A scheduled job that cannot reach Chroma keeps retrying until the entry's next slot, and at least this long after
+   * its own slot, so an outage of minutes still yields that night's backup.
+   * @defaultValue 3600000 (an hour)
+   */
+  slotUsefulMinMs: number;
+  /** Longest wait between retries of a scheduled job while Chroma is unreachable. @defaultValue 60000 */
+  outageRetryMaxDelayMs: number;
 }
 
 /** Retention and retry of queued jobs (applied to every kind unless its catalogue entry overrides them). */
@@ -141,6 +155,13 @@ export interface AlertOptions {
   stalenessIntervalMs: number;
   /** How long a webhook POST may take. @defaultValue 5000 */
   webhookTimeoutMs: number;
+  /** An alert state (consecutive failures, firing) not observed this long is forgotten. @defaultValue 2592000000 (30 days) */
+  stateTtlMs: number;
+  /**
+   * How often a worker removes the series and alert states of collections that no longer exist (and that no
+   * schedule names literally). @defaultValue 60000
+   */
+  forgetIntervalMs: number;
 }
 
 /** Timeouts of the checks made by `/readyz`, `status` and the probe. */
@@ -173,6 +194,9 @@ export const DEFAULTS = {
   scheduler: {
     catchUpWindowMs: 3_600_000,
     slotClaimTtlMs: 7_200_000,
+    catchUpIntervalMs: 15_000,
+    slotUsefulMinMs: 3_600_000,
+    outageRetryMaxDelayMs: 60_000,
   } satisfies SchedulerOptions,
   jobs: {
     attempts: 3,
@@ -200,6 +224,8 @@ export const DEFAULTS = {
     backupMaxAgeHours: 26,
     stalenessIntervalMs: 600_000,
     webhookTimeoutMs: 5000,
+    stateTtlMs: 30 * 86_400_000,
+    forgetIntervalMs: 60_000,
   } satisfies AlertOptions,
   /** Enqueue a warm job for every collection when a worker starts (env `VK_WARM_ON_START`). */
   warmOnStart: true,

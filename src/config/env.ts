@@ -183,6 +183,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
       leaseTtlMs: e.VK_LEASE_TTL_MS ?? DEFAULTS.worker.leaseTtlMs,
     },
     scheduler: {
+      ...DEFAULTS.scheduler,
       catchUpWindowMs,
       slotClaimTtlMs: Math.max(DEFAULTS.scheduler.slotClaimTtlMs, catchUpWindowMs * 2),
     },

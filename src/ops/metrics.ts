@@ -2,21 +2,28 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 import type { BackupResult } from "../jobs/backup.js";
 import type { ProbeResult } from "../jobs/probe.js";
 import type { WarmResult } from "../jobs/warm.js";
-import type { ServedKind } from "../queues/catalogue.js";
+import { SERVED_KINDS, type ServedKind } from "../queues/catalogue.js";
 import type { QueueSet } from "../queues/queue-set.js";
+import type { LastSuccessStore } from "./last-success.js";
 
 const JOB_STATES = ["waiting", "active", "delayed", "completed", "failed", "prioritized", "waiting-children"] as const;
 
 /**
  * Prometheus metrics of one process: one `vectorkeeper_` prefix, base units (seconds), `_total` on counters.
  * Queue depths are read from Redis at scrape time, so every replica reports the same shared queues; job outcomes and
- * probe figures are those this process observed.
+ * probe figures are those this process observed; last successes are read from Redis at scrape time, so they survive
+ * restarts and agree across replicas. Counters exist at 0 from the start, so `increase()` sees the first failure.
  */
 export class Metrics {
   readonly registry = new Registry();
+  /** Every collection some per-collection series names, so the series of one that no longer exists can be removed. */
+  private readonly seen = new Set<string>();
+  private readonly perCollectionSeries: (Gauge<"collection"> | Counter<"collection">)[] = [];
 
   private perCollection(name: string, help: string): Gauge<"collection"> {
-    return new Gauge({ name, help, labelNames: ["collection"] as const, registers: [this.registry] });
+    const gauge = new Gauge({ name, help, labelNames: ["collection"] as const, registers: [this.registry] });
+    this.perCollectionSeries.push(gauge);
+    return gauge;
   }
 
   private readonly jobDuration = new Histogram({
@@ -42,12 +49,6 @@ export class Metrics {
   private readonly probeQuery = this.perCollection("vectorkeeper_probe_query_latency_seconds", "Latency of the last probe's nearest-neighbour query, by collection");
   private readonly probeHeartbeat = this.perCollection("vectorkeeper_probe_heartbeat_latency_seconds", "Latency of the last probe's heartbeat to Chroma, by collection");
   private readonly records = this.perCollection("vectorkeeper_collection_records", "Records in a collection at its last probe");
-  private readonly lastSuccess = new Gauge({
-    name: "vectorkeeper_last_success_timestamp_seconds",
-    help: "When a job kind last succeeded on a collection, Unix time: alert when it is too old",
-    labelNames: ["kind", "collection"] as const,
-    registers: [this.registry],
-  });
   private readonly backupBytes = new Counter({
     name: "vectorkeeper_backup_bytes_total",
     help: "Bytes written to the backup store by backups run here",
@@ -65,8 +66,27 @@ export class Metrics {
   private readonly warmP95 = this.perCollection("vectorkeeper_warm_p95_latency_seconds", "95th percentile warm query latency of the last warm job, by collection");
   private readonly lastProbe = this.perCollection("vectorkeeper_probe_last_timestamp_seconds", "When a collection was last probed (successfully or not), Unix time");
 
-  constructor(queues: QueueSet) {
+  constructor(queues: QueueSet, lastSuccess: LastSuccessStore) {
     collectDefaultMetrics({ register: this.registry, prefix: "vectorkeeper_" });
+    this.perCollectionSeries.push(this.backupBytes, this.backupRecords);
+    for (const kind of SERVED_KINDS) {
+      this.completed.inc({ kind }, 0);
+      this.failures.inc({ kind, final: "true" }, 0);
+      this.failures.inc({ kind, final: "false" }, 0);
+    }
+    new Gauge({
+      name: "vectorkeeper_last_success_timestamp_seconds",
+      help: "When a job kind last succeeded on a collection (worker, CLI run or backup catalog), Unix time: alert when it is too old",
+      labelNames: ["kind", "collection"] as const,
+      registers: [this.registry],
+      async collect() {
+        // Redis unreachable: keep the last values rather than fail the scrape or drop the series.
+        const entries = await lastSuccess.all().catch(() => undefined);
+        if (!entries) return;
+        this.reset();
+        for (const { kind, collection, at } of entries) this.set({ kind, collection }, at);
+      },
+    });
     new Gauge({
       name: "vectorkeeper_jobs",
       help: "Jobs in each queue by state, read from Redis at scrape time",
@@ -87,19 +107,18 @@ export class Metrics {
   jobCompleted(kind: ServedKind, seconds: number, collection: unknown, result: unknown): void {
     this.jobDuration.observe({ kind, outcome: "completed" }, seconds);
     this.completed.inc({ kind });
-    if (typeof collection === "string" && !(result as { skipped?: string } | null)?.skipped) {
-      this.lastSuccess.set({ kind, collection }, Date.now() / 1000);
-    }
     if (kind === "probe") this.probeSucceeded(result as ProbeResult);
     if (kind === "backup") {
       const backup = result as BackupResult;
       if (!backup.skipped) {
+        this.seen.add(backup.collection);
         this.backupBytes.inc({ collection: backup.collection }, backup.bytes);
         this.backupRecords.inc({ collection: backup.collection }, backup.records);
       }
     }
     if (kind === "warm") {
       const warm = result as WarmResult;
+      this.seen.add(warm.collection);
       const set = (gauge: Gauge<"collection">, ms: number | null) =>
         ms === null ? gauge.remove({ collection: warm.collection }) : gauge.set({ collection: warm.collection }, ms / 1000);
       set(this.warmCold, warm.coldMs);
@@ -112,6 +131,7 @@ export class Metrics {
     this.jobDuration.observe({ kind, outcome: "failed" }, seconds);
     this.failures.inc({ kind, final: String(final) });
     if (kind === "probe" && collection) {
+      this.seen.add(collection);
       this.probeUp.set({ collection }, 0);
       this.lastProbe.set({ collection }, Date.now() / 1000);
     }
@@ -119,11 +139,25 @@ export class Metrics {
 
   private probeSucceeded(result: ProbeResult): void {
     const collection = result.collection;
+    this.seen.add(collection);
     this.probeUp.set({ collection }, 1);
     this.records.set({ collection }, result.count);
     this.probeHeartbeat.set({ collection }, result.heartbeatMs / 1000);
     this.lastProbe.set({ collection }, Date.parse(result.checkedAt) / 1000);
     if (result.queryMs === null) this.probeQuery.remove({ collection });
     else this.probeQuery.set({ collection }, result.queryMs / 1000);
+  }
+
+  /** Collections named by some per-collection series of this process. */
+  collections(): string[] {
+    return [...this.seen];
+  }
+
+  /** Removes every series of these collections (they no longer exist). */
+  forget(collections: Iterable<string>): void {
+    for (const collection of collections) {
+      for (const series of this.perCollectionSeries) series.remove({ collection });
+      this.seen.delete(collection);
+    }
   }
 }

@@ -9,7 +9,7 @@ import { DEFAULTS } from "../config/defaults.js";
 import type { Logger } from "../logging.js";
 import type { QueueSet } from "../queues/queue-set.js";
 import type { ChromaStore } from "../storage/chroma.js";
-import type { Metrics } from "./metrics.js";
+import type { Registry } from "prom-client";
 import { checkReadiness } from "./readiness.js";
 
 export const DASHBOARD_PATH = "/dashboard";
@@ -18,9 +18,11 @@ export interface OpsServerDeps {
   http: { port: number; host: string };
   dashboard: { user: string; password: string } | undefined;
   redis: Redis;
-  chroma: ChromaStore;
-  queues: QueueSet;
-  metrics: Metrics;
+  /** Part of readiness when given: a worker cannot work without Chroma; a scheduler enqueues anyway. */
+  chroma?: ChromaStore;
+  /** The queues the dashboard shows; without them (the scheduler) no dashboard is served. */
+  queues?: QueueSet;
+  metrics: { registry: Registry };
   logger: Logger;
 }
 
@@ -62,7 +64,8 @@ export async function startOpsServer(deps: OpsServerDeps): Promise<OpsServer> {
     return reply.type(deps.metrics.registry.contentType).send(text);
   });
 
-  if (deps.dashboard) {
+  const queues = deps.queues;
+  if (deps.dashboard && queues) {
     const { user, password } = deps.dashboard;
     await app.register(async (scope) => {
       await scope.register(fastifyBasicAuth, {
@@ -78,13 +81,13 @@ export async function startOpsServer(deps: OpsServerDeps): Promise<OpsServer> {
       const serverAdapter = new FastifyAdapter();
       serverAdapter.setBasePath(DASHBOARD_PATH);
       createBullBoard({
-        queues: deps.queues.all().map((queue) => new BullMQAdapter(queue)),
+        queues: queues.all().map((queue) => new BullMQAdapter(queue)),
         serverAdapter,
         options: { uiConfig: { boardTitle: "vectorkeeper" } },
       });
       await scope.register(serverAdapter.registerPlugin(), { prefix: DASHBOARD_PATH });
     });
-  } else {
+  } else if (queues) {
     logger.warn("dashboard not served: set DASHBOARD_USER and DASHBOARD_PASSWORD to enable it (it has no auth of its own)");
   }
 
@@ -92,6 +95,6 @@ export async function startOpsServer(deps: OpsServerDeps): Promise<OpsServer> {
   const url = new URL(address);
   if (url.hostname === "0.0.0.0" || url.hostname === "[::]") url.hostname = "127.0.0.1";
   const base = url.toString().replace(/\/$/, "");
-  logger.info({ url: base, dashboard: deps.dashboard ? `${base}${DASHBOARD_PATH}` : null }, "ops server listening");
+  logger.info({ url: base, dashboard: deps.dashboard && queues ? `${base}${DASHBOARD_PATH}` : null }, "ops server listening");
   return { url: base, close: () => app.close() };
 }

@@ -11,7 +11,7 @@ export interface CheckResult {
 
 export interface Readiness {
   ready: boolean;
-  checks: { redis: CheckResult; chroma: CheckResult };
+  checks: { redis: CheckResult; chroma?: CheckResult };
 }
 
 async function timed(check: () => Promise<unknown>, timeoutMs: number): Promise<CheckResult> {
@@ -34,12 +34,24 @@ async function timed(check: () => Promise<unknown>, timeoutMs: number): Promise<
 }
 
 /** Redis and Chroma both answer: what `/readyz` and `status` report. */
-export async function checkReadiness(redis: Redis, chroma: ChromaStore, timeoutMs: number): Promise<Readiness> {
+export async function checkReadiness(redis: Redis, chroma: ChromaStore, timeoutMs: number): Promise<Readiness & { checks: { chroma: CheckResult } }>;
+/** Redis answers, and Chroma too when given (the scheduler's readiness leaves Chroma out: it enqueues through outages). */
+export async function checkReadiness(redis: Redis, chroma: ChromaStore | undefined, timeoutMs: number): Promise<Readiness>;
+export async function checkReadiness(redis: Redis, chroma: ChromaStore | undefined, timeoutMs: number): Promise<Readiness> {
   const [redisCheck, chromaCheck] = await Promise.all([
     timed(() => redis.ping(), timeoutMs),
-    timed(() => chroma.heartbeat(), timeoutMs),
+    chroma ? chromaAnswers(chroma, timeoutMs) : undefined,
   ]);
-  if (!chromaCheck.ok) chromaCheck.error = `Chroma at ${chroma.where}: ${chromaCheck.error}`;
   if (!redisCheck.ok) redisCheck.error = `Redis: ${redisCheck.error}`;
-  return { ready: redisCheck.ok && chromaCheck.ok, checks: { redis: redisCheck, chroma: chromaCheck } };
+  return {
+    ready: redisCheck.ok && (chromaCheck?.ok ?? true),
+    checks: chromaCheck ? { redis: redisCheck, chroma: chromaCheck } : { redis: redisCheck },
+  };
+}
+
+/** Whether Chroma's heartbeat answers within the limit: the scheduler's server-level check. */
+export async function chromaAnswers(chroma: ChromaStore, timeoutMs: number): Promise<CheckResult> {
+  const check = await timed(() => chroma.heartbeat(), timeoutMs);
+  if (!check.ok) check.error = `Chroma at ${chroma.where}: ${check.error}`;
+  return check;
 }

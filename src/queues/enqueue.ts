@@ -1,4 +1,4 @@
-import { UnrecoverableError, type Job } from "bullmq";
+import { UnrecoverableError, type Job, type JobsOptions } from "bullmq";
 import type { z } from "zod";
 import { ConfigError, describeIssues } from "../config/config-error.js";
 import { jobOf, type JobOf, type ServedKind } from "./catalogue.js";
@@ -11,6 +11,8 @@ export interface EnqueueOptions {
   jobId?: string;
   /** While a job with this deduplication id waits or runs, adding another is a no-op (BullMQ deduplication). */
   deduplicationId?: string;
+  /** Options that differ from the kind's defaults (a scheduled job's retries through an outage). */
+  jobOptions?: JobsOptions;
 }
 
 /** Parses a payload against its kind's schema; `Error` type chosen by the caller's boundary. */
@@ -40,6 +42,7 @@ export async function enqueueUnchecked(
 ): Promise<Job> {
   const data = parsePayload(kind, payload);
   return queues.get(kind).add(`${kind}:${data.collection}`, data, {
+    ...options.jobOptions,
     ...(options.jobId ? { jobId: options.jobId } : {}),
     ...(options.deduplicationId ? { deduplication: { id: options.deduplicationId } } : {}),
   });

@@ -1,9 +1,12 @@
+import { createHash, randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import type { JobsOptions } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "../logging.js";
 import { enqueueUnchecked } from "../queues/enqueue.js";
 import type { QueueSet } from "../queues/queue-set.js";
 import type { ChromaStore } from "../storage/chroma.js";
-import { resolveCollections } from "./collection-globs.js";
+import { isGlob, resolveCollections } from "./collection-globs.js";
 import { payloadOf, type ScheduleEntry } from "./schedule-file.js";
 import { slotJobId } from "./slots.js";
 
@@ -11,15 +14,44 @@ export interface SlotOutcome {
   enqueued: string[];
   /** Jobs of this slot another scheduler (or an earlier run of this one) already claimed. */
   alreadyClaimed: string[];
+  /** Literal names that are not on the server; their jobs are enqueued anyway, and fail saying so. */
   missing: string[];
+  /**
+   * Chroma did not answer the listing: the slot went to the literal names and the collections its globs matched at
+   * the last listing that worked. The scheduler looks at the slot again once Chroma answers.
+   */
+  chromaDown: boolean;
+}
+
+export const emptyOutcome = (): SlotOutcome => ({ enqueued: [], alreadyClaimed: [], missing: [], chromaDown: false });
+
+/** How long a glob's last resolution is remembered for outages. */
+const REMEMBER_MS = 7 * 86_400_000;
+
+async function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
  * Turns one slot of one entry into at most one job per collection, whatever the number of schedulers.
  * A slot is claimed with SET NX before it is added: the job id alone would let a late scheduler re-add a slot whose
- * job has already run and been removed by retention.
+ * job has already run and been removed by retention. A Chroma that does not answer does not drop the slot: literal
+ * names always get their job, globs the collections they matched last time, and the jobs retry until Chroma answers.
  */
 export class SlotEnqueuer {
+  /** This scheduler's claim value: a claim it holds whose add failed unseen (reply lost in a cut) is added again. */
+  private readonly token = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+
   constructor(
     private readonly deps: {
       redis: Redis;
@@ -27,6 +59,8 @@ export class SlotEnqueuer {
       chroma: ChromaStore;
       logger: Logger;
       claimTtlMs: number;
+      /** How long listing the collections may take before Chroma counts as down for this slot. */
+      listTimeoutMs: number;
     },
   ) {}
 
@@ -34,31 +68,84 @@ export class SlotEnqueuer {
     return `${this.deps.queues.prefix}:scheduler:slot:${jobId}`;
   }
 
-  async enqueueSlot(entry: ScheduleEntry, slot: Date, reason: "tick" | "catch-up"): Promise<SlotOutcome> {
-    const { redis, queues, chroma, logger, claimTtlMs } = this.deps;
-    const { collections, missing } = resolveCollections(entry.collections, await chroma.listCollectionNames());
-    if (missing.length > 0) {
-      logger.warn({ kind: entry.kind, missing }, "schedule names collections that do not exist; skipped");
+  private resolvedKey(entry: ScheduleEntry): string {
+    const patterns = createHash("sha256").update(JSON.stringify(entry.collections)).digest("hex").slice(0, 16);
+    return `${this.deps.queues.prefix}:scheduler:resolved:${entry.kind}:${patterns}`;
+  }
+
+  /** Claims a one-off event of a slot (e.g. its server check) for this scheduler; false when another took it. */
+  async claim(name: string): Promise<boolean> {
+    return (await this.claimOf(name)) === "new";
+  }
+
+  /** `new`: claimed now; `mine`: claimed earlier by this scheduler; `taken`: claimed by another. */
+  private async claimOf(name: string): Promise<"new" | "mine" | "taken"> {
+    const key = this.claimKey(name);
+    if ((await this.deps.redis.set(key, this.token, "PX", this.deps.claimTtlMs, "NX")) === "OK") return "new";
+    return (await this.deps.redis.get(key)) === this.token ? "mine" : "taken";
+  }
+
+  private async targets(entry: ScheduleEntry, chromaKnownDown: boolean): Promise<{ collections: string[]; missing: string[]; chromaDown: boolean }> {
+    const { redis, chroma, logger, listTimeoutMs } = this.deps;
+    let existing: string[] | undefined;
+    if (!chromaKnownDown) {
+      try {
+        existing = await within(chroma.listCollectionNames(), listTimeoutMs);
+      } catch (error) {
+        logger.warn({ kind: entry.kind, reason: error instanceof Error ? error.message : String(error) }, "could not list collections for a schedule slot");
+      }
     }
-    const outcome: SlotOutcome = { enqueued: [], alreadyClaimed: [], missing };
+    if (!existing) {
+      const remembered = JSON.parse((await redis.get(this.resolvedKey(entry))) ?? "[]") as string[];
+      const literals = entry.collections.filter((pattern) => !isGlob(pattern));
+      return { collections: [...new Set([...literals, ...remembered])], missing: [], chromaDown: true };
+    }
+    const { collections, missing } = resolveCollections(entry.collections, existing);
+    await redis.set(this.resolvedKey(entry), JSON.stringify(collections), "PX", REMEMBER_MS);
+    if (missing.length > 0) {
+      logger.warn({ kind: entry.kind, missing }, "schedule names collections that do not exist; their jobs will fail until they do");
+    }
+    return { collections: [...collections, ...missing], missing, chromaDown: false };
+  }
+
+  async enqueueSlot(
+    entry: ScheduleEntry,
+    slot: Date,
+    reason: "tick" | "catch-up",
+    options: { jobOptions?: JobsOptions; chromaKnownDown?: boolean } = {},
+  ): Promise<SlotOutcome> {
+    const { redis, queues, logger } = this.deps;
+    const { collections, missing, chromaDown } = await this.targets(entry, options.chromaKnownDown ?? false);
+    const outcome: SlotOutcome = { enqueued: [], alreadyClaimed: [], missing, chromaDown };
     for (const collection of collections) {
       const jobId = slotJobId(entry.kind, collection, slot);
-      const claimed = await redis.set(this.claimKey(jobId), String(process.pid), "PX", claimTtlMs, "NX");
-      if (claimed !== "OK") {
+      const claim = await this.claimOf(jobId);
+      // A claim of ours without its job: the add's reply was lost when Redis went away; add it now.
+      if (claim === "taken" || (claim === "mine" && (await queues.get(entry.kind).getJob(jobId)))) {
         outcome.alreadyClaimed.push(jobId);
         continue;
       }
       try {
-        await enqueueUnchecked(queues, entry.kind, payloadOf(entry, collection), { jobId });
+        await enqueueUnchecked(queues, entry.kind, payloadOf(entry, collection), {
+          jobId,
+          ...(options.jobOptions ? { jobOptions: options.jobOptions } : {}),
+        });
         outcome.enqueued.push(jobId);
       } catch (error) {
-        // Give the slot back so another scheduler (or the next start's catch-up) can enqueue it.
+        // Give the slot back so another scheduler (or the next catch-up pass) can enqueue it.
         await redis.del(this.claimKey(jobId)).catch(() => undefined);
         throw error;
       }
     }
     logger.info(
-      { kind: entry.kind, slot: slot.toISOString(), reason, enqueued: outcome.enqueued.length, skipped: outcome.alreadyClaimed.length },
+      {
+        kind: entry.kind,
+        slot: slot.toISOString(),
+        reason,
+        enqueued: outcome.enqueued.length,
+        skipped: outcome.alreadyClaimed.length,
+        ...(chromaDown ? { chromaDown } : {}),
+      },
       "schedule slot",
     );
     return outcome;
