@@ -1,7 +1,9 @@
 import { Worker, type Job } from "bullmq";
+import { DEFAULTS } from "./src/config/defaults.js";
 import type { Config } from "./src/config/env.js";
 import type { Logger } from "./src/logging.js";
 import { redactUrl } from "./src/redact.js";
+import { ThrottledErrorLog } from "./src/throttled-log.js";
 import type { Observation } from "./src/alerts/alerter.js";
 import { createAlerter } from "./src/alerts/create-alerter.js";
 import { AlertState } from "./src/alerts/alert-state.js";
@@ -12,6 +14,7 @@ import { Metrics } from "./src/ops/metrics.js";
 import { startOpsServer, type OpsServer } from "./src/ops/ops-server.js";
 import { queueName, SERVED_KINDS, type ServedKind } from "./src/queues/catalogue.js";
 import { createRedisConnection, maxmemoryPolicy, waitForRedis } from "./src/queues/connection.js";
+import { redisErrorLog, reportConnectionErrors } from "./src/queues/connection-errors.js";
 import { bullProcessor } from "./src/queues/processor.js";
 import { enqueue } from "./src/queues/enqueue.js";
 import { QueueSet } from "./src/queues/queue-set.js";
@@ -77,7 +80,11 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
   const metrics = new Metrics(queues, lastSuccess);
   const shutdown = new AbortController();
   const workerConnection = createRedisConnection(config.redisUrl, "worker");
-  workerConnection.on("error", (err) => logger.warn({ err: err.message }, "redis (worker) connection error"));
+  // While Redis is away every connection, queue and worker reports each reconnect attempt: rate-limited, one line each.
+  const redisErrors = redisErrorLog(logger);
+  reportConnectionErrors(redisErrors, producer, "producer", queues);
+  reportConnectionErrors(redisErrors, workerConnection, "worker");
+  const workerErrors = new ThrottledErrorLog(logger, "worker", DEFAULTS.logs.repeatIntervalMs);
 
   const locks = new RedisLocks(producer, config.queuePrefix, config.worker.leaseTtlMs);
   const alertState = new AlertState(producer, config.queuePrefix, config.alerts.stateTtlMs);
@@ -98,7 +105,7 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
       stalledInterval: config.worker.leaseTtlMs,
       settings: { backoffStrategy: slotBackoffStrategy(config.scheduler.outageRetryMaxDelayMs) },
     });
-    worker.on("error", (err) => logger.error({ err, kind }, "worker error"));
+    worker.on("error", (err) => workerErrors.error(err, { kind }));
     worker.on("completed", (job, result) => {
       const seconds = ((job.finishedOn ?? Date.now()) - (job.processedOn ?? Date.now())) / 1000;
       metrics.jobCompleted(kind, seconds, job.data?.collection, result);

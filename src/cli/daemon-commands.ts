@@ -7,6 +7,7 @@ import { createAlerter } from "../alerts/create-alerter.js";
 import { DEFAULTS } from "../config/defaults.js";
 import type { Config } from "../config/env.js";
 import type { Logger } from "../logging.js";
+import { redisErrorLog, reportConnectionErrors } from "../queues/connection-errors.js";
 import { DASHBOARD_PATH } from "../ops/ops-server.js";
 import { redactUrl } from "../redact.js";
 import { loadSchedule } from "../scheduling/schedule-file.js";
@@ -51,6 +52,7 @@ export function registerDaemonCommands(program: Command): void {
       logStrayErrors(logger);
       const schedule = loadSchedule(config.schedule.file, config.schedule.explicit);
       const { redis, queues } = await connectQueues(config, logger);
+      reportConnectionErrors(redisErrorLog(logger), redis, "producer", queues);
       const scheduler = await startScheduler({
         schedule,
         options: config.scheduler,
@@ -101,6 +103,7 @@ export function registerDaemonCommands(program: Command): void {
       try {
         const worker = await startWorker({ config, logger, chroma });
         const { redis, queues } = await connectQueues(config, logger);
+        reportConnectionErrors(redisErrorLog(logger), redis, "scheduler", queues);
         scheduler = await startScheduler({
           schedule,
           options: config.scheduler,

@@ -170,6 +170,15 @@ export interface CheckOptions {
   timeoutMs: number;
 }
 
+/** How the daemons log. */
+export interface LogOptions {
+  /**
+   * A repeating error (Redis down: every reconnect attempt of every queue fails alike) is logged at most once per
+   * this interval, with the number of repeats in between. @defaultValue 10000
+   */
+  repeatIntervalMs: number;
+}
+
 export const DEFAULTS = {
   redisUrl: "redis://127.0.0.1:6379",
   queuePrefix: "vk",
@@ -207,6 +216,7 @@ export const DEFAULTS = {
     keepFailedSeconds: 604_800,
   } satisfies JobDefaults,
   checks: { timeoutMs: 2000 } satisfies CheckOptions,
+  logs: { repeatIntervalMs: 10_000 } satisfies LogOptions,
   lifecycle: {
     expiresField: "_expires_at",
     createdField: "_created_at",

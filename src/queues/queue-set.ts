@@ -5,6 +5,7 @@ import { jobOptionsOf, queueName, SERVED_KINDS, type ServedKind } from "./catalo
 /** One producer-side Queue per served kind, sharing one connection. */
 export class QueueSet {
   readonly queues: ReadonlyMap<ServedKind, Queue>;
+  private errorHandler: (error: Error) => void = () => undefined;
 
   constructor(
     readonly connection: Redis,
@@ -16,6 +17,14 @@ export class QueueSet {
         new Queue(queueName(kind), { connection, prefix, defaultJobOptions: jobOptionsOf(kind) }),
       ]),
     );
+    // A Queue without an error listener prints each connection failure as a multi-line dump on stderr (BullMQ's
+    // fallback); the connection's own error listener, which every owner sets, reports the same failure.
+    for (const queue of this.queues.values()) queue.on("error", (error) => this.errorHandler(error));
+  }
+
+  /** Where the queues' errors go (by default nowhere but the connection's own error listener). */
+  onError(handler: (error: Error) => void): void {
+    this.errorHandler = handler;
   }
 
   get(kind: ServedKind): Queue {
