@@ -1,39 +1,27 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { resolve } from "node:path";
-import { ConfigError } from "../config/config-error.js";
+import { chromaLaunch, type LocalChromaServer } from "./local-chroma-binding.js";
 
 /**
- * Runs Chroma from its npm bindings in a child process. Newer linux-x64 bindings need glibc 2.38+, so the project pins
- * 1.0.5 under the alias `chroma-local`; elsewhere the platform's own binding package is tried.
+ * Runs Chroma from its npm bindings in a child process (which server: src/storage/local-chroma-binding.ts).
  * The child keeps the server off this process's event loop, and killing it is how tests stop Chroma.
  */
 const CHILD_SCRIPT = `require(process.argv[1]).cli(["chroma", "run", "--path", process.argv[2], "--port", process.argv[3]]);`;
 
-/** The binding to load: the pinned alias, else the platform's own package; resolved from this package, not the cwd. */
-function bindingPath(): string {
-  const require = createRequire(import.meta.url);
-  const libc = process.platform === "linux" ? "-gnu" : process.platform === "win32" ? "-msvc" : "";
-  for (const name of ["chroma-local", `chromadb-js-bindings-${process.platform}-${process.arch}${libc}`]) {
-    try {
-      return require.resolve(name);
-    } catch {
-      // try the next one
-    }
-  }
-  throw new ConfigError(
-    "CHROMA_URL is unset and no Chroma binding is installed for this platform: set CHROMA_URL to a running Chroma " +
-      "(e.g. `docker compose up -d chroma`, then CHROMA_URL=http://127.0.0.1:8000)",
-  );
-}
+/**
+ * How long a stopping server gets after SIGTERM before SIGKILL. Bindings 1.3.4 ignore SIGTERM for 20 s and more
+ * (1.0.5 exits at once); Chroma's data is durable on every write, so a kill loses nothing.
+ */
+const STOP_GRACE_MS: Record<LocalChromaServer, number> = { "1.0.5": 5000, current: 1000 };
 
 export interface LocalChroma {
   url: string;
   path: string;
   port: number;
   process: ChildProcess;
+  server: LocalChromaServer;
   stop(): Promise<void>;
 }
 
@@ -74,12 +62,19 @@ async function waitForHeartbeat(url: string, child: ChildProcess, output: () => 
   throw new Error(`local Chroma did not answer at ${url} within ${timeoutMs} ms`);
 }
 
-/** Starts Chroma on `path` (created if missing) and resolves once its heartbeat answers. */
-export async function startLocalChroma(options: { path: string; port?: number; timeoutMs?: number }): Promise<LocalChroma> {
+/** Starts Chroma (1.0.5 unless `server` says otherwise) on `path` (created if missing); resolves once its heartbeat answers. */
+export async function startLocalChroma(options: {
+  path: string;
+  port?: number;
+  timeoutMs?: number;
+  server?: LocalChromaServer;
+}): Promise<LocalChroma> {
+  const server = options.server ?? "1.0.5";
+  const launch = chromaLaunch(server);
   const path = resolve(options.path);
   mkdirSync(path, { recursive: true });
   const port = await freePort(options.port);
-  const child = spawn(process.execPath, ["-e", CHILD_SCRIPT, bindingPath(), path, String(port)], {
+  const child = spawn(launch.command, [...launch.prefixArgs, "-e", CHILD_SCRIPT, launch.binding, path, String(port)], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -93,7 +88,7 @@ export async function startLocalChroma(options: { path: string; port?: number; t
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((r) => child.once("exit", () => r()));
     child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+    const timer = setTimeout(() => child.kill("SIGKILL"), STOP_GRACE_MS[server]);
     await exited;
     clearTimeout(timer);
   };
@@ -103,5 +98,5 @@ export async function startLocalChroma(options: { path: string; port?: number; t
     await stop();
     throw error;
   }
-  return { url, path, port, process: child, stop };
+  return { url, path, port, process: child, server, stop };
 }

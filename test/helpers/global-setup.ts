@@ -1,15 +1,20 @@
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import S3rver from "s3rver";
 import type {} from "vitest";
 import type { TestProject } from "vitest/node";
+import { z } from "zod";
 import { startLocalChroma } from "../../src/storage/local-chroma.js";
+import { LOCAL_CHROMA_SERVERS, type LocalChromaServer } from "../../src/storage/local-chroma-binding.js";
 import { deleteKeysUnder } from "./redis-keys.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
     chromaUrl: string;
+    /** Which Chroma the run tests against (VK_TEST_CHROMA); tests that start their own Chroma start this one. */
+    chromaServer: LocalChromaServer;
     redisUrl: string;
     /** Every BullMQ key of this run starts with it; teardown deletes exactly those keys. */
     runPrefix: string;
@@ -18,13 +23,24 @@ declare module "vitest" {
   }
 }
 
+/** The one setting that picks the server of the test matrix: `npm test` runs the suite once with each. */
+function chromaServerOf(env: NodeJS.ProcessEnv): LocalChromaServer {
+  const parsed = z.enum(LOCAL_CHROMA_SERVERS).default("1.0.5").safeParse(env.VK_TEST_CHROMA || undefined);
+  if (!parsed.success) throw new Error(`VK_TEST_CHROMA must be one of ${LOCAL_CHROMA_SERVERS.join(", ")} (got "${env.VK_TEST_CHROMA}")`);
+  return parsed.data;
+}
+
 /** One real Chroma for the run, on a free port and a throwaway directory; Redis is the machine's own. */
 export default async function setup(project: TestProject) {
+  const chromaServer = chromaServerOf(process.env);
+  // Quick once installed; on a fresh machine it unpacks the glibc the current bindings need (see the script).
+  if (chromaServer === "current") execFileSync(process.execPath, ["scripts/install-current-chroma.mjs"], { stdio: "inherit" });
   const redisUrl = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
   const runPrefix = `vktest-${process.pid}-${Date.now().toString(36)}`;
   const dir = mkdtempSync(join(tmpdir(), "vk-chroma-"));
-  const chroma = await startLocalChroma({ path: dir });
+  const chroma = await startLocalChroma({ path: dir, server: chromaServer });
   project.provide("chromaUrl", chroma.url);
+  project.provide("chromaServer", chromaServer);
   project.provide("redisUrl", redisUrl);
   project.provide("runPrefix", runPrefix);
   const s3Dir = mkdtempSync(join(tmpdir(), "vk-s3-"));

@@ -1,0 +1,53 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, inject, it } from "vitest";
+import { startLocalChroma, type LocalChroma } from "../src/storage/local-chroma.js";
+import { chromaLaunch } from "../src/storage/local-chroma-binding.js";
+import { chromaStore, seedCollection, uniqueName } from "./helpers/services.js";
+
+const server = inject("chromaServer");
+const collectionsUrl = (url: string) => `${url}/api/v2/tenants/default_tenant/databases/default_database/collections`;
+
+describe(`the test matrix's Chroma (${server})`, () => {
+  it("is the server VK_TEST_CHROMA names", async () => {
+    // The binding reports its server release only on its command line; the HTTP version endpoint says "1.0.0" on both.
+    const launch = chromaLaunch(server);
+    const script = `require(process.argv[1]).cli(["chroma", "--version"])`;
+    const version = execFileSync(launch.command, [...launch.prefixArgs, "-e", script, launch.binding], { encoding: "utf8" }).trim();
+    expect(version).toBe(server === "current" ? "chroma 1.4.4" : "chroma 1.0.0");
+
+    // And the run's server is that binding: only Chroma 1.2+ answers a collection with its index schema.
+    const name = uniqueName("matrix");
+    await seedCollection(chromaStore(), name, 3, 4);
+    const response = await fetch(`${collectionsUrl(inject("chromaUrl"))}/${name}`);
+    const body = (await response.json()) as Record<string, unknown>;
+    expect(body.name).toBe(name);
+    expect("schema" in body && body.schema !== null).toBe(server === "current");
+  });
+});
+
+describe("stopping a local Chroma", () => {
+  const dir = mkdtempSync(join(tmpdir(), "vk-stop-"));
+  let local: LocalChroma | undefined;
+  afterAll(async () => {
+    await local?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("ends the server within seconds and keeps what was written", async () => {
+    local = await startLocalChroma({ path: dir, server });
+    const name = uniqueName("stop");
+    await seedCollection(chromaStore(local.url), name, 25, 4);
+    const started = Date.now();
+    await local.stop();
+    // Bindings 1.3.4 ignore SIGTERM for 20 s and more; stop() kills them after a short grace period.
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(local.process.exitCode !== null || local.process.signalCode !== null).toBe(true);
+
+    local = await startLocalChroma({ path: dir, server });
+    const collection = await chromaStore(local.url).client.getCollection({ name });
+    expect(await collection.count()).toBe(25);
+  });
+});
