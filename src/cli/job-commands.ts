@@ -63,6 +63,8 @@ async function executeInline(kind: ServedKind, payloads: Record<string, unknown>
     };
     try {
       return await definitionOf(jobKind).process(payload, ctx);
+    } catch (error) {
+      throw chroma.withOrigin(error);
     } finally {
       line.done();
     }

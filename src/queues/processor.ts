@@ -45,7 +45,7 @@ export function bullProcessor(kind: ServedKind, deps: ProcessorDeps) {
       return await job.process(payload, ctx);
     } catch (error) {
       if (error instanceof PermanentError) throw new UnrecoverableError(error.message);
-      throw error;
+      throw deps.chroma.withOrigin(error);
     }
   };
 }

@@ -82,6 +82,12 @@ export class ChromaStore {
       if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EHOSTUNREACH") {
         throw new ChromaUnavailableError(`Chroma stopped answering at ${this.where} (CHROMA_URL) while ${c.name} was read`);
       }
+      // Node says only "socket hang up" or "read ECONNRESET": the server went away mid-request.
+      if (code === "ECONNRESET" || code === "EPIPE" || /socket hang up|aborted/i.test(String((error as Error).message))) {
+        throw new ChromaUnavailableError(
+          `Chroma at ${this.where} (CHROMA_URL) closed the connection while ${c.name} was read (${(error as Error).message}); is it still running?`,
+        );
+      }
       throw error;
     });
 
@@ -99,13 +105,22 @@ export class ChromaStore {
     try {
       return await call();
     } catch (error) {
-      if (error instanceof ChromaConnectionError) {
-        throw new ChromaUnavailableError(
-          `Chroma does not answer at ${this.where} (CHROMA_URL): start it, or point CHROMA_URL at a running server`,
-        );
-      }
-      throw error;
+      throw this.withOrigin(error);
     }
+  }
+
+  /**
+   * The chromadb client says "Failed to connect to chromadb … CORS_ALLOW_ORIGINS" for any request that got no answer,
+   * from any collection method; jobs call those directly, so their runners pass failures through here to name the
+   * server and the variable that sets it. Anything else is returned as it is.
+   */
+  withOrigin(error: unknown): unknown {
+    if (error instanceof ChromaConnectionError) {
+      return new ChromaUnavailableError(
+        `Chroma does not answer at ${this.where} (CHROMA_URL): start it, or point CHROMA_URL at a running server`,
+      );
+    }
+    return error;
   }
 
   /** Every collection name in the database, paging through the server's list. */
