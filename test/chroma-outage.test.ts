@@ -13,10 +13,10 @@ import { parseScheduleYaml } from "../src/scheduling/schedule-file.js";
 import { slotJobId } from "../src/scheduling/slots.js";
 import { FsStore } from "../src/storage/fs-store.js";
 import { completeBackups } from "../src/storage/backup-format/backup-catalog.js";
-import { startLocalChroma, type LocalChroma } from "../src/storage/local-chroma.js";
+import type { LocalChroma } from "../src/storage/local-chroma.js";
 import { eventually, scrape, seriesValue } from "./helpers/metrics-text.js";
 import { startWebhookReceiver } from "./helpers/webhook-receiver.js";
-import { chromaStore, quietLogger, seedCollection, testConfig, uniqueName } from "./helpers/services.js";
+import { chromaStore, quietLogger, seedCollection, startTestChroma, testConfig, uniqueName } from "./helpers/services.js";
 
 /**
  * Chroma stopped under a running worker and scheduler (a Chroma of this test's own, restarted on the same port and
@@ -28,11 +28,11 @@ describe("a Chroma outage", () => {
   let chroma: LocalChroma;
   const stops: (() => Promise<unknown>)[] = [];
   const restart = async () => {
-    chroma = await startLocalChroma({ path: dir, port: chroma.port });
+    chroma = await startTestChroma({ path: dir, port: chroma.port });
   };
 
   beforeAll(async () => {
-    chroma = await startLocalChroma({ path: dir });
+    chroma = await startTestChroma({ path: dir });
   });
   afterEach(async () => {
     for (const stop of stops.splice(0).reverse()) await stop();

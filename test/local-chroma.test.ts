@@ -1,11 +1,14 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { startLocalChroma, type LocalChroma } from "../src/storage/local-chroma.js";
+import type { LocalChroma } from "../src/storage/local-chroma.js";
 import { chromaLaunch } from "../src/storage/local-chroma-binding.js";
-import { chromaStore, seedCollection, uniqueName } from "./helpers/services.js";
+import { chromaStore, seedCollection, startTestChroma, uniqueName } from "./helpers/services.js";
 
 const server = inject("chromaServer");
 const collectionsUrl = (url: string) => `${url}/api/v2/tenants/default_tenant/databases/default_database/collections`;
@@ -37,7 +40,7 @@ describe("stopping a local Chroma", () => {
   });
 
   it("ends the server within seconds and keeps what was written", async () => {
-    local = await startLocalChroma({ path: dir, server });
+    local = await startTestChroma({ path: dir });
     const name = uniqueName("stop");
     await seedCollection(chromaStore(local.url), name, 25, 4);
     const started = Date.now();
@@ -46,8 +49,46 @@ describe("stopping a local Chroma", () => {
     expect(Date.now() - started).toBeLessThan(15_000);
     expect(local.process.exitCode !== null || local.process.signalCode !== null).toBe(true);
 
-    local = await startLocalChroma({ path: dir, server });
+    local = await startTestChroma({ path: dir });
     const collection = await chromaStore(local.url).client.getCollection({ name });
     expect(await collection.count()).toBe(25);
+  });
+});
+
+describe("a local Chroma whose starter dies", () => {
+  const dir = mkdtempSync(join(tmpdir(), "vk-orphan-"));
+  let serverPid: number | undefined;
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  afterAll(() => {
+    if (serverPid !== undefined && alive(serverPid)) process.kill(serverPid, "SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("goes with it, even when the starter is killed with SIGKILL", async () => {
+    const module = fileURLToPath(new URL("../src/storage/local-chroma.ts", import.meta.url));
+    const script =
+      `const { startLocalChroma } = await import(${JSON.stringify(module)});` +
+      `const c = await startLocalChroma({ path: ${JSON.stringify(dir)}, server: ${JSON.stringify(server)} });` +
+      `console.log(JSON.stringify({ url: c.url, pid: c.process.pid })); setInterval(() => {}, 1000);`;
+    const starter = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), "--input-type=module", "-e", script], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const [line] = (await once(createInterface({ input: starter.stdout }), "line")) as [string];
+    const started = JSON.parse(line) as { url: string; pid: number };
+    serverPid = started.pid;
+    expect((await fetch(`${started.url}/api/v2/heartbeat`)).ok).toBe(true);
+
+    starter.kill("SIGKILL");
+    const deadline = Date.now() + 20_000;
+    while (alive(started.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(alive(started.pid)).toBe(false);
+    await expect(fetch(`${started.url}/api/v2/heartbeat`)).rejects.toThrow();
   });
 });

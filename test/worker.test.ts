@@ -2,13 +2,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { QueueEvents, type Job } from "bullmq";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorker, type WorkerHandle } from "../worker.js";
 import type { ProbeResult } from "../src/jobs/probe.js";
 import { createRedisConnection } from "../src/queues/connection.js";
 import { enqueue } from "../src/queues/enqueue.js";
-import { startLocalChroma, type LocalChroma } from "../src/storage/local-chroma.js";
-import { chromaStore, quietLogger, seedCollection, testConfig, uniqueName } from "./helpers/services.js";
+import type { LocalChroma } from "../src/storage/local-chroma.js";
+import { chromaStore, quietLogger, seedCollection, startTestChroma, testConfig, uniqueName } from "./helpers/services.js";
 
 const store = chromaStore();
 const collection = uniqueName("worker_probe");
@@ -119,7 +119,7 @@ describe("/readyz when Chroma stops", () => {
   });
 
   it("turns 503 and names Chroma as the reason", async () => {
-    local = await startLocalChroma({ path: dir, server: inject("chromaServer") });
+    local = await startTestChroma({ path: dir });
     const worker = await startWorker({ config: testConfig({ CHROMA_URL: local.url }), logger: quietLogger(), chroma: chromaStore(local.url) });
     try {
       expect((await fetch(`${worker.ops.url}/readyz`)).status).toBe(200);

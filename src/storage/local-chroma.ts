@@ -7,8 +7,18 @@ import { chromaLaunch, type LocalChromaServer } from "./local-chroma-binding.js"
 /**
  * Runs Chroma from its npm bindings in a child process (which server: src/storage/local-chroma-binding.ts).
  * The child keeps the server off this process's event loop, and killing it is how tests stop Chroma.
+ * The bindings' `cli` never returns and blocks its thread, so it runs on a worker thread while the child's main thread
+ * watches its stdin, a pipe only this process holds: when this process dies, even by SIGKILL, the pipe ends and the
+ * server goes with it instead of living on as an orphan.
  */
-const CHILD_SCRIPT = `require(process.argv[1]).cli(["chroma", "run", "--path", process.argv[2], "--port", process.argv[3]]);`;
+const CHILD_SCRIPT = `
+const { Worker } = require("node:worker_threads");
+const [binding, path, port] = process.argv.slice(1);
+const serve = 'const { binding, path, port } = require("node:worker_threads").workerData;' +
+  'require(binding).cli(["chroma", "run", "--path", path, "--port", port]);';
+new Worker(serve, { eval: true, workerData: { binding, path, port } });
+process.stdin.on("end", () => process.kill(process.pid, "SIGKILL")).resume();
+`;
 
 /**
  * How long a stopping server gets after SIGTERM before SIGKILL. Bindings 1.3.4 ignore SIGTERM for 20 s and more
@@ -75,7 +85,7 @@ export async function startLocalChroma(options: {
   mkdirSync(path, { recursive: true });
   const port = await freePort(options.port);
   const child = spawn(launch.command, [...launch.prefixArgs, "-e", CHILD_SCRIPT, launch.binding, path, String(port)], {
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["pipe", "pipe", "pipe"],
   });
   let output = "";
   const keep = (chunk: Buffer) => {

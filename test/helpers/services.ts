@@ -9,6 +9,7 @@ import type { JobContext } from "../../src/jobs/job-context.js";
 import { LocalLocks } from "../../src/queues/locks.js";
 import { ChromaStore } from "../../src/storage/chroma.js";
 import { FsStore } from "../../src/storage/fs-store.js";
+import { startLocalChroma, type LocalChroma } from "../../src/storage/local-chroma.js";
 
 /** A BullMQ prefix no other test (or run) shares; the global teardown deletes every key under the run's prefix. */
 export function uniquePrefix(label: string): string {
@@ -41,6 +42,11 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
 }
 
 export const quietLogger = (): Logger => createLogger((process.env.TEST_LOG_LEVEL as "info" | undefined) ?? "silent");
+
+/** A Chroma of a test's own (to stop, restart or cut), of the server the run tests against (VK_TEST_CHROMA). */
+export function startTestChroma(options: { path: string; port?: number }): Promise<LocalChroma> {
+  return startLocalChroma({ ...options, server: inject("chromaServer") });
+}
 
 export function chromaStore(url: string = inject("chromaUrl")): ChromaStore {
   return new ChromaStore({ url, tenant: "default_tenant", database: "default_database" });
