@@ -164,6 +164,27 @@ export interface AlertOptions {
   forgetIntervalMs: number;
 }
 
+/**
+ * Timeouts and retries of the calls to S3 and Chroma, so a hung connection becomes a retry and then a clear failure,
+ * never a job that holds its lease forever. With these, an S3 request that stalls every time fails after about
+ * `attempts × (idleTimeoutMs + backoff)` ≈ 1.5 minutes.
+ */
+export interface NetworkOptions {
+  /** How long connecting may take. @defaultValue 5000 */
+  connectTimeoutMs: number;
+  /** A request during which no byte moves either way for this long is abandoned (and retried). @defaultValue 20000 */
+  idleTimeoutMs: number;
+  /**
+   * How long one Chroma API call may take in all (writes of a full batch index before they answer, so this is
+   * generous). @defaultValue 120000
+   */
+  chromaRequestTimeoutMs: number;
+  /** Attempts of one idempotent request (S3 requests, Chroma reads): the first plus retries. @defaultValue 4 */
+  attempts: number;
+  /** First retry delay, doubled on each further retry. @defaultValue 500 */
+  retryBaseMs: number;
+}
+
 /** Timeouts of the checks made by `/readyz`, `status` and the probe. */
 export interface CheckOptions {
   /** How long a Redis PING or Chroma heartbeat may take before it counts as down. @defaultValue 2000 */
@@ -217,6 +238,13 @@ export const DEFAULTS = {
   } satisfies JobDefaults,
   checks: { timeoutMs: 2000 } satisfies CheckOptions,
   logs: { repeatIntervalMs: 10_000 } satisfies LogOptions,
+  network: {
+    connectTimeoutMs: 5000,
+    idleTimeoutMs: 20_000,
+    chromaRequestTimeoutMs: 120_000,
+    attempts: 4,
+    retryBaseMs: 500,
+  } satisfies NetworkOptions,
   lifecycle: {
     expiresField: "_expires_at",
     createdField: "_created_at",

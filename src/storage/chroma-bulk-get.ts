@@ -8,6 +8,8 @@ import type { GetRequest } from "./linear-read.js";
 /** Where and as whom the bulk reader talks to Chroma (the same settings the client uses). */
 export interface BulkGetTarget {
   url: string;
+  /** A request during which nothing moves for this long is abandoned. */
+  idleTimeoutMs: number;
   headers: Record<string, string>;
   tenant: string;
   database: string;
@@ -27,6 +29,13 @@ const getAnswer = z.object({
 /** Chroma answered a bulk read with an error status; the message is the server's own. */
 export class ChromaReadError extends Error {
   override readonly name = "ChromaReadError";
+  constructor(
+    message: string,
+    /** The HTTP status Chroma answered with (0 when the answer was not Chroma's). */
+    readonly status: number,
+  ) {
+    super(message);
+  }
 }
 
 /**
@@ -53,7 +62,7 @@ export class ChromaBulkGet {
     const body = JSON.stringify(request);
     return this.post(path, body).then((text) => {
       const parsed = getAnswer.safeParse(JSON.parse(text));
-      if (!parsed.success) throw new ChromaReadError(`Chroma's get answer is malformed at ${parsed.error.issues[0]?.path.join(".")}`);
+      if (!parsed.success) throw new ChromaReadError(`Chroma's get answer is malformed at ${parsed.error.issues[0]?.path.join(".")}`, 0);
       return parsed.data as GetColumnsInput;
     });
   };
@@ -77,11 +86,15 @@ export class ChromaBulkGet {
             const text = isAscii(bytes) ? bytes.toString("latin1") : bytes.toString("utf8");
             const status = res.statusCode ?? 0;
             if (status >= 200 && status < 300) return resolve(text);
-            reject(new ChromaReadError(`Chroma answered ${status} to get: ${errorMessage(text)}`));
+            reject(new ChromaReadError(`Chroma answered ${status} to get: ${errorMessage(text)}`, status));
           });
         },
       );
       req.on("error", reject);
+      // A server that stalls mid-answer would otherwise hold the read (and the backup's lease) forever.
+      req.setTimeout(this.target.idleTimeoutMs, () => {
+        req.destroy(Object.assign(new Error(`no answer for ${this.target.idleTimeoutMs} ms`), { code: "ETIMEDOUT" }));
+      });
       req.end(body);
     });
   }

@@ -7,15 +7,23 @@ import {
   type EmbeddingFunction,
 } from "chromadb";
 import { ConfigError } from "../config/config-error.js";
+import { DEFAULTS, type NetworkOptions } from "../config/defaults.js";
 import { redactUrl } from "../redact.js";
-import { ChromaBulkGet } from "./chroma-bulk-get.js";
+import { ChromaBulkGet, ChromaReadError } from "./chroma-bulk-get.js";
+import { limitChromaRequests } from "./chroma-fetch.js";
 import type { GetColumnsInput } from "./chroma-records.js";
 import { createOptionsFrom } from "./collection-config.js";
 import { idsAt, readRecords, type GetRequest, type IdListing, type LinearReading } from "./linear-read.js";
 import type { RecordColumns } from "./record-columns.js";
+import { withRetries } from "./retries.js";
+
+/** What may pass on a retry: anything but an answer of the server that refuses the request itself (4xx). */
+const isPassing = (error: unknown) => !(error instanceof ChromaReadError) || error.status >= 500;
 
 /** Where and as whom vectorkeeper talks to Chroma. */
 export interface ChromaSettings {
+  /** Timeouts and retries (tests shorten them); see {@link NetworkOptions}. */
+  network?: Partial<NetworkOptions> | undefined;
   /** `http(s)://host:port` of the Chroma server. */
   url: string;
   /** Sent both as `Authorization: Bearer` and `x-chroma-token`, the two headers Chroma's token auth accepts. */
@@ -45,6 +53,7 @@ export class ChromaStore {
   readonly client: ChromaClient;
   private readonly bulk: ChromaBulkGet;
   private maxBatch: number | undefined;
+  private readonly network: NetworkOptions;
   /** The server's URL as it may be shown (messages, logs, `/readyz`): credentials stripped. */
   readonly where: string;
 
@@ -63,7 +72,19 @@ export class ChromaStore {
       database: settings.database,
       headers,
     });
-    this.bulk = new ChromaBulkGet({ url: settings.url, headers, tenant: settings.tenant, database: settings.database });
+    this.network = { ...DEFAULTS.network, ...settings.network };
+    limitChromaRequests(this.client, {
+      timeoutMs: this.network.chromaRequestTimeoutMs,
+      where: this.where,
+      unavailable: (message) => new ChromaUnavailableError(message),
+    });
+    this.bulk = new ChromaBulkGet({
+      url: settings.url,
+      headers,
+      tenant: settings.tenant,
+      database: settings.database,
+      idleTimeoutMs: this.network.idleTimeoutMs,
+    });
   }
 
   /** Reads a whole collection in linear time and memory (see `readRecords`) with the bulk reader, which spends far less CPU per page. */
@@ -76,19 +97,25 @@ export class ChromaStore {
     return idsAt(collection, positions, { ...listing, get: this.bulkGet });
   }
 
+  /** Reads are idempotent: a read that breaks off (reset, stall, a 5xx) is retried with backoff before it fails. */
   private readonly bulkGet = (c: Collection, request: GetRequest): Promise<GetColumnsInput> =>
-    this.bulk.get(c, request).catch((error: unknown) => {
+    withRetries(this.network, () => this.bulk.get(c, request), isPassing).catch((error: unknown) => {
+      if (error instanceof ChromaReadError && !isPassing(error)) throw error;
       const code = (error as NodeJS.ErrnoException).code;
+      const reason = error instanceof Error ? error.message : String(error);
       if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EHOSTUNREACH") {
         throw new ChromaUnavailableError(`Chroma stopped answering at ${this.where} (CHROMA_URL) while ${c.name} was read`);
       }
       // Node says only "socket hang up" or "read ECONNRESET": the server went away mid-request.
-      if (code === "ECONNRESET" || code === "EPIPE" || /socket hang up|aborted/i.test(String((error as Error).message))) {
+      if (code === "ECONNRESET" || code === "EPIPE" || /socket hang up|aborted/i.test(reason)) {
         throw new ChromaUnavailableError(
-          `Chroma at ${this.where} (CHROMA_URL) closed the connection while ${c.name} was read (${(error as Error).message}); is it still running?`,
+          `Chroma at ${this.where} (CHROMA_URL) closed the connection while ${c.name} was read (${reason}; ${this.network.attempts} attempts); is it still running?`,
         );
       }
-      throw error;
+      throw new ChromaUnavailableError(
+        `reading ${c.name} from Chroma at ${this.where} (CHROMA_URL) failed after ${this.network.attempts} attempts: ${reason}`,
+        { cause: error },
+      );
     });
 
   /** The server's heartbeat; throws when it does not answer. */

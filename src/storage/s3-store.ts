@@ -1,6 +1,8 @@
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   S3Client,
   S3ServiceException,
@@ -8,6 +10,8 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { ConfigError } from "../config/config-error.js";
+import { DEFAULTS, type NetworkOptions } from "../config/defaults.js";
+import { withRetries } from "./retries.js";
 import { redactUrl } from "../redact.js";
 import { ObjectNotFoundError, type ObjectStore, type StoredObject } from "./object-store.js";
 
@@ -19,8 +23,8 @@ export interface S3Settings {
   endpoint?: string | undefined;
   region?: string | undefined;
   forcePathStyle?: boolean;
-  /** Attempts per request, with the SDK's exponential backoff. @defaultValue 4 */
-  maxAttempts?: number;
+  /** Timeouts and attempts per request (the SDK backs off exponentially between them); see {@link NetworkOptions}. */
+  network?: Partial<NetworkOptions>;
   /** Explicit credentials (tests); otherwise the SDK's chain (env, profile, instance role). */
   credentials?: { accessKeyId: string; secretAccessKey: string };
 }
@@ -32,6 +36,13 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 /** Part size of multipart uploads; chunks smaller than this go up in one request. */
 const PART_SIZE = 8 * 1024 * 1024;
 
+/** An answer whose body broke off (reset, truncated, stalled) after its headers arrived. */
+class BodyCutShort extends Error {
+  constructor(cause: unknown) {
+    super(`the download broke off: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
 const CREDENTIAL_ERRORS = new Set(["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "Forbidden", "InvalidToken", "ExpiredToken"]);
 
 export class S3Store implements ObjectStore {
@@ -39,11 +50,17 @@ export class S3Store implements ObjectStore {
   private readonly client: S3Client;
   private readonly root: string;
 
+  private readonly network: NetworkOptions;
+
   constructor(private readonly settings: S3Settings) {
+    this.network = { ...DEFAULTS.network, ...settings.network };
     const config: S3ClientConfig = {
       region: settings.region ?? process.env.AWS_REGION ?? "us-east-1",
       forcePathStyle: settings.forcePathStyle ?? false,
-      maxAttempts: settings.maxAttempts ?? 4,
+      maxAttempts: this.network.attempts,
+      // Without these the SDK waits forever on a connection that stalls (issue 10): a stalled request is abandoned
+      // once nothing has moved for idleTimeoutMs, and retried as a transient TimeoutError.
+      requestHandler: { connectionTimeout: this.network.connectTimeoutMs, socketTimeout: this.network.idleTimeoutMs },
       // vectorkeeper checks every chunk's SHA-256 itself; the SDK's default trailing checksums (aws-chunked bodies)
       // are refused by several S3-compatible servers.
       requestChecksumCalculation: "WHEN_REQUIRED",
@@ -68,39 +85,86 @@ export class S3Store implements ObjectStore {
           `S3 refused the credentials for ${this.description} (${error.name}); check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the profile`,
         );
       }
-      throw new Error(`S3 error on ${this.description}: ${error.name}: ${error.message}`);
+      throw new Error(`S3 error on ${this.description}${key ? ` for ${key}` : ""}: ${error.name}: ${error.message}`);
     }
+    if (error instanceof ConfigError || error instanceof ObjectNotFoundError) throw error;
     const code = (error as NodeJS.ErrnoException | undefined)?.code;
-    if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "ETIMEDOUT" || code === "EAI_AGAIN") {
+    if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EAI_AGAIN") {
       throw new Error(`S3 endpoint does not answer (${code}) for ${this.description}; check S3_ENDPOINT and the network`);
     }
-    throw error;
+    // Socket-level failures ("read ECONNRESET", timeouts) carry no hint of where: name the store and the object.
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`S3 request for ${key ?? "a listing"} on ${this.description} failed after ${this.network.attempts} attempts: ${reason}`, {
+      cause: error,
+    });
   }
 
   async put(key: string, body: Uint8Array): Promise<void> {
+    // lib-storage switches to multipart above one part, retrying each part on its own. Its own abort on failure would
+    // replace the part's error with the abort's (servers without abort answer MethodNotAllowed): abort here instead.
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: this.settings.bucket, Key: this.root + key, Body: body },
+      partSize: PART_SIZE,
+      queueSize: 2,
+      leavePartsOnError: true,
+    });
     try {
-      // lib-storage switches to multipart above one part, retrying each part on its own.
-      await new Upload({
-        client: this.client,
-        params: { Bucket: this.settings.bucket, Key: this.root + key, Body: body },
-        partSize: PART_SIZE,
-        queueSize: 2,
-        leavePartsOnError: false,
-      }).done();
+      await upload.done();
+    } catch (error) {
+      if (upload.uploadId) await this.abortUpload(this.root + key, upload.uploadId).catch(() => undefined);
+      this.explain(error, key);
+    }
+  }
+
+  private async abortUpload(key: string, uploadId: string): Promise<void> {
+    await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.settings.bucket, Key: key, UploadId: uploadId }));
+  }
+
+  /**
+   * A body cut short (reset or truncated mid-download) fails after the SDK's retries are spent, since the SDK retries
+   * only until the headers arrive: the whole read is retried here, with backoff.
+   */
+  async get(key: string): Promise<Buffer> {
+    try {
+      return await withRetries(
+        this.network,
+        async () => {
+          const response = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.root + key }));
+          if (!response.Body) throw new ObjectNotFoundError(key, this.description);
+          const body = await response.Body.transformToByteArray().catch((cause: unknown) => {
+            throw new BodyCutShort(cause);
+          });
+          return Buffer.from(body);
+        },
+        // The request itself was already retried by the SDK.
+        (error) => error instanceof BodyCutShort,
+      );
     } catch (error) {
       this.explain(error, key);
     }
   }
 
-  async get(key: string): Promise<Buffer> {
+  /**
+   * Multipart uploads under `prefix` started before `before` and never completed: a crash mid-upload leaves them,
+   * invisible to listings but billed. Aborted here; a server that cannot list them (some S3-compatible ones) yields
+   * none.
+   */
+  async abortStaleUploads(prefix: string, before: Date): Promise<string[]> {
+    const aborted: string[] = [];
+    let page;
     try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.root + key }));
-      if (!response.Body) throw new ObjectNotFoundError(key, this.description);
-      return Buffer.from(await response.Body.transformToByteArray());
+      page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.settings.bucket, Prefix: this.root + prefix }));
     } catch (error) {
-      if (error instanceof ObjectNotFoundError) throw error;
-      this.explain(error, key);
+      if (error instanceof S3ServiceException && (error.name === "NotImplemented" || error.$metadata?.httpStatusCode === 501)) return [];
+      this.explain(error);
     }
+    for (const upload of page.Uploads ?? []) {
+      if (!upload.Key || !upload.UploadId || (upload.Initiated && upload.Initiated >= before)) continue;
+      await this.abortUpload(upload.Key, upload.UploadId).catch((error: unknown) => this.explain(error, upload.Key));
+      aborted.push(upload.Key.slice(this.root.length));
+    }
+    return aborted;
   }
 
   async *list(prefix: string): AsyncIterable<StoredObject> {

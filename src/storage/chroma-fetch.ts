@@ -1,0 +1,49 @@
+import { ChromaConnectionError, type ChromaClient } from "chromadb";
+
+/** The part of the chromadb client's internal HTTP client that lets its fetch be wrapped. */
+interface ApiClient {
+  getConfig(): { fetch?: (request: Request) => Promise<Response> };
+  setConfig(config: { fetch: (request: Request) => Promise<Response> }): unknown;
+}
+
+function isApiClient(value: unknown): value is ApiClient {
+  if (typeof value !== "object" || value === null) return false;
+  const candidate = value as Record<string, unknown>;
+  return typeof candidate.getConfig === "function" && typeof candidate.setConfig === "function";
+}
+
+/**
+ * Gives every request of a chromadb client (and of the collections it opens, which share its HTTP client) a time
+ * limit, and failures that say where: the client itself waits forever on a server that accepted the connection and
+ * never answers, and reports any broken connection as "Failed to connect to chromadb … CORS_ALLOW_ORIGINS".
+ * The client keeps its HTTP client private, hence the shape check: a client without it is left as it is, and the
+ * tests (which stall a real Chroma behind a proxy) notice.
+ */
+export function limitChromaRequests(
+  client: ChromaClient,
+  options: { timeoutMs: number; where: string; unavailable: (message: string) => Error },
+): boolean {
+  const api: unknown = Reflect.get(client, "apiClient");
+  if (!isApiClient(api)) return false;
+  const original = api.getConfig().fetch ?? ((request: Request) => fetch(request));
+  api.setConfig({
+    fetch: async (request: Request) => {
+      const timeout = AbortSignal.timeout(options.timeoutMs);
+      try {
+        return await original(new Request(request, { signal: timeout }));
+      } catch (error) {
+        const what = `${request.method} ${new URL(request.url).pathname}`;
+        if (timeout.aborted) {
+          throw options.unavailable(`Chroma at ${options.where} did not answer ${what} within ${options.timeoutMs} ms`);
+        }
+        if (error instanceof ChromaConnectionError) {
+          throw options.unavailable(
+            `Chroma does not answer at ${options.where} (CHROMA_URL): start it, or point CHROMA_URL at a running server (${what} failed)`,
+          );
+        }
+        throw error;
+      }
+    },
+  });
+  return true;
+}
