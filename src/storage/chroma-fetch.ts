@@ -37,9 +37,7 @@ export function limitChromaRequests(
           throw options.unavailable(`Chroma at ${options.where} did not answer ${what} within ${options.timeoutMs} ms`);
         }
         if (error instanceof ChromaConnectionError) {
-          throw options.unavailable(
-            `Chroma does not answer at ${options.where} (CHROMA_URL): start it, or point CHROMA_URL at a running server (${what} failed)`,
-          );
+          throw options.unavailable(`Chroma does not answer at ${options.where} (CHROMA_URL): start it, or point CHROMA_URL at a running server`);
         }
         throw error;
       }
