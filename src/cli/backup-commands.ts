@@ -30,13 +30,10 @@ export function registerBackupCommands(program: Command): void {
     program
       .command("restore <backupId>")
       .description("restore a backup into a collection (a new one unless --replace); every chunk is verified before any write")
-      .requiredOption("--to <name>", "the collection to restore into")
       .option("--json", "print the result as one JSON object"),
-    ["replace"],
-  ).action(async (backupId: string, flags: Flags & { to: string }) => {
-    // Here --to names the restore's target collection, not an archive target.
-    const { to, ...rest } = flags;
-    await runInline("restore", { ...payloadFromFlags(rest), collection: to, backupId }, flags);
+    ["to", "replace", "batchSize"],
+  ).action(async (backupId: string, flags: Flags) => {
+    await runInline("restore", { ...payloadFromFlags(flags), backupId }, flags, { backupId: "<backupId>" });
   });
 
   const backups = program.command("backups").description("list, verify and prune backups");

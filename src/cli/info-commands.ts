@@ -5,7 +5,7 @@ import { checkReadiness } from "../ops/readiness.js";
 import { SERVED_KINDS } from "../queues/catalogue.js";
 import { loadSchedule } from "../scheduling/schedule-file.js";
 import { nextSlots } from "../scheduling/slots.js";
-import { printResult, type OutputOptions } from "./output.js";
+import { EXIT, printResult, type OutputOptions } from "./output.js";
 import { chromaStoreOf, connectQueues, runtimeFor } from "./runtime.js";
 
 /** How many finished jobs per queue `status` reads to find the last result per collection. */
@@ -45,7 +45,7 @@ export function registerInfoCommands(program: Command): void {
 
   program
     .command("status")
-    .description("queue counts, recent failures, and the last result of each kind per collection")
+    .description("queue counts, recent failures, and the last result of each kind per collection; exits 1 unless Redis and Chroma answer")
     .option("--json", "print as one JSON object")
     .action(async (flags: OutputOptions) => {
       const { config, logger } = runtimeFor("command");
@@ -96,6 +96,12 @@ export function registerInfoCommands(program: Command): void {
             ),
           ].join("\n"),
         );
+        if (!readiness.ready) {
+          // Scripts and health checks read the exit code: the report above is printed either way.
+          const reasons = Object.values(readiness.checks).flatMap((c) => (c.error ? [c.error] : []));
+          process.stderr.write(`vectorkeeper: not ready: ${reasons.join("; ")}\n`);
+          process.exitCode = EXIT.failed;
+        }
       } finally {
         await queues.close();
         redis.disconnect();

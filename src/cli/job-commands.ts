@@ -1,12 +1,13 @@
 import { QueueEvents } from "bullmq";
 import type { Command } from "commander";
-import { ConfigError, describeIssues } from "../config/config-error.js";
+import { ConfigError } from "../config/config-error.js";
 import type { JobContext } from "../jobs/job-context.js";
-import { definitionOf, isServedKind, queueName, unknownKindMessage, type ServedKind } from "../queues/catalogue.js";
+import { definitionOf, isServedKind, queueName, SERVED_KINDS, unknownKindMessage, type ServedKind } from "../queues/catalogue.js";
 import { createRedisConnection } from "../queues/connection.js";
 import { enqueueUnchecked } from "../queues/enqueue.js";
+import { progressOf } from "../queues/job-progress.js";
 import { cliHolder } from "../queues/locks.js";
-import { flagOf, payloadFromFlags, withJobFlags } from "./job-flags.js";
+import { describeFlagIssues, flagOf, payloadFromFlags, withJobFlags, type FlagLabels } from "./job-flags.js";
 import { printResult, type OutputOptions } from "./output.js";
 import { progressLine } from "./progress-line.js";
 import { backupStoreOf, chromaStoreOf, connectQueues, inlineLocks, runtimeFor } from "./runtime.js";
@@ -16,22 +17,39 @@ function servedKind(kind: string): ServedKind {
   return kind;
 }
 
-/** Validates a payload built from flags; problems are named by their flag (`--sample: …`). */
-export function checkedPayload(kind: ServedKind, payload: Record<string, unknown>): Record<string, unknown> & { collection: string } {
+/**
+ * A restore names its target with `--to NAME` wherever it starts (`restore <backupId>`, `run restore`, `enqueue
+ * restore`); in the payload, as for every kind, it is the `collection`.
+ */
+function withRestoreTarget(kind: ServedKind, payload: Record<string, unknown>): Record<string, unknown> {
+  if (kind !== "restore") return payload;
+  if (payload.collection !== undefined) throw new ConfigError("restore: name the collection to restore into with --to NAME, not --collection");
+  const { to, ...rest } = payload;
+  return to === undefined ? rest : { ...rest, collection: to };
+}
+
+/** Validates a payload built from flags; problems are named by the flag the user typed (`--sample: …`). */
+export function checkedPayload(
+  kind: ServedKind,
+  flagPayload: Record<string, unknown>,
+  labels: FlagLabels = {},
+): Record<string, unknown> & { collection: string } {
+  const payload = withRestoreTarget(kind, flagPayload);
+  const names: FlagLabels = kind === "restore" ? { collection: "--to", ...labels } : labels;
   const schema = definitionOf(kind).payload;
   for (const field of Object.keys(payload)) {
-    if (!(field in schema.shape)) throw new ConfigError(`${flagOf([field])} does not apply to ${kind}`);
+    if (!(field in schema.shape)) throw new ConfigError(`${flagOf([field], names)} does not apply to ${kind}`);
   }
   const parsed = schema.safeParse(payload);
-  if (!parsed.success) throw new ConfigError(`${kind}: ${describeIssues(parsed.error.issues, payload, flagOf)}`);
+  if (!parsed.success) throw new ConfigError(`${kind}: ${describeFlagIssues(parsed.error.issues, payload, names)}`);
   return parsed.data as Record<string, unknown> & { collection: string };
 }
 
 const humanResult = (result: unknown) => JSON.stringify(result, null, 2);
 
 /** Runs jobs in this process: the same processors as the workers, with a progress line on a terminal. */
-async function executeInline(kind: ServedKind, payloads: Record<string, unknown>[]): Promise<unknown[]> {
-  const checked = payloads.map((payload) => checkedPayload(kind, payload));
+async function executeInline(kind: ServedKind, payloads: Record<string, unknown>[], labels?: FlagLabels): Promise<unknown[]> {
+  const checked = payloads.map((payload) => checkedPayload(kind, payload, labels));
   const { config, logger } = runtimeFor("command");
   // Ctrl-C asks the job to stop at its next safe point; a second one ends the process.
   const interrupted = new AbortController();
@@ -78,8 +96,13 @@ async function executeInline(kind: ServedKind, payloads: Record<string, unknown>
 }
 
 /** Runs one job inline and prints its result; a job that stood down exits 1 with its reason. */
-export async function runInline(kind: ServedKind, payload: Record<string, unknown>, output: OutputOptions): Promise<unknown> {
-  const [result] = await executeInline(kind, [payload]);
+export async function runInline(
+  kind: ServedKind,
+  payload: Record<string, unknown>,
+  output: OutputOptions,
+  labels?: FlagLabels,
+): Promise<unknown> {
+  const [result] = await executeInline(kind, [payload], labels);
   printResult(result, output, humanResult);
   const skipped = (result as { skipped?: string } | null)?.skipped;
   if (skipped) {
@@ -101,7 +124,8 @@ async function runForAll(kind: ServedKind, payload: Record<string, unknown>, out
 export function registerJobCommands(program: Command): void {
   withJobFlags(
     program
-      .command("run <kind>")
+      .command("run")
+      .argument("<kind>", `the job kind: ${SERVED_KINDS.join(", ")}`)
       .description("run one job inline, without the queues (for scripts and first aid)")
       .option("--all", "run it for every collection on the server")
       .option("--json", "print the result as one JSON object"),
@@ -113,7 +137,8 @@ export function registerJobCommands(program: Command): void {
 
   withJobFlags(
     program
-      .command("enqueue <kind>")
+      .command("enqueue")
+      .argument("<kind>", `the job kind: ${SERVED_KINDS.join(", ")}`)
       .description("put a job on its queue; --wait waits for its result")
       .option("--wait", "wait for the job to finish and print its result")
       .option("--timeout <seconds>", "with --wait: give up after this long", "3600")
@@ -135,7 +160,14 @@ export function registerJobCommands(program: Command): void {
         events = new QueueEvents(queueName(kind), { connection: eventsConnection, prefix: config.queuePrefix });
         await events.waitUntilReady();
       }
+      let jobId: string | undefined;
+      const line = progressLine(`${kind} ${payload.collection}`);
+      events?.on("progress", ({ jobId: id, data }) => {
+        const progress = id === jobId ? progressOf(data) : undefined;
+        if (progress) void line.update(progress);
+      });
       const job = await enqueueUnchecked(queues, kind, payload);
+      jobId = job.id;
       if (!events) {
         printResult({ jobId: job.id, kind, queue: queueName(kind), collection: payload.collection }, flags, (r) =>
           `enqueued ${r.kind} job ${r.jobId} for ${r.collection}`,
@@ -148,6 +180,8 @@ export function registerJobCommands(program: Command): void {
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error);
         throw new Error(`${kind} job ${job.id} failed: ${reason}`);
+      } finally {
+        line.done();
       }
       printResult({ jobId: job.id, kind, result }, flags, (r) => humanResult(r.result));
     } finally {

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
-import { ConfigError } from "../config/config-error.js";
+import type { z } from "zod";
+import { ConfigError, describeIssues } from "../config/config-error.js";
 
 /**
  * Job options on the command line. Every flag maps to one payload field; the kind's schema decides which apply, so a
@@ -34,7 +35,7 @@ const FLAGS: FlagSpec[] = [
   { flag: "--grace-hours <h>", field: "leftoverGraceHours", description: "prune: leave leftovers of interrupted backups younger than this", parse: number },
   { flag: "--field <name>", field: "field", description: "expire/archive: the lifecycle metadata field", parse: (t) => t },
   { flag: "--older-than-days <n>", field: "olderThanDays", description: "archive: move records created more than n days ago", parse: number },
-  { flag: "--to <target>", field: "to", description: "archive: target collection ({name} = source) or object-store", parse: (t) => t },
+  { flag: "--to <name>", field: "to", description: "restore: the collection to restore into; archive: target collection ({name} = source) or object-store", parse: (t) => t },
   { flag: "--batch-size <n>", field: "batchSize", description: "expire/archive/restore: records per batch", parse: number },
   { flag: "--compression <kind>", field: "compression", description: "backup: gzip (default), zstd or none", parse: (t) => t },
   { flag: "--chunk-records <n>", field: "chunkRecords", description: "backup: records per chunk", parse: number },
@@ -75,10 +76,25 @@ export function payloadFromFlags(options: Record<string, unknown>): Record<strin
   return payload;
 }
 
+/** Names the user typed for payload fields where they differ from the flag (`restore <backupId> --to NAME`). */
+export type FlagLabels = Readonly<Record<string, string>>;
+
 /** The flag behind a payload path, for error messages: `keep.last` → `--keep-last`. */
-export function flagOf(path: readonly PropertyKey[]): string {
+export function flagOf(path: readonly PropertyKey[], labels: FlagLabels = {}): string {
   const [first, second] = path.map(String);
+  if (first !== undefined && second === undefined && labels[first]) return labels[first];
   const spec = FLAGS.find((s) => (s.parent ? s.parent === first && s.field === second : s.field === first));
   if (spec) return spec.flag.split(" ")[0]!;
   return first === "keep" ? "--keep-*" : path.join(".") || "flags";
+}
+
+/** Schema problems of a payload built from flags, each named by what the user typed; a missing one says so. */
+export function describeFlagIssues(issues: readonly z.core.$ZodIssue[], payload: Record<string, unknown>, labels: FlagLabels = {}): string {
+  return issues
+    .map((issue) => {
+      const name = flagOf(issue.path, labels);
+      const missing = issue.code === "invalid_type" && issue.path.length === 1 && payload[String(issue.path[0])] === undefined;
+      return missing ? `${name} is required` : describeIssues([issue], payload, (path) => flagOf(path, labels));
+    })
+    .join("; ");
 }

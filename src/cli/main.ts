@@ -3,7 +3,8 @@
 // larger semi-spaces only let that garbage pile up (about 40 MB more peak RSS for the same speed in the backup bench).
 // `npm start` and the Docker image pass the same flag.
 import { Command, CommanderError } from "commander";
-import { EXIT, reportFailure } from "./output.js";
+import { TOOL_VERSION } from "../version.js";
+import { EXIT, reportFailure, reportUsageError } from "./output.js";
 import { registerBackupCommands } from "./backup-commands.js";
 import { registerDaemonCommands } from "./daemon-commands.js";
 import { registerInfoCommands } from "./info-commands.js";
@@ -11,7 +12,10 @@ import { registerJobCommands } from "./job-commands.js";
 
 const program = new Command("vectorkeeper")
   .description("scheduled backups, retention, expiry, archival, index warming and health probes for Chroma")
-  .showHelpAfterError("(add --help for usage)")
+  .version(TOOL_VERSION, "-V, --version", "print vectorkeeper's version")
+  // Commander's own errors (unknown command or option, missing argument) come out as one line, like every other
+  // failure: they are printed below from the thrown error, not by commander over several lines.
+  .configureOutput({ outputError: () => undefined })
   .exitOverride();
 
 registerDaemonCommands(program);
@@ -30,8 +34,10 @@ try {
   await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) {
-    // Commander has already printed its one-line reason (or the help/version text).
-    process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.badInput;
+    // Help and version text are already printed; `commander.help` is the help shown for a command given no subcommand.
+    if (error.exitCode === 0) process.exitCode = EXIT.ok;
+    else if (error.code === "commander.help") process.exitCode = EXIT.badInput;
+    else reportUsageError(error.message, json);
   } else {
     reportFailure(error, json);
   }

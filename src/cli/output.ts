@@ -32,3 +32,20 @@ export function reportFailure(error: unknown, json: boolean): void {
   if (json) process.stdout.write(`${JSON.stringify({ error: line })}\n`);
   process.exitCode = exitCodeOf(error);
 }
+
+/**
+ * A command-line usage error from commander ("error: unknown command 'bakup'" and its "(Did you mean backups?)" on
+ * the next line) as one line, exit 2.
+ */
+export function reportUsageError(message: string, json: boolean): void {
+  const line = message
+    .replace(/^error: /, "")
+    .split("\n")
+    .map((part) => part.trim())
+    .filter(Boolean)
+    .join(" ")
+    .replace("(Did you mean", "(did you mean");
+  process.stderr.write(`vectorkeeper: ${line}; see --help\n`);
+  if (json) process.stdout.write(`${JSON.stringify({ error: line })}\n`);
+  process.exitCode = EXIT.badInput;
+}

@@ -6,6 +6,7 @@ import type { ChromaStore } from "../storage/chroma.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { definitionOf, isServedKind, type ServedKind } from "./catalogue.js";
 import { enqueueUnchecked, parseJobData } from "./enqueue.js";
+import { storedProgress } from "./job-progress.js";
 import type { QueueSet } from "./queue-set.js";
 
 export interface ProcessorDeps {
@@ -38,7 +39,7 @@ export function bullProcessor(kind: ServedKind, deps: ProcessorDeps) {
       },
       signal: cancelSignal ? AbortSignal.any([cancelSignal, deps.shutdownSignal]) : deps.shutdownSignal,
       progress: async (progress) => {
-        await bullJob.updateProgress({ ...progress });
+        await bullJob.updateProgress({ ...storedProgress(progress) });
       },
     };
     try {

@@ -34,3 +34,20 @@ export function collect(child: ChildProcess): Promise<CliResult> {
 export function runCli(args: string[], env: Record<string, string>): Promise<CliResult> {
   return collect(spawnCli(args, env));
 }
+
+const shellQuote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
+
+/**
+ * The real CLI on a pseudo-terminal (util-linux `script`), for what it shows only on a TTY, such as progress lines.
+ * stdout and stderr arrive interleaved in `stdout`, as a terminal shows them.
+ */
+export function runCliOnTty(args: string[], env: Record<string, string>): Promise<CliResult> {
+  const command = [process.execPath, "--import", TSX, MAIN, ...args].map(shellQuote).join(" ");
+  return collect(
+    spawn("script", ["-qefc", command, "/dev/null"], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", TERM: "xterm", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    }),
+  );
+}
