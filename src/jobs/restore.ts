@@ -1,10 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
+import type { Collection } from "chromadb";
 import { z } from "zod";
 import { ConfigError } from "../config/config-error.js";
 import { DEFAULTS } from "../config/defaults.js";
 import { findBackup } from "../storage/backup-format/backup-catalog.js";
 import { readChunks } from "../storage/backup-format/backup-reader.js";
+import type { Logger } from "../logging.js";
+import type { ChromaStore } from "../storage/chroma.js";
 import { PipelinedWriter } from "../storage/chroma-records.js";
 import { concatColumns, emptyColumns, sliceColumns, type RecordColumns } from "../storage/record-columns.js";
 import { backupIdField } from "./backup-fields.js";
@@ -42,12 +45,58 @@ const STAGING = "__vkrestore_";
 const OLD = "__vkold_";
 
 /**
+ * Finds what earlier restores into `target` left behind and puts things right: an old collection moved aside whose
+ * swap never completed goes back under the target's name (when the name is free), one whose swap did complete is
+ * deleted, and staging collections are deleted.
+ */
+async function recoverSwapLeftovers(chroma: ChromaStore, target: string, logger: Logger): Promise<void> {
+  const names = await chroma.listCollectionNames();
+  let targetExists = names.includes(target);
+  for (const name of names.filter((n) => n.startsWith(`${target}${OLD}`))) {
+    if (!targetExists) {
+      await (await chroma.openCollection(name)).modify({ name: target });
+      targetExists = true;
+      logger.warn({ collection: target, from: name }, "an interrupted restore had moved the collection aside: put back under its name");
+    } else {
+      await chroma.deleteCollection(name);
+      logger.info({ collection: target, leftover: name }, "deleted the old collection a completed restore left behind");
+    }
+  }
+  for (const name of names.filter((n) => n.startsWith(`${target}${STAGING}`))) {
+    await chroma.deleteCollection(name);
+    logger.info({ collection: target, leftover: name }, "deleted the staging collection of an interrupted restore");
+  }
+}
+
+/**
+ * Gives the staging collection the target's name. With `old`, the target is first renamed aside; if the swap then
+ * fails, it is put back under its name before the error goes on, so the target never ends up missing. An old
+ * collection that cannot be deleted afterwards is left for the next restore of the target to collect.
+ */
+async function swapIn(chroma: ChromaStore, staging: Collection, target: string, old: string | undefined, logger: Logger): Promise<void> {
+  if (!old) return void (await staging.modify({ name: target }));
+  const current = await chroma.openCollection(target);
+  await current.modify({ name: old });
+  try {
+    await staging.modify({ name: target });
+  } catch (error) {
+    await current.modify({ name: target }).catch((rollback: unknown) => {
+      logger.error({ collection: target, movedTo: old, err: rollback }, "could not put the old collection back; the next restore of it will");
+    });
+    throw error;
+  }
+  await chroma.deleteCollection(old).catch((error: unknown) => {
+    logger.warn({ collection: target, leftover: old, err: error }, "could not delete the replaced collection; the next restore of it will");
+  });
+}
+
+/**
  * Restores in three steps, so that nothing half-restored ever carries the target's name:
  * 1. verify every chunk (size, SHA-256, decoding, record count) before writing anything;
  * 2. write into a staging collection created with the original metadata and configuration, checking each chunk
  *    again as it is read (it could have changed since step 1), then confirm the record count;
  * 3. swap: the old target (with --replace) is renamed aside, the staging collection takes the name, the old one
- *    is deleted.
+ *    is deleted; a failed swap puts the old one back, and the next restore of the target cleans up after a crash.
  */
 export const restore = defineJob({
   kind: "restore",
@@ -61,6 +110,8 @@ export const restore = defineJob({
     if (lease.tookOver) logger.warn({ from: lease.tookOver.from, reason: lease.tookOver.reason }, "took over the restore lease of a crashed run");
     try {
       const manifest = await findBackup(backupStore, payload.backupId);
+      // What a crashed or failed swap of this target left: we hold the restore lease, so none of it is in use.
+      await recoverSwapLeftovers(chroma, target, logger);
       const exists = await chroma.exists(target);
       if (exists && !payload.replace) {
         const count = await (await chroma.openCollection(target)).count();
@@ -80,10 +131,6 @@ export const restore = defineJob({
         await ctx.progress({ done: ++checked, total: chunks.length, unit: "chunks verified" });
       }
 
-      // A staging collection of this target left by a crashed restore: we hold the restore lease, so it is stale.
-      for (const name of await chroma.listCollectionNames()) {
-        if (name.startsWith(`${target}${STAGING}`)) await chroma.deleteCollection(name);
-      }
       const suffix = randomBytes(4).toString("hex");
       const staging = `${target}${STAGING}${suffix}`;
       const serverMax = await chroma.maxBatchSize();
@@ -114,10 +161,7 @@ export const restore = defineJob({
         if (count !== total) throw new Error(`restored ${count} records into ${staging}, the backup holds ${total}`);
 
         await failpoint("restore:before-swap");
-        const old = `${target}${OLD}${suffix}`;
-        if (exists) await (await chroma.openCollection(target)).modify({ name: old });
-        await collection.modify({ name: target });
-        if (exists) await chroma.deleteCollection(old);
+        await swapIn(chroma, collection, target, exists ? `${target}${OLD}${suffix}` : undefined, logger);
       } catch (error) {
         // A write still in flight would otherwise land in a collection being deleted.
         await writer.finish().catch(() => undefined);
