@@ -22,11 +22,13 @@ const number = (text: string, flag: string) => {
   return value;
 };
 
+const numberList = (text: string, flag: string) => text.split(",").map((part) => number(part, flag));
+
 const FLAGS: FlagSpec[] = [
   { flag: "--collection <name>", field: "collection", description: "the collection to act on", parse: (t) => t },
   { flag: "--backup-id <id>", field: "backupId", description: "restore/verify: which backup", parse: (t) => t },
   { flag: "--replace", field: "replace", description: "restore: replace a target that holds records" },
-  { flag: "--dry-run", field: "dryRun", description: "prune: show what would go, change nothing" },
+  { flag: "--dry-run", field: "dryRun", description: "prune: show what would go, change nothing; tune: measure, change nothing" },
   { flag: "--sample <percent>", field: "samplePercent", description: "verify: check a random share of the chunks", parse: number },
   { flag: "--keep-last <n>", field: "last", parent: "keep", description: "backup/prune: keep the n newest", parse: number },
   { flag: "--keep-daily <n>", field: "daily", parent: "keep", description: "backup/prune: keep one a day for n days", parse: number },
@@ -41,6 +43,12 @@ const FLAGS: FlagSpec[] = [
   { flag: "--chunk-records <n>", field: "chunkRecords", description: "backup: records per chunk", parse: number },
   { flag: "--page-size <n>", field: "pageSize", description: "backup: records per read from Chroma", parse: number },
   { flag: "--read-ahead <n>", field: "readAhead", description: "backup: pages requested ahead of the one being written", parse: number },
+  { flag: "--k <n>", field: "k", description: "recall/tune: neighbours compared per query (recall@k)", parse: number },
+  { flag: "--queries <n>", field: "queries", description: "recall/tune: queries drawn from the collection", parse: number },
+  { flag: "--query-batch <n>", field: "queryBatch", description: "recall/tune: queries searched exactly per read of the collection", parse: number },
+  { flag: "--target-recall <r>", field: "targetRecall", description: "tune: the recall@k to reach (0-1)", parse: number },
+  { flag: "--ef-values <list>", field: "efValues", description: "tune: ef_search values to try, e.g. 10,20,40,80,160", parse: numberList },
+  { flag: "--sample-records <n>", field: "sampleRecords", description: "drill: records compared with the backup and the source", parse: number },
 ];
 
 const optionName = (spec: FlagSpec) =>

@@ -141,6 +141,33 @@ export interface WarmOptions {
   maxQueries: number;
 }
 
+/** Measured recall (recall and tune jobs; each can be set per job or schedule entry). */
+export interface RecallOptions {
+  /** Neighbours compared per query: recall@k. @defaultValue 10 */
+  k: number;
+  /** Queries drawn at random from the collection. @defaultValue 100 */
+  queries: number;
+  /**
+   * Queries searched exactly in one read of the collection: the collection is read once per batch, and a batch holds
+   * its queries' embeddings and k neighbours each. @defaultValue 1000
+   */
+  queryBatch: number;
+  /** Records per page of the read (embeddings only). @defaultValue 1000 */
+  pageSize: number;
+  /** Pages requested ahead of the one being searched. @defaultValue 2 */
+  readAhead: number;
+  /** ef_search values `tune` tries when none are given. @defaultValue [10, 20, 40, 80, 160] */
+  efValues: readonly number[];
+}
+
+/** Restore drills. */
+export interface DrillOptions {
+  /** Records compared with the backup and the source, drawn from random chunks. @defaultValue 100 */
+  sampleRecords: number;
+  /** Chunks the sample is drawn from. @defaultValue 5 */
+  sampleChunks: number;
+}
+
 /** When alerts fire and where they go (besides the log, always). */
 export interface AlertOptions {
   /** Consecutive failed probes of a collection before an alert (env `VK_ALERT_PROBE_FAILURES`). @defaultValue 3 */
@@ -217,7 +244,7 @@ export const DEFAULTS = {
   /** Log level of one-shot commands (run, enqueue, status, …) when LOG_LEVEL is unset: their output is the result. */
   commandLogLevel: "warn",
   worker: {
-    concurrency: { backup: 1, restore: 1, verify: 1, prune: 1, expire: 1, archive: 1, lint: 1, warm: 2, probe: 4 },
+    concurrency: { backup: 1, restore: 1, verify: 1, prune: 1, expire: 1, archive: 1, lint: 1, warm: 2, probe: 4, recall: 1, tune: 1, drill: 1 },
     shutdownTimeoutMs: 30_000,
     leaseTtlMs: 30_000,
   } satisfies WorkerOptions,
@@ -275,6 +302,8 @@ export const DEFAULTS = {
     budgetMs: 10_000,
     maxQueries: 200,
   } satisfies WarmOptions,
+  recall: { k: 10, queries: 100, queryBatch: 1000, pageSize: 1000, readAhead: 2, efValues: [10, 20, 40, 80, 160] } satisfies RecallOptions,
+  drill: { sampleRecords: 100, sampleChunks: 5 } satisfies DrillOptions,
   reads: { idWindow: 50_000, idOverlap: 1000 } satisfies ReadOptions,
   backup: {
     pageSize: 500,

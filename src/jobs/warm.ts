@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { z } from "zod";
 import { DEFAULTS } from "../config/defaults.js";
+import { percentile } from "../recall/index-recall.js";
 import { defineJob } from "./job-context.js";
 import { alertAfterFailures, collectionName } from "./payload-fields.js";
 
@@ -33,11 +34,6 @@ export interface WarmResult {
 }
 
 const round = (ms: number) => Math.round(ms * 1000) / 1000;
-
-/** Nearest-rank percentile of sorted values. */
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
 
 /**
  * Runs real queries so a cold index (just started or restored) is fast before users arrive. The query embeddings are

@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { BackupResult } from "../jobs/backup.js";
 import type { ProbeResult } from "../jobs/probe.js";
+import type { RecallResult } from "../jobs/recall.js";
 import type { WarmResult } from "../jobs/warm.js";
 import { SERVED_KINDS, type ServedKind } from "../queues/catalogue.js";
 import type { QueueSet } from "../queues/queue-set.js";
@@ -64,6 +65,7 @@ export class Metrics {
   private readonly warmCold = this.perCollection("vectorkeeper_warm_cold_latency_seconds", "Latency of the first (cold) query of the last warm job, by collection");
   private readonly warmP50 = this.perCollection("vectorkeeper_warm_p50_latency_seconds", "Median warm query latency of the last warm job, by collection");
   private readonly warmP95 = this.perCollection("vectorkeeper_warm_p95_latency_seconds", "95th percentile warm query latency of the last warm job, by collection");
+  private readonly recallAtK = this.perCollection("vectorkeeper_recall_at_k", "Recall@k of a collection's index against exact search at its last recall job (0-1; k is the job's, 10 by default)");
   private readonly lastProbe = this.perCollection("vectorkeeper_probe_last_timestamp_seconds", "When a collection was last probed (successfully or not), Unix time");
 
   constructor(queues: QueueSet, lastSuccess: LastSuccessStore) {
@@ -115,6 +117,11 @@ export class Metrics {
         this.backupBytes.inc({ collection: backup.collection }, backup.bytes);
         this.backupRecords.inc({ collection: backup.collection }, backup.records);
       }
+    }
+    if (kind === "recall") {
+      const measured = result as RecallResult;
+      this.seen.add(measured.collection);
+      this.recallAtK.set({ collection: measured.collection }, measured.recall);
     }
     if (kind === "warm") {
       const warm = result as WarmResult;

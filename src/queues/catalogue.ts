@@ -7,6 +7,7 @@ import { expire } from "../jobs/expire.js";
 import { lint } from "../jobs/lint.js";
 import { probe } from "../jobs/probe.js";
 import { prune } from "../jobs/prune.js";
+import { recall } from "../jobs/recall.js";
 import { restore } from "../jobs/restore.js";
 import { verify } from "../jobs/verify.js";
 import { warm } from "../jobs/warm.js";
@@ -36,6 +37,8 @@ const CATALOGUE = {
   warm: { job: warm, overrides: { attempts: 1 } },
   // The next probe is at most a tick away: a retry would only report stale health.
   probe: { job: probe, overrides: { attempts: 1, keepCompleted: 500, keepCompletedSeconds: 3600 } },
+  // A measurement: a retry measures again, which the next schedule tick does anyway.
+  recall: { job: recall, overrides: { attempts: 1 } },
 } satisfies Partial<Record<JobKind, CatalogueEntry>>;
 
 export type ServedKind = keyof typeof CATALOGUE;
