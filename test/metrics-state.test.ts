@@ -13,7 +13,8 @@ import { FsStore } from "../src/storage/fs-store.js";
 import { readManifest } from "../src/storage/backup-format/backup-catalog.js";
 import { SERVED_KINDS } from "../src/queues/catalogue.js";
 import { scrape, seriesValue, eventually } from "./helpers/metrics-text.js";
-import { chromaStore, jobContext, quietLogger, seedCollection, testConfig, uniqueName } from "./helpers/services.js";
+import { runCli } from "./helpers/cli.js";
+import { chromaStore, jobContext, quietLogger, seedCollection, testConfig, testEnv, uniqueName } from "./helpers/services.js";
 
 const chroma = chromaStore();
 
@@ -76,6 +77,21 @@ describe("metrics that survive restarts and forget the dead", () => {
       expect(seriesValue(text, backupSeries)).toBe(Date.parse(manifest.finishedAt) / 1000);
     } finally {
       await second.close();
+    }
+  });
+
+  it("counts a `vectorkeeper run` from the CLI as a last success", async () => {
+    const name = uniqueName("cli_success");
+    await seedCollection(chroma, name, 5, 4);
+    const env = testEnv();
+    const ran = await runCli(["run", "probe", "--collection", name, "--json"], env);
+    expect(ran.code).toBe(0);
+    const worker = await startWorker({ config: testConfig({ VK_QUEUE_PREFIX: env.VK_QUEUE_PREFIX! }), logger: quietLogger(), chroma, kinds: ["probe"] });
+    try {
+      const at = seriesValue(await scrape(worker.ops.url), `vectorkeeper_last_success_timestamp_seconds{kind="probe",collection="${name}"}`);
+      expect(at).toBeGreaterThan(Date.now() / 1000 - 120);
+    } finally {
+      await worker.close();
     }
   });
 

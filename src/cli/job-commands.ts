@@ -10,6 +10,7 @@ import { cliHolder } from "../queues/locks.js";
 import { describeFlagIssues, flagOf, payloadFromFlags, withJobFlags, type FlagLabels } from "./job-flags.js";
 import { printResult, type OutputOptions } from "./output.js";
 import { progressLine } from "./progress-line.js";
+import { LastSuccessStore } from "../ops/last-success.js";
 import { backupStoreOf, chromaStoreOf, connectQueues, inlineLocks, runtimeFor } from "./runtime.js";
 
 function servedKind(kind: string): ServedKind {
@@ -61,6 +62,14 @@ async function executeInline(kind: ServedKind, payloads: Record<string, unknown>
   const chroma = chromaStoreOf(config);
   const backupStore = backupStoreOf(config);
   const results: unknown[] = [];
+  // Staleness alerts count runs from the CLI too: the success goes where the workers export it from.
+  const recordSuccess = async (jobKind: ServedKind, collection: string) => {
+    const redis = await locks.redis();
+    if (!redis) return;
+    await new LastSuccessStore(redis, config.queuePrefix)
+      .record(jobKind, collection)
+      .catch((error: unknown) => logger.debug({ err: error }, "could not record the last success in Redis"));
+  };
   const runOne = async (jobKind: ServedKind, payload: Record<string, unknown> & { collection: string }): Promise<unknown> => {
     const line = progressLine(`${jobKind} ${payload.collection}`);
     const jobLogger = logger.child({ kind: jobKind, collection: payload.collection });
@@ -80,7 +89,9 @@ async function executeInline(kind: ServedKind, payloads: Record<string, unknown>
       },
     };
     try {
-      return await definitionOf(jobKind).process(payload, ctx);
+      const result = await definitionOf(jobKind).process(payload, ctx);
+      if (!(result as { skipped?: string } | null)?.skipped) await recordSuccess(jobKind, payload.collection);
+      return result;
     } catch (error) {
       throw chroma.withOrigin(error);
     } finally {

@@ -45,9 +45,9 @@ export function backupStoreOf(config: Config): ObjectStore {
 
 /**
  * Locks for a job run inline: Redis leases when a Redis answers (so `run backup` and the workers exclude each
- * other), else leases within this process only. Connects on first use, so kinds that take no lock never wait on Redis.
+ * other), else leases within this process only. Connects on first use (a lease, or recording a success at the end).
  */
-export function inlineLocks(config: Config, logger: Logger): Locks & { close(): void } {
+export function inlineLocks(config: Config, logger: Logger): Locks & { close(): void; redis(): Promise<Redis | undefined> } {
   let chosen: Promise<{ locks: Locks; redis?: Redis }> | undefined;
   const choose = async (): Promise<{ locks: Locks; redis?: Redis }> => {
     try {
@@ -55,19 +55,29 @@ export function inlineLocks(config: Config, logger: Logger): Locks & { close(): 
       await queues.close();
       return { locks: new RedisLocks(redis, config.queuePrefix, config.worker.leaseTtlMs), redis };
     } catch {
-      logger.warn("no Redis answers: this inline run cannot see jobs running on workers");
       return { locks: new LocalLocks(config.worker.leaseTtlMs) };
     }
+  };
+  let warned = false;
+  const locks = async () => {
+    chosen ??= choose();
+    const { locks, redis } = await chosen;
+    if (!redis && !warned) logger.warn("no Redis answers: this inline run cannot see jobs running on workers");
+    warned = true;
+    return locks;
   };
   return {
     ttlMs: config.worker.leaseTtlMs,
     async tryAcquire(name, holder) {
-      chosen ??= choose();
-      return (await chosen).locks.tryAcquire(name, holder);
+      return (await locks()).tryAcquire(name, holder);
     },
     async holder(name) {
+      return (await locks()).holder(name);
+    },
+    /** The same connection, for recording the run's success where workers and `/metrics` see it; none without Redis. */
+    async redis() {
       chosen ??= choose();
-      return (await chosen).locks.holder(name);
+      return (await chosen).redis;
     },
     close() {
       void chosen?.then(({ redis }) => redis?.disconnect());
