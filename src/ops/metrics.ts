@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { BackupResult } from "../jobs/backup.js";
 import type { ProbeResult } from "../jobs/probe.js";
 import type { RecallResult } from "../jobs/recall.js";
@@ -6,6 +6,7 @@ import type { WarmResult } from "../jobs/warm.js";
 import { SERVED_KINDS, type ServedKind } from "../queues/catalogue.js";
 import type { QueueSet } from "../queues/queue-set.js";
 import type { LastSuccessStore } from "./last-success.js";
+import { registerProcessMetrics } from "./process-metrics.js";
 
 const JOB_STATES = ["waiting", "active", "delayed", "completed", "failed", "prioritized", "waiting-children"] as const;
 
@@ -69,7 +70,7 @@ export class Metrics {
   private readonly lastProbe = this.perCollection("vectorkeeper_probe_last_timestamp_seconds", "When a collection was last probed (successfully or not), Unix time");
 
   constructor(queues: QueueSet, lastSuccess: LastSuccessStore) {
-    collectDefaultMetrics({ register: this.registry, prefix: "vectorkeeper_" });
+    registerProcessMetrics(this.registry);
     this.perCollectionSeries.push(this.backupBytes, this.backupRecords);
     for (const kind of SERVED_KINDS) {
       this.completed.inc({ kind }, 0);

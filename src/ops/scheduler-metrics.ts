@@ -1,5 +1,6 @@
-import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
+import { Counter, Gauge, Registry } from "prom-client";
 import { SERVED_KINDS, type ServedKind } from "../queues/catalogue.js";
+import { registerProcessMetrics } from "./process-metrics.js";
 
 /**
  * What the scheduler exports: jobs enqueued from slots, slots it could not enqueue, each entry's next slot, and
@@ -16,7 +17,7 @@ export class SchedulerMetrics {
 
   constructor(registry?: Registry) {
     this.registry = registry ?? new Registry();
-    if (!registry) collectDefaultMetrics({ register: this.registry, prefix: "vectorkeeper_" });
+    if (!registry) registerProcessMetrics(this.registry);
     const registers = [this.registry];
     this.slots = new Counter({
       name: "vectorkeeper_scheduler_slots_enqueued_total",
