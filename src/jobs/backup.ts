@@ -139,6 +139,7 @@ export const backup = defineJob({
       // Best effort: take back what this run uploaded. What a crash leaves behind, prune collects after the grace period.
       await writer.abandon();
       await discardFolder(backupStore, folder).catch(() => undefined);
+      await backupStore.collectUnfinished(folder, new Date()).catch(() => undefined);
       throw error;
     } finally {
       await lease.release();

@@ -21,6 +21,8 @@ export interface PruneResult {
   kept: { backupId: string; reasons: string[] }[];
   deleted: string[];
   leftoversDeleted: string[];
+  /** Writes a crash or failure never finished (`.partial` files, incomplete multipart uploads), collected. */
+  unfinishedCollected: string[];
   /** Interrupted backups still inside the grace period, or possibly still being written, left alone. */
   leftoversKept: string[];
   bytesFreed: number;
@@ -55,6 +57,7 @@ export const prune = defineJob({
       deleted: plan.remove.map((e) => e.backupId),
       leftoversDeleted: plan.leftovers.map((f) => f.backupId),
       leftoversKept: plan.youngLeftovers,
+      unfinishedCollected: plan.unfinished?.keys ?? [],
       bytesFreed,
     };
   },

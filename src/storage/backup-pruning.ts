@@ -11,6 +11,8 @@ export interface PrunePlan {
   leftovers: BackupFolder[];
   /** Interrupted-backup folders kept: inside the grace period, or maybe a backup still running. */
   youngLeftovers: string[];
+  /** Writes never finished (`.partial` files, incomplete multipart uploads) old enough to collect, and their cutoff. */
+  unfinished: { keys: string[]; before: Date } | undefined;
 }
 
 /** When a folder without a manifest may be collected. */
@@ -43,7 +45,10 @@ export async function planPrune(
   const incomplete = (await backupFolders(store, collection)).filter((folder) => !folder.hasManifest);
   const minAge = Math.max(rules.graceMs, rules.minAgeMs);
   const collectable = (f: BackupFolder) => rules.runningBackup === undefined && now.getTime() - f.lastModified.getTime() > minAge;
+  const before = new Date(now.getTime() - minAge);
+  const unfinished = rules.runningBackup === undefined ? { keys: await store.collectUnfinished(`${collection}/`, before, true), before } : undefined;
   return {
+    unfinished,
     collection,
     keep: decision.keep.map(({ backup, reasons }) => ({ backupId: backup.id, reasons })),
     remove: decision.remove.map((b) => b.entry),
@@ -68,5 +73,6 @@ export async function applyPrune(store: ObjectStore, plan: PrunePlan): Promise<n
     await store.delete(leftover.keys);
     bytes += leftover.bytes;
   }
+  if (plan.unfinished && plan.unfinished.keys.length > 0) await store.collectUnfinished(`${plan.collection}/`, plan.unfinished.before);
   return bytes;
 }

@@ -4,6 +4,9 @@ import { dirname, join, relative, sep } from "node:path";
 import { ConfigError } from "../config/config-error.js";
 import { ObjectNotFoundError, type ObjectStore, type StoredObject } from "./object-store.js";
 
+/** The suffix of the temp file a write goes through; a crash mid-write leaves one behind. */
+const PARTIAL = ".partial";
+
 /** The longest file or directory name Linux, macOS and Windows file systems accept, in bytes. */
 const MAX_NAME_BYTES = 255;
 
@@ -40,9 +43,16 @@ export class FsStore implements ObjectStore {
   async put(key: string, body: Uint8Array): Promise<void> {
     const target = this.path(key);
     await mkdir(dirname(target), { recursive: true });
-    const temp = `${target}.${randomBytes(6).toString("hex")}.partial`;
-    await writeFile(temp, body);
-    await rename(temp, target);
+    const temp = `${target}.${randomBytes(6).toString("hex")}${PARTIAL}`;
+    try {
+      await writeFile(temp, body);
+      await rename(temp, target);
+    } catch (error) {
+      // A full disk fails the write part way: take the part back now rather than leave it for prune.
+      await rm(temp, { force: true }).catch(() => undefined);
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new Error(`could not write ${key} to ${this.description}: ${reason}`, { cause: error });
+    }
   }
 
   async get(key: string): Promise<Buffer> {
@@ -54,7 +64,12 @@ export class FsStore implements ObjectStore {
     }
   }
 
-  async *list(prefix: string): AsyncIterable<StoredObject> {
+  list(prefix: string): AsyncIterable<StoredObject> {
+    return this.walk(prefix, false);
+  }
+
+  /** Files under `prefix`: whole objects, or the temp files of writes never finished (`partial`). */
+  private async *walk(prefix: string, partial: boolean): AsyncIterable<StoredObject> {
     // Walk from the deepest directory the prefix names, then filter by the full prefix.
     const base = prefix.includes("/") ? prefix.slice(0, prefix.lastIndexOf("/")) : "";
     const start = base ? this.path(base) : this.root;
@@ -64,13 +79,20 @@ export class FsStore implements ObjectStore {
       throw error;
     });
     for (const entry of entries) {
-      if (!entry.isFile() || entry.name.endsWith(".partial")) continue;
+      if (!entry.isFile() || entry.name.endsWith(PARTIAL) !== partial) continue;
       const full = join(entry.parentPath, entry.name);
       const key = relative(this.root, full).split(sep).join("/");
       if (!key.startsWith(prefix)) continue;
-      const info = await stat(full);
-      yield { key, size: info.size, lastModified: info.mtime };
+      const info = await stat(full).catch(() => undefined);
+      if (info) yield { key, size: info.size, lastModified: info.mtime };
     }
+  }
+
+  async collectUnfinished(prefix: string, before: Date, dryRun = false): Promise<string[]> {
+    const keys: string[] = [];
+    for await (const file of this.walk(prefix, true)) if (file.lastModified < before) keys.push(file.key);
+    if (!dryRun) await this.delete(keys);
+    return keys;
   }
 
   async delete(keys: readonly string[]): Promise<void> {

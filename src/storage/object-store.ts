@@ -21,6 +21,12 @@ export interface ObjectStore {
   list(prefix: string): AsyncIterable<StoredObject>;
   /** Deletes objects; missing ones are not an error. */
   delete(keys: readonly string[]): Promise<void>;
+  /**
+   * Writes that a crash or a failure left unfinished under `prefix` and last touched before `before` (`.partial` temp
+   * files of file://, multipart uploads never completed on S3), which listings do not show: removed (unless
+   * `dryRun`), their keys returned.
+   */
+  collectUnfinished(prefix: string, before: Date, dryRun?: boolean): Promise<string[]>;
 }
 
 export class ObjectNotFoundError extends Error {

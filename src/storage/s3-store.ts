@@ -150,7 +150,7 @@ export class S3Store implements ObjectStore {
    * invisible to listings but billed. Aborted here; a server that cannot list them (some S3-compatible ones) yields
    * none.
    */
-  async abortStaleUploads(prefix: string, before: Date): Promise<string[]> {
+  async collectUnfinished(prefix: string, before: Date, dryRun = false): Promise<string[]> {
     const aborted: string[] = [];
     let page;
     try {
@@ -161,7 +161,7 @@ export class S3Store implements ObjectStore {
     }
     for (const upload of page.Uploads ?? []) {
       if (!upload.Key || !upload.UploadId || (upload.Initiated && upload.Initiated >= before)) continue;
-      await this.abortUpload(upload.Key, upload.UploadId).catch((error: unknown) => this.explain(error, upload.Key));
+      if (!dryRun) await this.abortUpload(upload.Key, upload.UploadId).catch((error: unknown) => this.explain(error, upload.Key));
       aborted.push(upload.Key.slice(this.root.length));
     }
     return aborted;

@@ -21,6 +21,18 @@ export function spawnCli(args: string[], env: Record<string, string>, cwd: strin
   });
 }
 
+/**
+ * The real CLI with its file size limited (`ulimit -f`, in 512-byte blocks): writes past it fail with EFBIG part
+ * way, as on a full disk, without needing a small file system (which only root could mount).
+ */
+export function spawnCliWithFileLimit(args: string[], env: Record<string, string>, blocks: number): ChildProcess {
+  return spawn("/bin/sh", ["-c", `ulimit -f ${blocks} && exec "$0" "$@"`, process.execPath, "--import", TSX, MAIN, ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
 export function collect(child: ChildProcess): Promise<CliResult> {
   let stdout = "";
   let stderr = "";
