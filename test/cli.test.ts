@@ -1,10 +1,10 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorker, type WorkerHandle } from "../worker.js";
-import { collect, runCli, spawnCli } from "./helpers/cli.js";
+import { collect, runCli, spawnCli, spawnCliMerged } from "./helpers/cli.js";
 import { chromaStore, quietLogger, seedCollection, testConfig, testEnv, uniqueName } from "./helpers/services.js";
 
 const store = chromaStore();
@@ -135,4 +135,35 @@ describe("start", () => {
     const result = await exited;
     expect(result.code).toBe(0);
   });
+
+  it("keeps a generated dashboard password in ./data (mode 0600) and prints it last, after the start-up log lines", async () => {
+    const home = mkdtempSync(join(tmpdir(), "vk-start-pw-"));
+    writeFileSync(join(home, "schedule.yaml"), `jobs: [{ kind: probe, cron: "0 0 1 1 *", collections: ["*"] }]\n`);
+    const env = testEnv();
+    delete (env as Record<string, string | undefined>).SCHEDULE_FILE;
+    const passwords: string[] = [];
+    for (let run = 0; run < 2; run++) {
+      const child = spawnCliMerged(["start"], env, home);
+      const exited = collect(child);
+      let out = "";
+      child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+      const deadline = Date.now() + 45_000;
+      while (Date.now() < deadline && !/password +\S+/.test(out)) await new Promise((r) => setTimeout(r, 100));
+      // Whatever start-up logs there are have had time to appear.
+      await new Promise((r) => setTimeout(r, 2_000));
+      const shown = out;
+      child.kill("SIGTERM");
+      expect((await exited).code).toBe(0);
+      const lines = shown.trim().split("\n");
+      expect(lines.some((line) => line.startsWith("{"))).toBe(true);
+      const last = lines.at(-1)!;
+      expect(last).toMatch(/^ {2}password {3}\S+ {2}\(kept in \.\/data\/dashboard-password;/);
+      passwords.push(last.split(/\s+/)[2]!);
+    }
+    expect(passwords[1]).toBe(passwords[0]);
+    const file = join(home, "data", "dashboard-password");
+    expect(readFileSync(file, "utf8").trim()).toBe(passwords[0]);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    rmSync(home, { recursive: true, force: true });
+  }, 180_000);
 });

@@ -1,11 +1,12 @@
 import { existsSync } from "node:fs";
 import { QueueEvents } from "bullmq";
 import { chromium, type Browser } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startWorker, type WorkerHandle } from "../worker.js";
 import { SERVED_KINDS } from "../src/queues/catalogue.js";
 import { createRedisConnection } from "../src/queues/connection.js";
 import { enqueue } from "../src/queues/enqueue.js";
+import { startHttpFaultProxy, type HttpFaultProxy } from "./helpers/fault-proxy.js";
 import { chromaStore, quietLogger, seedCollection, testConfig, uniqueName } from "./helpers/services.js";
 
 /** Debian's chromium, which .ci/run installs; playwright's own browser download cannot run here. */
@@ -17,11 +18,14 @@ describe("dashboard in a real browser", () => {
   let worker: WorkerHandle;
   let browser: Browser;
   let jobId: string;
+  // The worker reads Chroma through a proxy, so a test can hold a backup mid-way (a job that stays active).
+  let proxy: HttpFaultProxy;
 
   beforeAll(async () => {
     expect(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium (the CI script does)`).toBe(true);
     await seedCollection(chromaStore(), collection, 5, 8);
-    worker = await startWorker({ config, logger: quietLogger(), chroma: chromaStore() });
+    proxy = await startHttpFaultProxy(inject("chromaUrl"));
+    worker = await startWorker({ config, logger: quietLogger(), chroma: chromaStore(proxy.url) });
     const connection = createRedisConnection(config.redisUrl, "worker");
     const events = new QueueEvents("probe", { connection, prefix: config.queuePrefix });
     await events.waitUntilReady();
@@ -38,8 +42,18 @@ describe("dashboard in a real browser", () => {
   });
   afterAll(async () => {
     await browser?.close();
+    await proxy?.close();
     await worker?.close();
   });
+
+  /** A logged-in page that records every request the browser makes. */
+  async function loggedIn() {
+    const context = await browser.newContext({ httpCredentials: { username: "ops", password: "browser-pass" } });
+    const page = await context.newPage();
+    const requested: string[] = [];
+    page.on("request", (request) => requested.push(request.url()));
+    return { context, page, requested };
+  }
 
   it("refuses the dashboard without credentials", async () => {
     const page = await browser.newPage();
@@ -63,6 +77,64 @@ describe("dashboard in a real browser", () => {
     await page.getByText(`#${jobId}`).first().waitFor({ timeout: 15_000 });
     await expect(page.getByText(collection).first().isVisible()).resolves.toBe(true);
     await page.screenshot({ path: "/tmp/vectorkeeper-dashboard.png" });
+    await context.close();
+  });
+
+  it("loads nothing from outside the ops server (no web fonts)", async () => {
+    const { context, page, requested } = await loggedIn();
+    await page.goto(`${worker.ops.url}/dashboard/queue/probe?status=completed`);
+    await page.getByText(`#${jobId}`).first().waitFor({ timeout: 15_000 });
+    await page.waitForLoadState("networkidle");
+    expect(requested.length).toBeGreaterThan(3);
+    expect(requested.filter((url) => !url.startsWith(`${worker.ops.url}/`) && !url.startsWith("data:"))).toEqual([]);
+    await context.close();
+  });
+
+  it("shows a failed job's one-line reason and no stack trace", async () => {
+    const missing = uniqueName("dash_gone");
+    const connection = createRedisConnection(config.redisUrl, "worker");
+    const events = new QueueEvents("probe", { connection, prefix: config.queuePrefix });
+    await events.waitUntilReady();
+    const job = await enqueue(worker.queues, "probe", { collection: missing });
+    await expect(job.waitUntilFinished(events, 20_000)).rejects.toThrow(/does not exist/);
+    await events.close();
+    connection.disconnect();
+
+    const { context, page } = await loggedIn();
+    await page.goto(`${worker.ops.url}/dashboard/queue/probe?status=failed`);
+    await page.getByText(`#${job.id}`).first().waitFor({ timeout: 15_000 });
+    await page.getByText(`collection "${missing}" does not exist`).first().waitFor({ timeout: 15_000 });
+    const text = await page.locator("body").innerText();
+    expect(text).not.toMatch(/\n\s*at \S+ \(|node:internal|\.ts:\d+:\d+/);
+    await page.screenshot({ path: "/tmp/vectorkeeper-dashboard-failed.png" });
+    await context.close();
+  });
+
+  it("draws a running job's progress as a bar", async () => {
+    const big = uniqueName("dash_backup");
+    await seedCollection(chromaStore(), big, 60, 8);
+    // Pages of 5, each read slowed a little; once the job has reported progress, its next read never returns.
+    const slow = proxy.inject({ method: "POST", path: /\/get$/, fault: { kind: "delay", ms: 200 } });
+    const job = await enqueue(worker.queues, "backup", { collection: big, pageSize: 5, readAhead: 0 });
+    const deadline = Date.now() + 30_000;
+    let progress: unknown;
+    while (Date.now() < deadline) {
+      progress = (await worker.queues.get("backup").getJob(job.id!))?.progress;
+      if (typeof progress === "object" && progress && "done" in progress && (progress as { done: number }).done > 0) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    proxy.inject({ method: "POST", path: /\/get$/, fault: { kind: "stall" } });
+    slow();
+    expect(progress).toMatchObject({ progress: expect.any(Number), total: 60, unit: "records" });
+
+    const { context, page } = await loggedIn();
+    await page.goto(`${worker.ops.url}/dashboard/queue/backup?status=active`);
+    const bar = page.getByRole("progressbar").first();
+    await bar.waitFor({ timeout: 15_000 });
+    const now = Number(await bar.getAttribute("aria-valuenow"));
+    expect(now).toBeGreaterThan(0);
+    expect(now).toBeLessThan(100);
+    await page.screenshot({ path: "/tmp/vectorkeeper-dashboard-progress.png" });
     await context.close();
   });
 });

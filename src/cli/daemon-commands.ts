@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
 import { startScheduler, type SchedulerHandle } from "../../scheduler.js";
 import { startWorker } from "../../worker.js";
@@ -12,6 +11,7 @@ import { DASHBOARD_PATH } from "../ops/ops-server.js";
 import { redactUrl } from "../redact.js";
 import { loadSchedule } from "../scheduling/schedule-file.js";
 import { startLocalChroma, type LocalChroma } from "../storage/local-chroma.js";
+import { keptDashboardPassword } from "./dashboard-password.js";
 import { printResult, type OutputOptions } from "./output.js";
 import { backupStoreOf, chromaStoreOf, connectQueues, runtimeFor } from "./runtime.js";
 import { exitOnSignal, logStrayErrors } from "./signals.js";
@@ -92,10 +92,10 @@ export function registerDaemonCommands(program: Command): void {
         local = await startLocalChroma({ path: DEFAULTS.localChromaPath, port: 8000 });
         logger.info({ url: local.url, path: local.path }, "CHROMA_URL is unset: started a local Chroma");
       }
-      let generatedPassword: string | undefined;
+      let keptPassword: string | undefined;
       if (!config.dashboard) {
-        generatedPassword = randomBytes(12).toString("base64url");
-        config.dashboard = { user: "admin", password: generatedPassword };
+        keptPassword = keptDashboardPassword(DEFAULTS.dashboardPasswordFile).password;
+        config.dashboard = { user: "admin", password: keptPassword };
       }
       const chroma = chromaStoreOf(config, local?.url);
       let scheduler: SchedulerHandle | undefined;
@@ -128,7 +128,7 @@ export function registerDaemonCommands(program: Command): void {
           role: "start",
           dashboard: `${worker.ops.url}${DASHBOARD_PATH}`,
           dashboardUser: config.dashboard.user,
-          ...(generatedPassword ? { dashboardPassword: generatedPassword } : {}),
+          ...(keptPassword ? { dashboardPassword: keptPassword, dashboardPasswordFile: DEFAULTS.dashboardPasswordFile } : {}),
           metrics: `${worker.ops.url}/metrics`,
           chroma: chroma.where,
           backups: redactUrl(config.backupUrl),
@@ -137,11 +137,15 @@ export function registerDaemonCommands(program: Command): void {
         printResult(summary, options, (s) =>
           [
             "vectorkeeper is running (Ctrl-C to stop)",
-            `  dashboard  ${s.dashboard}  (user ${s.dashboardUser}${generatedPassword ? `, password ${generatedPassword}; set DASHBOARD_USER/DASHBOARD_PASSWORD to choose` : ""})`,
             `  metrics    ${s.metrics}`,
             `  chroma     ${s.chroma}${local ? ` (local, data in ${local.path})` : ""}`,
             `  backups    ${s.backups}`,
             `  schedule   ${s.schedule}`,
+            // Last, where it is seen: the dashboard login.
+            `  dashboard  ${s.dashboard}  user ${s.dashboardUser}`,
+            ...(keptPassword
+              ? [`  password   ${keptPassword}  (kept in ${DEFAULTS.dashboardPasswordFile}; set DASHBOARD_USER/DASHBOARD_PASSWORD to choose)`]
+              : []),
           ].join("\n"),
         );
       } catch (error) {

@@ -237,6 +237,8 @@ export const DEFAULTS = {
   scheduleFile: "./schedule.yaml",
   /** Where `start` keeps the local Chroma it runs when CHROMA_URL is unset. */
   localChromaPath: "./data/chroma",
+  /** Where `start` keeps the dashboard password it generates when DASHBOARD_USER/DASHBOARD_PASSWORD are unset (mode 0600). */
+  dashboardPasswordFile: "./data/dashboard-password",
   httpPort: 9464,
   httpHost: "0.0.0.0",
   /** Log level of the daemons (worker, scheduler, start) when LOG_LEVEL is unset. */

@@ -40,6 +40,15 @@ export const sameSecret = (given: string, expected: string): boolean =>
   timingSafeEqual(createHash("sha256").update(given).digest(), createHash("sha256").update(expected).digest());
 
 /**
+ * bull-board's page asks Google Fonts for its typeface: a request to the internet from every operator's browser (and a
+ * wait where there is no internet). The page falls back to the system's sans-serif, so the link is taken out.
+ */
+function withoutWebFonts(contentType: unknown, payload: unknown): unknown {
+  if (typeof payload !== "string" || !String(contentType).startsWith("text/html")) return payload;
+  return payload.replace(/<link\b[^>]*fonts\.(googleapis|gstatic)\.com[^>]*>/g, "");
+}
+
+/**
  * /livez, /readyz, /metrics and the bull-board dashboard. bull-board leaves auth to its host, so the dashboard is
  * served only behind HTTP basic auth, and not at all without credentials.
  */
@@ -78,6 +87,7 @@ export async function startOpsServer(deps: OpsServerDeps): Promise<OpsServer> {
         },
       });
       scope.addHook("onRequest", scope.basicAuth);
+      scope.addHook("onSend", async (_request, reply, payload) => withoutWebFonts(reply.getHeader("content-type"), payload));
       const serverAdapter = new FastifyAdapter();
       serverAdapter.setBasePath(DASHBOARD_PATH);
       createBullBoard({

@@ -73,6 +73,8 @@ export function jobOptionsOf(kind: ServedKind): DefaultJobOptions {
     backoff: { type: "exponential", delay: o.backoffMs },
     removeOnComplete: { count: o.keepCompleted, age: o.keepCompletedSeconds },
     removeOnFail: { count: o.keepFailed, age: o.keepFailedSeconds },
+    // A failed job shows its one-line reason (on the dashboard, in `status`), not a stack trace under it.
+    stackTraceLimit: 0,
   };
 }
 

@@ -19,6 +19,8 @@ export interface ProcessorDeps {
   shutdownSignal: AbortSignal;
 }
 
+const firstLine = (message: string) => message.split("\n")[0] || message;
+
 /**
  * Adapts a job kind's processor to BullMQ: validates the payload, builds the context, and turns bad input into
  * UnrecoverableError so BullMQ does not retry what cannot succeed.
@@ -45,8 +47,11 @@ export function bullProcessor(kind: ServedKind, deps: ProcessorDeps) {
     try {
       return await job.process(payload, ctx);
     } catch (error) {
-      if (error instanceof PermanentError) throw new UnrecoverableError(error.message);
-      throw deps.chroma.withOrigin(error);
+      if (error instanceof PermanentError) throw new UnrecoverableError(firstLine(error.message));
+      const named = deps.chroma.withOrigin(error);
+      // BullMQ keeps the message as the job's failure reason: one line, like every failure vectorkeeper reports.
+      if (named instanceof Error && named.message.includes("\n")) throw new Error(firstLine(named.message), { cause: named });
+      throw named;
     }
   };
 }

@@ -63,3 +63,12 @@ export function runCliOnTty(args: string[], env: Record<string, string>): Promis
     }),
   );
 }
+
+/** The real CLI with stderr merged into stdout, so the order of log lines and printed output is kept as written. */
+export function spawnCliMerged(args: string[], env: Record<string, string>, cwd: string = ROOT): ChildProcess {
+  return spawn("sh", ["-c", 'exec "$@" 2>&1', "sh", process.execPath, "--import", TSX, MAIN, ...args], {
+    cwd,
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
