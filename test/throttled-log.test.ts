@@ -1,0 +1,35 @@
+import { closeSync, mkdtempSync, openSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { createLogger } from "../src/logging.js";
+import { ThrottledErrorLog } from "../src/throttled-log.js";
+
+describe("the rate-limited error log", () => {
+  it("logs each distinct error once per interval, counts the repeats, and says once when things work again", () => {
+    const file = join(mkdtempSync(join(tmpdir(), "vk-throttle-")), "log.ndjson");
+    const fd = openSync(file, "w");
+    let now = 0;
+    const log = new ThrottledErrorLog(createLogger("info", fd), "redis", 10_000, () => now);
+    const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6379\n    at somewhere"), { code: "ECONNREFUSED" });
+
+    for (; now < 25_000; now += 100) log.error(refused, { connection: "worker" }); // 250 failures over 25 s
+    log.error(new Error("READONLY You can't write against a read only replica."));
+    log.recovered();
+    log.recovered(); // nothing more to say
+    log.error(refused); // a new outage starts a new count
+    closeSync(fd);
+
+    const lines = readFileSync(file, "utf8").trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines.map((l) => [l.msg, l.repeatsSinceLastLine])).toEqual([
+      ["redis error", 0],
+      ["redis error", 99],
+      ["redis error", 99],
+      ["redis error", 0],
+      ["redis connection restored", 49],
+      ["redis error", 0],
+    ]);
+    expect(lines[0]).toMatchObject({ level: 50, connection: "worker", code: "ECONNREFUSED", reason: "connect ECONNREFUSED 127.0.0.1:6379" });
+    expect(lines[3]).toMatchObject({ reason: "READONLY You can't write against a read only replica." });
+  });
+});
