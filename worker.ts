@@ -147,10 +147,14 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
   if (config.warmOnStart) void warmEveryCollection(queues, chroma, logger);
 
   const forgetDeps = { chroma, metrics, alertState, lastSuccess, named: new NamedCollections(producer, config.queuePrefix) };
-  const forget = async () => {
-    const gone = await forgetGoneCollections(forgetDeps);
-    if (gone.length > 0) logger.info({ collections: gone }, "forgot the series and alert state of collections that no longer exist");
-  };
+  // One pass at a time: a Chroma that answers slowly must not stack them up.
+  let forgetting: Promise<void> | undefined;
+  const forget = () =>
+    (forgetting ??= forgetGoneCollections(forgetDeps)
+      .then((gone) => {
+        if (gone.length > 0) logger.info({ collections: gone }, "forgot the series and alert state of collections that no longer exist");
+      })
+      .finally(() => (forgetting = undefined)));
   const seeded = lastSuccess
     .seedFromCatalog(backupStore)
     .catch((error: unknown) => logger.warn({ reason: error instanceof Error ? error.message : String(error) }, "could not read the backup catalog for last successes"))

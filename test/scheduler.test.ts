@@ -6,7 +6,7 @@ import { DEFAULTS } from "../src/config/defaults.js";
 import { createRedisConnection, waitForRedis } from "../src/queues/connection.js";
 import { QueueSet } from "../src/queues/queue-set.js";
 import { parseScheduleYaml } from "../src/scheduling/schedule-file.js";
-import { slotJobId } from "../src/scheduling/slots.js";
+import { nextSlots, slotJobId } from "../src/scheduling/slots.js";
 import { chromaStore, quietLogger, seedCollection, uniqueName, uniquePrefix } from "./helpers/services.js";
 
 const store = chromaStore();
@@ -127,5 +127,28 @@ describe("scheduler", () => {
     expect(r.handle.catchUp[0]).toMatchObject({ missing: ["no_such_collection_zz"] });
     const slot = new Date("2026-03-10T03:20:00Z");
     expect(r.handle.catchUp[0]!.enqueued).toEqual([slotJobId("probe", names[0]!, slot), slotJobId("probe", "no_such_collection_zz", slot)]);
+  });
+
+  it("serves /livez, /readyz (Redis only) and /metrics on its HTTP port, and names a port already taken", async () => {
+    const r = await replica(uniquePrefix("sched-ops"));
+    replicas.push(r);
+    const schedule = parseScheduleYaml(`jobs: [{ kind: backup, cron: "0 3 * * *", collections: ["${names[0]}"] }]`, "test");
+    const deps = { schedule, options: options(0), redis: r.redis, queues: r.queues, chroma: chromaStore("http://127.0.0.1:9"), logger: quietLogger() };
+    r.handle = await startScheduler({ ...deps, http: { port: 0, host: "127.0.0.1" } });
+    const base = r.handle.ops!.url;
+    expect((await fetch(`${base}/livez`)).status).toBe(200);
+    // Chroma does not answer at that URL: the scheduler is ready all the same, it enqueues through outages.
+    const ready = await fetch(`${base}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ ready: true, checks: { redis: { ok: true, ms: expect.any(Number) } } });
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    const tomorrow = nextSlots("0 3 * * *", "UTC", new Date(), 1)[0]!.getTime() / 1000;
+    expect(metrics).toContain(`vectorkeeper_scheduler_next_slot_timestamp_seconds{entry="0",kind="backup"} ${tomorrow}`);
+    expect(metrics).toContain('vectorkeeper_scheduler_slots_failed_total{kind="backup"} 0');
+
+    const port = Number(new URL(base).port);
+    await expect(startScheduler({ ...deps, http: { port, host: "127.0.0.1" } })).rejects.toThrow(
+      `HTTP_PORT: ${port} is already in use on 127.0.0.1 (another vectorkeeper daemon?)`,
+    );
   });
 });

@@ -5,6 +5,7 @@ import { FastifyAdapter } from "@bull-board/fastify";
 import fastifyBasicAuth from "@fastify/basic-auth";
 import Fastify, { LogController } from "fastify";
 import type { Redis } from "ioredis";
+import { ConfigError } from "../config/config-error.js";
 import { DEFAULTS } from "../config/defaults.js";
 import type { Logger } from "../logging.js";
 import type { QueueSet } from "../queues/queue-set.js";
@@ -101,7 +102,19 @@ export async function startOpsServer(deps: OpsServerDeps): Promise<OpsServer> {
     logger.warn("dashboard not served: set DASHBOARD_USER and DASHBOARD_PASSWORD to enable it (it has no auth of its own)");
   }
 
-  const address = await app.listen({ port: deps.http.port, host: deps.http.host });
+  let address: string;
+  try {
+    address = await app.listen({ port: deps.http.port, host: deps.http.host });
+  } catch (error) {
+    await app.close();
+    if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
+      // A worker and a scheduler on one host both default to 9464.
+      throw new ConfigError(
+        `HTTP_PORT: ${deps.http.port} is already in use on ${deps.http.host} (another vectorkeeper daemon?); give each daemon its own HTTP_PORT, e.g. 9465 for the scheduler`,
+      );
+    }
+    throw error;
+  }
   const url = new URL(address);
   if (url.hostname === "0.0.0.0" || url.hostname === "[::]") url.hostname = "127.0.0.1";
   const base = url.toString().replace(/\/$/, "");
