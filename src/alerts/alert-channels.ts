@@ -1,4 +1,6 @@
+import { DEFAULTS } from "../config/defaults.js";
 import type { Logger } from "../logging.js";
+import { withRetries } from "../retries.js";
 import { redactUrl } from "../redact.js";
 
 export interface Alert {
@@ -28,7 +30,19 @@ export interface WebhookSettings {
   url: string;
   headers: Record<string, string>;
   timeoutMs: number;
+  /** @defaultValue DEFAULTS.alerts.webhookAttempts */
+  attempts?: number;
+  /** First retry delay, doubled on each further retry. @defaultValue 1000 */
+  retryBaseMs?: number;
 }
+
+/** A webhook answer worth trying again: the receiver is overloaded or failing, not refusing this request. */
+class WebhookStatusError extends Error {
+  constructor(readonly status: number) {
+    super(`HTTP ${status}`);
+  }
+}
+const worthRetrying = (error: unknown) => !(error instanceof WebhookStatusError) || error.status >= 500 || error.status === 429;
 
 /** POSTs `{text, alert}`: Slack, Mattermost and most chat webhooks read `text`; anything else can read `alert`. */
 export class WebhookChannel implements AlertChannel {
@@ -38,14 +52,22 @@ export class WebhookChannel implements AlertChannel {
   ) {}
 
   async send(alert: Alert): Promise<void> {
+    const retries = { attempts: this.settings.attempts ?? DEFAULTS.alerts.webhookAttempts, retryBaseMs: this.settings.retryBaseMs ?? 1000 };
     try {
-      const response = await fetch(this.settings.url, {
-        method: "POST",
-        headers: { "content-type": "application/json", ...this.settings.headers },
-        body: JSON.stringify({ text: alert.text, alert }),
-        signal: AbortSignal.timeout(this.settings.timeoutMs),
-      });
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      await withRetries(
+        retries,
+        async () => {
+          const response = await fetch(this.settings.url, {
+            method: "POST",
+            headers: { "content-type": "application/json", ...this.settings.headers },
+            body: JSON.stringify({ text: alert.text, alert }),
+            signal: AbortSignal.timeout(this.settings.timeoutMs),
+          });
+          await response.body?.cancel();
+          if (!response.ok) throw new WebhookStatusError(response.status);
+        },
+        worthRetrying,
+      );
     } catch (error) {
       // The webhook's URL often carries its secret: only its redacted form is logged.
       this.logger.error(

@@ -182,6 +182,8 @@ export interface AlertOptions {
   stalenessIntervalMs: number;
   /** How long a webhook POST may take. @defaultValue 5000 */
   webhookTimeoutMs: number;
+  /** Attempts of a webhook POST that times out, breaks off or gets a 5xx/429, with backoff from 1 s. @defaultValue 3 */
+  webhookAttempts: number;
   /** An alert state (consecutive failures, firing) not observed this long is forgotten. @defaultValue 2592000000 (30 days) */
   stateTtlMs: number;
   /**
@@ -291,6 +293,7 @@ export const DEFAULTS = {
     backupMaxAgeHours: 26,
     stalenessIntervalMs: 600_000,
     webhookTimeoutMs: 5000,
+    webhookAttempts: 3,
     stateTtlMs: 30 * 86_400_000,
     forgetIntervalMs: 60_000,
   } satisfies AlertOptions,

@@ -15,7 +15,7 @@ import type { GetColumnsInput } from "./chroma-records.js";
 import { createOptionsFrom } from "./collection-config.js";
 import { idsAt, readRecords, type GetRequest, type IdListing, type LinearReading } from "./linear-read.js";
 import type { RecordColumns } from "./record-columns.js";
-import { withRetries } from "./retries.js";
+import { withRetries } from "../retries.js";
 
 /** What may pass on a retry: anything but an answer of the server that refuses the request itself (4xx). */
 const isPassing = (error: unknown) => !(error instanceof ChromaReadError) || error.status >= 500;

@@ -11,7 +11,7 @@ import {
 import { Upload } from "@aws-sdk/lib-storage";
 import { ConfigError } from "../config/config-error.js";
 import { DEFAULTS, type NetworkOptions } from "../config/defaults.js";
-import { withRetries } from "./retries.js";
+import { withRetries } from "../retries.js";
 import { redactUrl } from "../redact.js";
 import { ObjectNotFoundError, type ObjectStore, type StoredObject } from "./object-store.js";
 

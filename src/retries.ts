@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { NetworkOptions } from "../config/defaults.js";
+import type { NetworkOptions } from "./config/defaults.js";
 
 /**
  * Runs an idempotent network call up to `attempts` times, waiting `retryBaseMs`, then twice that, … between tries,
