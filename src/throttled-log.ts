@@ -16,7 +16,6 @@ export class ThrottledErrorLog {
     private readonly what: string,
     private readonly intervalMs: number,
     private readonly now: () => number = Date.now,
-    private readonly level: "error" | "warn" = "error",
   ) {}
 
   error(error: unknown, fields: Record<string, unknown> = {}): void {
@@ -30,9 +29,9 @@ export class ThrottledErrorLog {
       return;
     }
     this.seen.set(reason, { loggedAt: at, repeats: 0 });
-    this.logger[this.level](
+    this.logger.error(
       { ...fields, reason, ...(code ? { code } : {}), repeatsSinceLastLine: entry?.repeats ?? 0, quietForMs: this.intervalMs },
-      `${this.what} ${this.level === "warn" ? "warning" : "error"}`,
+      `${this.what} error`,
     );
   }
 

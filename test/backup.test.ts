@@ -10,6 +10,7 @@ import { LocalLocks } from "../src/queues/locks.js";
 import { completeBackups, readManifest } from "../src/storage/backup-format/backup-catalog.js";
 import { decodeChunk } from "../src/storage/backup-format/chunk-codec.js";
 import { backupFolder, MANIFEST } from "../src/storage/backup-format/layout.js";
+import { FORMAT_VERSION } from "../src/storage/backup-format/manifest.js";
 import { createRichCollection, RICH_CONFIG, RICH_DIMENSION, RICH_METADATA, snapshotOf, STORES } from "./helpers/backup-fixtures.js";
 import { chromaStore, jobContext, uniqueName } from "./helpers/services.js";
 
@@ -138,8 +139,8 @@ describe.each(STORES)("backups on $name", ({ open }) => {
     await expect(attempt()).rejects.toThrow(`manifest of backup ${copy.backupId} is truncated or not JSON`);
     await store.put(key, Buffer.from(original.replace('"records": 40', '"records": 41')));
     await expect(attempt()).rejects.toThrow(/fails its checksum|do not add up/);
-    await store.put(key, Buffer.from(original.replace('"formatVersion": 1', '"formatVersion": 9')));
-    await expect(attempt()).rejects.toThrow(`backup ${copy.backupId} has format version 9; this vectorkeeper reads version 1`);
+    await store.put(key, Buffer.from(original.replace(`"formatVersion": ${FORMAT_VERSION}`, '"formatVersion": 9')));
+    await expect(attempt()).rejects.toThrow(`backup ${copy.backupId} has format version 9; this vectorkeeper reads versions 1 and 2`);
 
     const listed = await completeBackups(store, source);
     expect(listed.backups.map((b) => b.backupId)).not.toContain(copy.backupId);

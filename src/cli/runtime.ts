@@ -23,7 +23,8 @@ export function runtimeFor(role: "daemon" | "command"): Runtime {
 }
 
 export function chromaStoreOf(config: Config, url: string = chromaUrlOf(config)): ChromaStore {
-  return new ChromaStore({ url, token: config.chroma.token, tenant: config.chroma.tenant, database: config.chroma.database });
+  const { token, tenant, database, maxRequestBytes } = config.chroma;
+  return new ChromaStore({ url, token, tenant, database, maxRequestBytes });
 }
 
 /** A fail-fast producer connection and the queues on it, or a RedisUnavailableError that says how to get Redis. */

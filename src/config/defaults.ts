@@ -105,6 +105,17 @@ export interface ReadOptions {
   idOverlap: number;
 }
 
+/** The limits vectorkeeper keeps to when it talks to Chroma. */
+export interface ChromaRequestOptions {
+  /**
+   * Request-body bytes one write sends at most, besides the server's `max_batch_size` records (env
+   * `VK_CHROMA_MAX_REQUEST_BYTES`): Chroma refuses bodies over 40 MiB with 413, which 5,461 records of 1536 dimensions
+   * exceed. Lower it behind a proxy with a smaller limit.
+   * @defaultValue 41943040 (40 MiB)
+   */
+  maxRequestBytes: number;
+}
+
 /** Expiry and archival (each can be set per job or schedule entry). */
 export interface LifecycleJobOptions {
   /** Metadata field holding the expiry time, epoch milliseconds. @defaultValue "_expires_at" */
@@ -276,6 +287,7 @@ export const DEFAULTS = {
     attempts: 4,
     retryBaseMs: 500,
   } satisfies NetworkOptions,
+  chroma: { maxRequestBytes: 40 * 1024 * 1024 } satisfies ChromaRequestOptions,
   lifecycle: {
     expiresField: "_expires_at",
     createdField: "_created_at",

@@ -73,6 +73,7 @@ const envSchema = z.object({
     .optional(),
   CHROMA_TENANT: z.string().default(DEFAULTS.chromaTenant),
   CHROMA_DATABASE: z.string().default(DEFAULTS.chromaDatabase),
+  VK_CHROMA_MAX_REQUEST_BYTES: wholeNumber(65_536, 2 ** 31, "bytes per write request to Chroma").optional(),
   BACKUP_URL: z
     .string()
     // `file://relative/dir` is refused, not guessed at: by URL rules "relative" is a host name, so the same text
@@ -126,6 +127,8 @@ export interface Config {
     token: string | undefined;
     tenant: string;
     database: string;
+    /** Request-body bytes one write sends at most. */
+    maxRequestBytes: number;
   };
   backupUrl: string;
   s3: { endpoint: string | undefined; region: string | undefined; forcePathStyle: boolean };
@@ -169,7 +172,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
   return {
     redisUrl: e.REDIS_URL,
     queuePrefix: e.VK_QUEUE_PREFIX,
-    chroma: { url: e.CHROMA_URL, token: e.CHROMA_TOKEN, tenant: e.CHROMA_TENANT, database: e.CHROMA_DATABASE },
+    chroma: {
+      url: e.CHROMA_URL,
+      token: e.CHROMA_TOKEN,
+      tenant: e.CHROMA_TENANT,
+      database: e.CHROMA_DATABASE,
+      maxRequestBytes: e.VK_CHROMA_MAX_REQUEST_BYTES ?? DEFAULTS.chroma.maxRequestBytes,
+    },
     backupUrl: e.BACKUP_URL,
     s3: { endpoint: e.S3_ENDPOINT, region: e.S3_REGION, forcePathStyle: e.S3_FORCE_PATH_STYLE ?? false },
     schedule: { file: e.SCHEDULE_FILE ?? DEFAULTS.scheduleFile, explicit: e.SCHEDULE_FILE !== undefined },

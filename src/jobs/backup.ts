@@ -4,7 +4,7 @@ import { DEFAULTS } from "../config/defaults.js";
 import { BackupWriter } from "../storage/backup-format/backup-writer.js";
 import { COMPRESSIONS, zstdAvailable } from "../storage/backup-format/compression.js";
 import { backupFolder, newBackupId } from "../storage/backup-format/layout.js";
-import { collectionEntry, manifestHeader } from "../storage/backup-format/manifest.js";
+import { collectionEntry, manifestFeatures, manifestHeader } from "../storage/backup-format/manifest.js";
 import { applyPrune, planPrune } from "../storage/backup-pruning.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { backupLease, keepPolicy } from "./backup-fields.js";
@@ -75,6 +75,7 @@ export const backup = defineJob({
     });
     try {
       const collection = await chroma.openCollection(name);
+      const saved = collectionEntry(await chroma.describeCollection(name));
       const startedAt = new Date().toISOString();
       const countBefore = await collection.count();
       let dimension: number | null = null;
@@ -93,7 +94,8 @@ export const backup = defineJob({
       const consistent = countBefore === countAfter && read === countAfter;
       const manifest = await writer.finish((chunks) => ({
         ...manifestHeader(backupId, "backup"),
-        collection: collectionEntry(collection),
+        collection: saved,
+        features: manifestFeatures(saved, writer.features),
         dimension,
         records: read,
         countBefore,

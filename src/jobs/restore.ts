@@ -6,10 +6,11 @@ import { ConfigError } from "../config/config-error.js";
 import { DEFAULTS } from "../config/defaults.js";
 import { findBackup } from "../storage/backup-format/backup-catalog.js";
 import { readChunks } from "../storage/backup-format/backup-reader.js";
+import type { Manifest } from "../storage/backup-format/manifest.js";
 import type { Logger } from "../logging.js";
 import type { ChromaStore } from "../storage/chroma.js";
-import { PipelinedWriter } from "../storage/chroma-records.js";
-import { concatColumns, emptyColumns, sliceColumns, type RecordColumns } from "../storage/record-columns.js";
+import { FEATURE_LABELS } from "../storage/chroma-features.js";
+import { BatchedWriter } from "../storage/chroma-writer.js";
 import { backupIdField } from "./backup-fields.js";
 import { failpoint } from "./failpoints.js";
 import { defineJob } from "./job-context.js";
@@ -24,7 +25,8 @@ export const restorePayload = z
     replace: z.boolean().default(false),
     /**
      * Records per write, at most the server's maximum batch size, which is the default: restores of 50,000 records ran
-     * markedly faster in writes of the maximum (5461 here) than in writes of 1000, at ~100 MB more memory.
+     * markedly faster in writes of the maximum (5461 here) than in writes of 1000, at ~100 MB more memory. Whatever
+     * the count, a write never carries more than the server's request-body cap (VK_CHROMA_MAX_REQUEST_BYTES).
      */
     batchSize: z.number().int().min(1).max(100_000).optional(),
   })
@@ -90,10 +92,23 @@ async function swapIn(chroma: ChromaStore, staging: Collection, target: string, 
   });
 }
 
+/** Refuses, before anything is created or written, a backup that uses what the target server cannot hold. */
+async function refuseWhatServerCannotHold(chroma: ChromaStore, manifest: Manifest, logger: Logger): Promise<void> {
+  const missing = await chroma.missingFeatures(manifest.features);
+  if (missing === undefined) {
+    logger.warn({ features: manifest.features }, `${chroma.description} describes no API: whether it can hold what the backup uses shows only as it is written`);
+  } else if (missing.length > 0) {
+    throw new ConfigError(
+      `backup ${manifest.backupId} holds ${missing.map((f) => FEATURE_LABELS[f]).join(" and ")}, which ${chroma.description} cannot hold: restore it into a Chroma server that has ${missing.length > 1 ? "them" : "it"}`,
+    );
+  }
+}
+
 /**
  * Restores in three steps, so that nothing half-restored ever carries the target's name:
+ * 0. check that the target server can hold what the backup uses (schema, array metadata, URIs: the manifest lists them);
  * 1. verify every chunk (size, SHA-256, decoding, record count) before writing anything;
- * 2. write into a staging collection created with the original metadata and configuration, checking each chunk
+ * 2. write into a staging collection created with the original metadata and schema (or configuration), checking each chunk
  *    again as it is read (it could have changed since step 1), then confirm the record count;
  * 3. swap: the old target (with --replace) is renamed aside, the staging collection takes the name, the old one
  *    is deleted; a failed swap puts the old one back, and the next restore of the target cleans up after a crash.
@@ -110,6 +125,7 @@ export const restore = defineJob({
     if (lease.tookOver) logger.warn({ from: lease.tookOver.from, reason: lease.tookOver.reason }, "took over the restore lease of a crashed run");
     try {
       const manifest = await findBackup(backupStore, payload.backupId);
+      await refuseWhatServerCannotHold(chroma, manifest, logger);
       // What a crashed or failed swap of this target left: we hold the restore lease, so none of it is in use.
       await recoverSwapLeftovers(chroma, target, logger);
       const exists = await chroma.exists(target);
@@ -133,28 +149,17 @@ export const restore = defineJob({
 
       const suffix = randomBytes(4).toString("hex");
       const staging = `${target}${STAGING}${suffix}`;
-      const serverMax = await chroma.maxBatchSize();
-      const maxBatch = Math.min(payload.batchSize ?? serverMax, serverMax);
+      const limits = await chroma.writeLimits(payload.batchSize);
       const collection = await chroma.createLike(staging, manifest.collection);
-      const writer = new PipelinedWriter(collection, { maxBatch, mode: "add" });
+      const writer = new BatchedWriter(collection, { limits, mode: "add" }, manifest.dimension ?? 0);
       try {
         // Chunks are gathered into full batches; the next chunks download and decode while Chroma indexes the batch
         // before.
-        let pending = emptyColumns(manifest.dimension ?? 0);
-        const write = async (columns: RecordColumns) => {
-          await writer.write(columns);
-          await ctx.progress({ done: writer.written, total, unit: "records" });
-        };
         for await (const read of readChunks(backupStore, manifest, { ahead, signal: ctx.signal })) {
           if ("problem" in read) throw read.problem;
-          pending = concatColumns([pending, read.columns], pending.dimension);
-          const full = pending.ids.length - (pending.ids.length % maxBatch);
-          if (full > 0) {
-            await write(sliceColumns(pending, 0, full));
-            pending = sliceColumns(pending, full, pending.ids.length);
-          }
+          await writer.add(read.columns);
+          await ctx.progress({ done: writer.written, total, unit: "records" });
         }
-        if (pending.ids.length > 0) await write(pending);
         await writer.finish();
         await ctx.progress({ done: writer.written, total, unit: "records" });
         const count = await collection.count();
@@ -164,7 +169,7 @@ export const restore = defineJob({
         await swapIn(chroma, collection, target, exists ? `${target}${OLD}${suffix}` : undefined, logger);
       } catch (error) {
         // A write still in flight would otherwise land in a collection being deleted.
-        await writer.finish().catch(() => undefined);
+        await writer.abandon();
         await chroma.deleteCollection(staging).catch(() => undefined);
         throw error;
       }

@@ -24,6 +24,7 @@ const getAnswer = z.object({
   embeddings: z.array(z.unknown()).nullable().optional(),
   documents: z.array(z.string().nullable()).nullable().optional(),
   metadatas: z.array(z.record(z.string(), z.unknown()).nullable()).nullable().optional(),
+  uris: z.array(z.string().nullable()).nullable().optional(),
 });
 
 /** Chroma answered a bulk read with an error status; the message is the server's own. */

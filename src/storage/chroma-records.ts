@@ -1,6 +1,5 @@
 import type { Collection, Metadata } from "chromadb";
 import type { RecordColumns } from "./record-columns.js";
-import { embeddingAt, sliceColumns } from "./record-columns.js";
 
 /** A Chroma `get` answer, from the client or from the bulk reader. */
 export interface GetColumnsInput {
@@ -8,6 +7,7 @@ export interface GetColumnsInput {
   embeddings?: readonly unknown[] | null | undefined;
   documents?: (string | null)[] | null | undefined;
   metadatas?: (Metadata | null)[] | null | undefined;
+  uris?: (string | null)[] | null | undefined;
 }
 
 /** A Chroma `get` answer as columns, embeddings packed as float32; refuses rows of the wrong length. */
@@ -31,80 +31,8 @@ export function columnsFromGet(result: GetColumnsInput): RecordColumns {
     embeddings,
     documents: result.documents ?? new Array<null>(count).fill(null),
     metadatas: result.metadatas ?? new Array<null>(count).fill(null),
+    uris: result.uris ?? new Array<null>(count).fill(null),
   };
-}
-
-/**
- * Splits records into runs that share a shape (with or without document, with or without metadata), keeping their
- * order: the chromadb client refuses a batch in which only some records have a document (or metadata).
- */
-export function* uniformRuns(columns: RecordColumns): Generator<RecordColumns> {
-  const shape = (i: number) => `${columns.documents[i] === null ? 0 : 1}${columns.metadatas[i] === null ? 0 : 1}`;
-  let start = 0;
-  for (let i = 1; i <= columns.ids.length; i++) {
-    if (i === columns.ids.length || shape(i) !== shape(start)) {
-      yield sliceColumns(columns, start, i);
-      start = i;
-    }
-  }
-}
-
-/** How records are written: batches within the server's limit; `upsert` makes a re-run idempotent. */
-export interface RecordWriting {
-  maxBatch: number;
-  mode: "add" | "upsert";
-}
-
-/**
- * Writes `columns` in batches of at most `maxBatch`, each of one shape. Each batch's embeddings become plain numbers
- * only as it is sent: as number[][] they take five times the memory of the packed floats.
- */
-async function send(collection: Collection, columns: RecordColumns, writing: RecordWriting, sent: (records: number) => void) {
-  for (let start = 0; start < columns.ids.length; start += writing.maxBatch) {
-    const batch = sliceColumns(columns, start, Math.min(start + writing.maxBatch, columns.ids.length));
-    for (const run of uniformRuns(batch)) {
-      const records = {
-        ids: run.ids,
-        embeddings: run.ids.map((_, i) => embeddingAt(run, i)),
-        ...(run.documents[0] !== null ? { documents: run.documents as string[] } : {}),
-        ...(run.metadatas[0] !== null ? { metadatas: run.metadatas as Metadata[] } : {}),
-      };
-      await (writing.mode === "add" ? collection.add(records) : collection.upsert(records));
-      sent(run.ids.length);
-    }
-  }
-}
-
-/** Writes records in batches within the server's limit, each of one shape, and returns once they are written. */
-export async function writeRecords(collection: Collection, columns: RecordColumns, writing: RecordWriting): Promise<void> {
-  await send(collection, columns, writing, () => undefined);
-}
-
-/**
- * Writes record batches in the order given, one at a time, while the caller reads the next: `write` returns once the
- * previous batch is written and this one is on its way. Chroma indexes a write on about one core, so downloading and
- * decoding the next chunks runs on the other. `finish` waits for the last write and reports any failure.
- */
-export class PipelinedWriter {
-  /** Records whose writes have completed. */
-  written = 0;
-  private previous: Promise<void> = Promise.resolve();
-
-  constructor(
-    private readonly collection: Collection,
-    private readonly writing: RecordWriting,
-  ) {}
-
-  async write(columns: RecordColumns): Promise<void> {
-    await this.previous;
-    this.previous = send(this.collection, columns, this.writing, (records) => (this.written += records));
-    // A failed write surfaces at the next write or at finish, not as an unhandled rejection meanwhile.
-    this.previous.catch(() => undefined);
-  }
-
-  async finish(): Promise<void> {
-    await this.previous;
-  }
 }
 
 /**
@@ -124,9 +52,9 @@ function ulpsApart(x: number, y: number): number {
   return Math.abs(a - b);
 }
 
-/** Whether two stored records are the same: document and metadata alike, embeddings equal as float32 within a few ULPs. */
+/** Whether two stored records are the same: document, URI and metadata alike, embeddings equal as float32 within a few ULPs. */
 export function sameRecord(a: RecordColumns, i: number, b: RecordColumns, j: number): boolean {
-  if (a.ids[i] !== b.ids[j] || a.documents[i] !== b.documents[j] || a.dimension !== b.dimension) return false;
+  if (a.ids[i] !== b.ids[j] || a.documents[i] !== b.documents[j] || a.uris[i] !== b.uris[j] || a.dimension !== b.dimension) return false;
   if (canonical(a.metadatas[i] ?? null) !== canonical(b.metadatas[j] ?? null)) return false;
   const x = a.embeddings.subarray(i * a.dimension, (i + 1) * a.dimension);
   const y = b.embeddings.subarray(j * b.dimension, (j + 1) * b.dimension);

@@ -11,7 +11,10 @@ import { DEFAULTS, type NetworkOptions } from "../config/defaults.js";
 import { redactUrl } from "../redact.js";
 import { ChromaBulkGet, ChromaReadError } from "./chroma-bulk-get.js";
 import { limitChromaRequests } from "./chroma-fetch.js";
+import { featuresOfApi, type ChromaFeature } from "./chroma-features.js";
 import type { GetColumnsInput } from "./chroma-records.js";
+import { ChromaNoAnswerError, ChromaRest, type CollectionAnswer, type Preflight } from "./chroma-rest.js";
+import type { WriteLimits } from "./chroma-writer.js";
 import { createOptionsFrom } from "./collection-config.js";
 import { idsAt, readRecords, type GetRequest, type IdListing, type LinearReading } from "./linear-read.js";
 import type { RecordColumns } from "./record-columns.js";
@@ -30,6 +33,16 @@ export interface ChromaSettings {
   token?: string | undefined;
   tenant: string;
   database: string;
+  /** Request-body bytes a write may send at most. @defaultValue DEFAULTS.chroma.maxRequestBytes */
+  maxRequestBytes?: number | undefined;
+}
+
+/** How a collection is saved in a backup and recreated from it. */
+export interface SavedCollection {
+  metadata: Record<string, unknown> | null;
+  configuration: Record<string, unknown>;
+  /** Chroma 1.2+: the index settings per key, verbatim as the server described them. */
+  schema?: Record<string, unknown> | undefined;
 }
 
 /**
@@ -52,8 +65,10 @@ export class ChromaUnavailableError extends Error {
 export class ChromaStore {
   readonly client: ChromaClient;
   private readonly bulk: ChromaBulkGet;
-  private maxBatch: number | undefined;
   private readonly network: NetworkOptions;
+  private readonly rest: ChromaRest;
+  private preflightAnswer: Promise<Preflight> | undefined;
+  private apiFeatures: Promise<Set<ChromaFeature> | undefined> | undefined;
   /** The server's URL as it may be shown (messages, logs, `/readyz`): credentials stripped. */
   readonly where: string;
 
@@ -84,6 +99,13 @@ export class ChromaStore {
       tenant: settings.tenant,
       database: settings.database,
       idleTimeoutMs: this.network.idleTimeoutMs,
+    });
+    this.rest = new ChromaRest({
+      url: settings.url,
+      headers,
+      tenant: settings.tenant,
+      database: settings.database,
+      timeoutMs: this.network.chromaRequestTimeoutMs,
     });
   }
 
@@ -142,7 +164,7 @@ export class ChromaStore {
    * server and the variable that sets it. Anything else is returned as it is.
    */
   withOrigin(error: unknown): unknown {
-    if (error instanceof ChromaConnectionError) {
+    if (error instanceof ChromaConnectionError || error instanceof ChromaNoAnswerError) {
       return new ChromaUnavailableError(
         `Chroma does not answer at ${this.where} (CHROMA_URL): start it, or point CHROMA_URL at a running server`,
       );
@@ -185,8 +207,23 @@ export class ChromaStore {
     }
   }
 
-  /** Creates a collection configured like a saved one: metadata, distance space, HNSW/SPANN, embedding function. */
-  async createLike(name: string, saved: { metadata: Record<string, unknown> | null; configuration: Record<string, unknown> }): Promise<Collection> {
+  /** A collection as the server describes it, verbatim: metadata, configuration and (Chroma 1.2+) schema. */
+  async describeCollection(name: string): Promise<CollectionAnswer> {
+    await this.openCollection(name);
+    return this.reachable(() => this.rest.describeCollection(name));
+  }
+
+  /**
+   * Creates a collection configured like a saved one: with its schema verbatim where it has one (which holds the
+   * distance space, HNSW settings and embedding function too: Chroma takes a schema or a configuration, not both);
+   * else from its configuration (distance space, HNSW/SPANN, embedding function). Metadata either way.
+   */
+  async createLike(name: string, saved: SavedCollection): Promise<Collection> {
+    if (saved.schema) {
+      const schema = saved.schema;
+      await this.reachable(() => this.rest.createCollection({ name, metadata: saved.metadata, schema }));
+      return this.openCollection(name);
+    }
     const { configuration, embeddingFunction } = createOptionsFrom(saved.configuration);
     return this.reachable(() =>
       this.client.createCollection({
@@ -202,10 +239,43 @@ export class ChromaStore {
     await this.reachable(() => this.client.deleteCollection({ name }));
   }
 
-  /** The server's largest accepted write batch (asked once). */
+  /** The server's pre-flight answer (asked once). */
+  private preflight(): Promise<Preflight> {
+    this.preflightAnswer ??= this.reachable(() => this.rest.preflight());
+    this.preflightAnswer.catch(() => (this.preflightAnswer = undefined));
+    return this.preflightAnswer;
+  }
+
+  /** The server's largest accepted write batch. */
   async maxBatchSize(): Promise<number> {
-    this.maxBatch ??= await this.reachable(() => this.client.getMaxBatchSize());
-    return this.maxBatch;
+    return (await this.preflight()).max_batch_size;
+  }
+
+  /** How much one write may carry: the server's batch size (or `records`, when smaller) and the request-body cap. */
+  async writeLimits(records?: number): Promise<WriteLimits> {
+    const preflight = await this.preflight();
+    return {
+      records: Math.min(records ?? preflight.max_batch_size, preflight.max_batch_size),
+      bytes: this.settings.maxRequestBytes ?? DEFAULTS.chroma.maxRequestBytes,
+      base64Embeddings: preflight.supports_base64_encoding ?? false,
+    };
+  }
+
+  /**
+   * Which of `features` this server cannot hold, from its API description; undefined when the server describes no
+   * API (then nothing can be told before writing).
+   */
+  async missingFeatures(features: readonly ChromaFeature[]): Promise<ChromaFeature[] | undefined> {
+    if (features.length === 0) return [];
+    this.apiFeatures ??= this.reachable(() => this.rest.apiDescription()).then(featuresOfApi);
+    this.apiFeatures.catch(() => (this.apiFeatures = undefined));
+    const supported = await this.apiFeatures;
+    return supported && features.filter((feature) => !supported.has(feature));
+  }
+
+  /** The server as messages name it (credentials in the URL redacted). */
+  get description(): string {
+    return `the Chroma at ${this.where}`;
   }
 
   /** One stored embedding of the collection, or undefined when it is empty. */

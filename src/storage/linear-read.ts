@@ -5,10 +5,10 @@ import { readAhead } from "./read-ahead.js";
 import type { RecordColumns } from "./record-columns.js";
 
 /** The record fields a whole-collection read can ask for. */
-export type RecordField = "embeddings" | "documents" | "metadatas";
+export type RecordField = "embeddings" | "documents" | "metadatas" | "uris";
 
 /** Everything a record holds: what backup, archive and lint read. */
-export const RECORD_FIELDS: readonly RecordField[] = ["embeddings", "documents", "metadatas"];
+export const RECORD_FIELDS: readonly RecordField[] = ["embeddings", "documents", "metadatas", "uris"];
 
 /** One Chroma `get` as the linear reader makes it: a window of ids (`limit`/`offset`, no fields) or records by id. */
 export interface GetRequest {

@@ -12,10 +12,12 @@ export interface RecordColumns {
   embeddings: Float32Array;
   documents: (string | null)[];
   metadatas: (Metadata | null)[];
+  /** The record's URI (multimodal collections keep a pointer to the original), or null. */
+  uris: (string | null)[];
 }
 
 export function emptyColumns(dimension: number): RecordColumns {
-  return { ids: [], dimension, embeddings: new Float32Array(0), documents: [], metadatas: [] };
+  return { ids: [], dimension, embeddings: new Float32Array(0), documents: [], metadatas: [], uris: [] };
 }
 
 /** The embedding of record `index` as the plain numbers the Chroma client sends. */
@@ -31,6 +33,7 @@ export function sliceColumns(columns: RecordColumns, start: number, end: number)
     embeddings: columns.embeddings.subarray(start * columns.dimension, end * columns.dimension),
     documents: columns.documents.slice(start, end),
     metadatas: columns.metadatas.slice(start, end),
+    uris: columns.uris.slice(start, end),
   };
 }
 
@@ -49,5 +52,6 @@ export function concatColumns(parts: readonly RecordColumns[], dimension: number
     embeddings,
     documents: parts.flatMap((p) => p.documents),
     metadatas: parts.flatMap((p) => p.metadatas),
+    uris: parts.flatMap((p) => p.uris),
   };
 }

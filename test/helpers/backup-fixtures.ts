@@ -78,11 +78,12 @@ export async function createRichCollection(chroma: ChromaStore, name: string, co
 /** Everything a collection holds, sorted by id, with embeddings as float32 bit patterns. */
 export async function snapshotOf(chroma: ChromaStore, name: string) {
   const collection = await chroma.openCollection(name);
-  const all = await collection.get({ include: ["embeddings", "documents", "metadatas"] });
+  const all = await collection.get({ include: ["embeddings", "documents", "metadatas", "uris"] });
   const rows = all.ids.map((id, i) => ({
     id,
     document: all.documents[i] ?? null,
     metadata: all.metadatas[i] ?? null,
+    uri: all.uris[i] ?? null,
     bits: Array.from(new Uint32Array(new Float32Array(all.embeddings[i]!).buffer)),
   }));
   rows.sort((a, b) => (a.id < b.id ? -1 : 1));

@@ -40,6 +40,8 @@ export interface SeenRequest {
   path: string;
   /** The fault applied, if any. */
   fault?: HttpFault["kind"];
+  /** The request body's declared length (Content-Length), when it has one. */
+  bytes?: number;
 }
 
 export interface HttpFaultProxy {
@@ -116,7 +118,13 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
 
   const server = http.createServer((req, res) => {
     const fault = pick(req);
-    requests.push({ method: req.method ?? "", path: req.url ?? "", ...(fault ? { fault: fault.kind } : {}) });
+    const length = Number(req.headers["content-length"]);
+    requests.push({
+      method: req.method ?? "",
+      path: req.url ?? "",
+      ...(fault ? { fault: fault.kind } : {}),
+      ...(Number.isFinite(length) ? { bytes: length } : {}),
+    });
     if (!fault) return forward(req, res, (answer) => passOn(answer, res));
     switch (fault.kind) {
       case "status":

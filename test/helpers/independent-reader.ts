@@ -12,6 +12,7 @@ export interface ReadRecord {
   id: string;
   document: string | null;
   metadata: Record<string, unknown> | null;
+  uri: string | null;
   /** float32 bit patterns, as unsigned 32-bit integers. */
   bits: number[];
 }
@@ -87,7 +88,7 @@ export function readBackup(root: string, collection: string, backupId: string): 
   const text = readFileSync(join(folder, "manifest.json"), "utf8");
   if (!manifestChecksumHolds(text)) throw new Error("manifest checksum does not hold");
   const manifest = JSON.parse(text) as Record<string, unknown>;
-  if (manifest.format !== "vectorkeeper-backup" || manifest.formatVersion !== 1) throw new Error("unknown format");
+  if (manifest.format !== "vectorkeeper-backup" || (manifest.formatVersion !== 1 && manifest.formatVersion !== 2)) throw new Error("unknown format");
   const described = manifest.collection as { name: string };
   if (described.name !== collection || manifest.backupId !== backupId) throw new Error("manifest is in the wrong folder");
   const chunks = manifest.chunks as { key: string; records: number; bytes: number; sha256: string }[];
@@ -104,11 +105,13 @@ export function readBackup(root: string, collection: string, backupId: string): 
     }
     const documents = json.documents as (string | null)[] | null;
     const metadatas = json.metadatas as (Record<string, unknown> | null)[] | null;
+    const uris = json.uris as (string | null)[] | undefined;
     ids.forEach((id, i) =>
       records.push({
         id,
         document: documents?.[i] ?? null,
         metadata: metadatas?.[i] ?? null,
+        uri: uris?.[i] ?? null,
         bits: Array.from(values.subarray(i * dimension, (i + 1) * dimension)),
       }),
     );

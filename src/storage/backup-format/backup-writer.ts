@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { recordFeatures, type ChromaFeature } from "../chroma-features.js";
 import type { ObjectStore } from "../object-store.js";
 import { concatColumns, sliceColumns, type RecordColumns } from "../record-columns.js";
 import { encodeChunk } from "./chunk-codec.js";
@@ -27,6 +28,8 @@ export class BackupWriter {
   private dimension = 0;
   records = 0;
   bytes = 0;
+  /** What the records written so far hold that not every server can (for the manifest's `features`). */
+  readonly features = new Set<ChromaFeature>();
 
   constructor(
     private readonly store: ObjectStore,
@@ -36,11 +39,12 @@ export class BackupWriter {
   ) {}
 
   private estimate(columns: RecordColumns, index: number): number {
-    return columns.dimension * 4 + columns.ids[index]!.length + (columns.documents[index]?.length ?? 0) + 64;
+    return columns.dimension * 4 + columns.ids[index]!.length + (columns.documents[index]?.length ?? 0) + (columns.uris[index]?.length ?? 0) + 64;
   }
 
   async add(page: RecordColumns): Promise<void> {
     this.dimension = page.dimension;
+    for (const feature of recordFeatures(page.metadatas, page.uris)) this.features.add(feature);
     let start = 0;
     for (let i = 0; i < page.ids.length; i++) {
       this.pendingRecords++;

@@ -2,12 +2,14 @@ import { endianness } from "node:os";
 import type { Metadata } from "chromadb";
 import { z } from "zod";
 import { IntegrityError } from "../../config/config-error.js";
+import { TOOL_VERSION } from "../../version.js";
 import type { RecordColumns } from "../record-columns.js";
 
 /**
  * One chunk, before compression:
- *   "VKC1" | u32 LE length of the JSON part | JSON {count, dimension, ids, documents, metadatas} | embeddings
- * Text and metadata travel as JSON (compact, exact for strings, numbers and booleans). Embeddings are float32 LE, bit
+ *   "VKC1" | u32 LE length of the JSON part | JSON {count, dimension, ids, documents, metadatas[, uris]} | embeddings
+ * Text and metadata travel as JSON (compact, exact for strings, numbers, booleans and their arrays); `uris` is there
+ * only when a record has one, so chunks without URIs are byte for byte those of format version 1. Embeddings are float32 LE, bit
  * for bit what Chroma stores and a fifth of their size as decimal text, byte-shuffled as Blosc does: all first bytes
  * of the floats, then all second bytes, and so on. Sign and exponent bytes then sit together and compress well, so
  * the compressor both shrinks them more and runs faster.
@@ -28,8 +30,25 @@ const chunkText = z
     /** null: no record in the chunk has a document (saves a column of nulls). */
     documents: z.array(z.string().nullable()).nullable(),
     metadatas: z.array(z.record(z.string(), metadataValue).nullable()).nullable(),
+    uris: z.array(z.string().nullable()).optional(),
   })
   .strict();
+
+/** What a chunk's record text holds that this version cannot restore, or what else is wrong with it, in a few words. */
+function textProblem(error: z.ZodError, raw: unknown): string {
+  const issue = error.issues[0];
+  if (!issue) return "malformed record text";
+  if (issue.code === "unrecognized_keys") {
+    return `holds field ${issue.keys.map((k) => `"${k}"`).join(", ")}, which this vectorkeeper (${TOOL_VERSION}) cannot restore: use a newer release`;
+  }
+  const [column, row, key] = issue.path;
+  if (column === "metadatas" && typeof row === "number" && typeof key === "string") {
+    const ids = (raw as { ids?: unknown }).ids;
+    const id = Array.isArray(ids) ? String(ids[row]) : `#${row}`;
+    return `metadata "${key}" of record ${id} holds a value this vectorkeeper (${TOOL_VERSION}) cannot restore: use a newer release`;
+  }
+  return `malformed record text at ${issue.path.join(".")} (${issue.message})`;
+}
 
 const allNull = <T>(values: readonly (T | null)[]) => values.every((v) => v === null);
 
@@ -49,6 +68,7 @@ export function encodeChunk(columns: RecordColumns): ChunkParts {
       ids: columns.ids,
       documents: allNull(columns.documents) ? null : columns.documents,
       metadatas: allNull(columns.metadatas) ? null : columns.metadatas,
+      ...(allNull(columns.uris) ? {} : { uris: columns.uris }),
     }),
     "utf8",
   );
@@ -67,20 +87,21 @@ export function decodeChunk(bytes: Buffer, where: string): RecordColumns {
   const textLength = bytes.readUInt32LE(4);
   const textEnd = 8 + textLength;
   if (textEnd > bytes.length) throw new IntegrityError(`${where}: truncated`);
-  let parsed;
+  let raw: unknown;
   try {
-    parsed = chunkText.safeParse(JSON.parse(bytes.subarray(8, textEnd).toString("utf8")));
+    raw = JSON.parse(bytes.subarray(8, textEnd).toString("utf8"));
   } catch {
     throw new IntegrityError(`${where}: unreadable record text`);
   }
-  if (!parsed.success) throw new IntegrityError(`${where}: malformed record text (${parsed.error.issues[0]?.message})`);
-  const { count, dimension, ids, documents, metadatas } = parsed.data;
+  const parsed = chunkText.safeParse(raw);
+  if (!parsed.success) throw new IntegrityError(`${where} ${textProblem(parsed.error, raw)}`);
+  const { count, dimension, ids, documents, metadatas, uris } = parsed.data;
   const floatBytes = bytes.length - textEnd;
   if (ids.length !== count || floatBytes !== count * dimension * 4) {
     throw new IntegrityError(`${where}: holds ${ids.length} ids and ${floatBytes} embedding bytes, expected ${count} of ${dimension} dims`);
   }
-  if ((documents && documents.length !== count) || (metadatas && metadatas.length !== count)) {
-    throw new IntegrityError(`${where}: document or metadata count differs from the record count`);
+  if ((documents && documents.length !== count) || (metadatas && metadatas.length !== count) || (uris && uris.length !== count)) {
+    throw new IntegrityError(`${where}: document, metadata or URI count differs from the record count`);
   }
   const embeddings = new Float32Array(count * dimension);
   unshuffle(bytes.subarray(textEnd), new Uint8Array(embeddings.buffer));
@@ -90,6 +111,7 @@ export function decodeChunk(bytes: Buffer, where: string): RecordColumns {
     embeddings,
     documents: documents ?? new Array<null>(count).fill(null),
     metadatas: (metadatas as (Metadata | null)[] | null) ?? new Array<null>(count).fill(null),
+    uris: uris ?? new Array<null>(count).fill(null),
   };
 }
 

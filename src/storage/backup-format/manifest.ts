@@ -2,10 +2,14 @@ import { createHash } from "node:crypto";
 import { z } from "zod";
 import { IntegrityError } from "../../config/config-error.js";
 import { TOOL_VERSION } from "../../version.js";
+import { CHROMA_FEATURES, recordFeatures, type ChromaFeature } from "../chroma-features.js";
+import type { CollectionAnswer } from "../chroma-rest.js";
 import { COMPRESSIONS } from "./compression.js";
 
 export const FORMAT = "vectorkeeper-backup";
-export const FORMAT_VERSION = 1;
+/** 2 added the collection's schema, record URIs and the `features` list; version 1 manifests are still read. */
+export const FORMAT_VERSION = 2;
+const READABLE_VERSIONS = [1, 2];
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, { message: "must be a hex SHA-256" });
 
@@ -19,25 +23,27 @@ const chunkEntry = z
   })
   .strict();
 
-export const manifestSchema = z
+const collectionV1 = z
+  .object({
+    name: z.string(),
+    id: z.string(),
+    metadata: z.record(z.string(), z.unknown()).nullable(),
+    /** Chroma's configuration as the server reports it: distance space, HNSW parameters, embedding function. */
+    configuration: z.record(z.string(), z.unknown()),
+  })
+  .strict();
+
+const manifestV1 = z
   .object({
     format: z.literal(FORMAT),
-    formatVersion: z.literal(FORMAT_VERSION),
+    formatVersion: z.literal(1),
     toolVersion: z.string(),
     backupId: z.string(),
     /** A backup (pruned by retention) or an archive of records moved out of the collection (never pruned). */
     purpose: z.enum(["backup", "archive"]),
     /** For an archive: which records it took (field before cutoff, epoch ms). */
     archived: z.object({ field: z.string(), cutoff: z.number() }).strict().optional(),
-    collection: z
-      .object({
-        name: z.string(),
-        id: z.string(),
-        metadata: z.record(z.string(), z.unknown()).nullable(),
-        /** Chroma's configuration as the server reports it: distance space, HNSW parameters, embedding function. */
-        configuration: z.record(z.string(), z.unknown()),
-      })
-      .strict(),
+    collection: collectionV1,
     /** Embedding dimension; null for an empty collection. */
     dimension: z.number().int().positive().nullable(),
     records: z.number().int().nonnegative(),
@@ -57,7 +63,22 @@ export const manifestSchema = z
   })
   .strict();
 
-export type Manifest = z.output<typeof manifestSchema>;
+export const manifestSchema = manifestV1
+  .extend({
+    formatVersion: z.literal(FORMAT_VERSION),
+    collection: collectionV1
+      .extend({
+        /** Chroma 1.2+: the collection's schema verbatim, as the GET collection answer carries it. */
+        schema: z.record(z.string(), z.unknown()).optional(),
+      })
+      .strict(),
+    /** What the backup holds that not every server can: a restore checks its target against it before writing. */
+    features: z.array(z.enum(CHROMA_FEATURES)),
+  })
+  .strict();
+
+/** A manifest of either version, as the current one (a version 1 manifest uses none of the newer features). */
+export type Manifest = Omit<z.output<typeof manifestSchema>, "formatVersion"> & { formatVersion: 1 | typeof FORMAT_VERSION };
 export type ManifestChunk = Manifest["chunks"][number];
 export type UnsignedManifest = Omit<Manifest, "checksum">;
 
@@ -81,16 +102,13 @@ export function parseManifest(bytes: Buffer, backupLabel: string): Manifest {
   if (!head.success || head.data.format !== FORMAT) {
     throw new IntegrityError(`manifest of backup ${backupLabel} is not a vectorkeeper manifest`);
   }
-  if (head.data.formatVersion !== FORMAT_VERSION) {
+  if (!READABLE_VERSIONS.includes(head.data.formatVersion)) {
     throw new IntegrityError(
-      `backup ${backupLabel} has format version ${head.data.formatVersion}; this vectorkeeper reads version ${FORMAT_VERSION}: use a matching vectorkeeper release`,
+      `backup ${backupLabel} has format version ${head.data.formatVersion}; this vectorkeeper reads versions ${READABLE_VERSIONS.join(" and ")}: use a matching vectorkeeper release`,
     );
   }
-  const parsed = manifestSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new IntegrityError(`manifest of backup ${backupLabel} is invalid at ${issue?.path.join(".")}: ${issue?.message}`);
-  }
+  const parsed = head.data.formatVersion === 1 ? manifestV1.safeParse(raw) : manifestSchema.safeParse(raw);
+  if (!parsed.success) throw new IntegrityError(`manifest of backup ${backupLabel} ${manifestProblem(parsed.error)}`);
   const { checksum, ...unsigned } = raw as Record<string, unknown>;
   if (checksumOf(unsigned) !== checksum) {
     throw new IntegrityError(`manifest of backup ${backupLabel} fails its checksum: it was altered or damaged`);
@@ -98,7 +116,21 @@ export function parseManifest(bytes: Buffer, backupLabel: string): Manifest {
   if (parsed.data.chunks.reduce((n, c) => n + c.records, 0) !== parsed.data.records) {
     throw new IntegrityError(`manifest of backup ${backupLabel}: chunk record counts do not add up to ${parsed.data.records}`);
   }
-  return parsed.data;
+  return parsed.data.formatVersion === 1 ? { ...parsed.data, features: [] } : parsed.data;
+}
+
+/** What a manifest holds that this version cannot restore (a field or feature of a newer release), or what else is wrong. */
+function manifestProblem(error: z.ZodError): string {
+  const issue = error.issues[0];
+  const at = issue?.path.join(".") ?? "";
+  if (issue?.code === "unrecognized_keys") {
+    const fields = issue.keys.map((key) => `"${at ? `${at}.` : ""}${key}"`).join(", ");
+    return `holds field ${fields}, which this vectorkeeper (${TOOL_VERSION}) cannot restore: use a newer release`;
+  }
+  if (issue?.path[0] === "features" && issue.code === "invalid_value") {
+    return `uses feature ${at}, which this vectorkeeper (${TOOL_VERSION}) cannot restore: use a newer release`;
+  }
+  return `is invalid at ${at}: ${issue?.message}`;
 }
 
 /** The fields every new manifest starts with. */
@@ -106,17 +138,22 @@ export function manifestHeader(backupId: string, purpose: Manifest["purpose"]) {
   return { format: FORMAT, formatVersion: FORMAT_VERSION, toolVersion: TOOL_VERSION, backupId, purpose } as const;
 }
 
-/** How a manifest describes the collection it was taken from. */
-export function collectionEntry(collection: {
-  name: string;
-  id: string;
-  metadata?: Record<string, unknown> | null | undefined;
-  configuration: object;
-}): Manifest["collection"] {
+/** How a manifest describes the collection it was taken from: as the server described it, schema verbatim. */
+export function collectionEntry(collection: CollectionAnswer): Manifest["collection"] {
   return {
     name: collection.name,
     id: collection.id,
     metadata: collection.metadata ?? null,
-    configuration: { ...collection.configuration } as Record<string, unknown>,
+    configuration: collection.configuration_json ?? {},
+    ...(collection.schema ? { schema: collection.schema } : {}),
   };
 }
+
+/** The features a backup uses: its collection's schema, and what its records hold (from `recordFeatures`). */
+export function manifestFeatures(collection: Manifest["collection"], records: Iterable<ChromaFeature>): ChromaFeature[] {
+  const used = new Set(records);
+  if (collection.schema) used.add("schema");
+  return CHROMA_FEATURES.filter((feature) => used.has(feature));
+}
+
+export { recordFeatures };

@@ -1,0 +1,110 @@
+import { z } from "zod";
+
+/** Where and as whom the REST calls go (the same settings the client uses). */
+export interface ChromaRestTarget {
+  url: string;
+  headers: Record<string, string>;
+  tenant: string;
+  database: string;
+  /** How long one call may take. */
+  timeoutMs: number;
+}
+
+/** Chroma answered a REST call with an error status; the message is the server's own. */
+export class ChromaRequestError extends Error {
+  override readonly name = "ChromaRequestError";
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+/** The server did not answer a REST call at all (refused, unreachable, timed out). */
+export class ChromaNoAnswerError extends Error {
+  override readonly name = "ChromaNoAnswerError";
+}
+
+/** A collection as the v2 API describes it, with what vectorkeeper keeps of it verbatim. */
+export const collectionAnswer = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    metadata: z.record(z.string(), z.unknown()).nullable().optional(),
+    configuration_json: z.record(z.string(), z.unknown()).nullable().optional(),
+    /** Chroma 1.2+: the index settings per value type and key. */
+    schema: z.record(z.string(), z.unknown()).nullable().optional(),
+  })
+  .loose();
+export type CollectionAnswer = z.output<typeof collectionAnswer>;
+
+const preflightAnswer = z.object({ max_batch_size: z.number().int().positive(), supports_base64_encoding: z.boolean().optional() }).loose();
+export type Preflight = z.output<typeof preflightAnswer>;
+
+/**
+ * The few v2 REST calls made beside the chromadb client, where the client would change what passes through: it
+ * rebuilds a collection's schema into its own classes (dropping what it does not model), and it does not expose the
+ * server's API description.
+ */
+export class ChromaRest {
+  constructor(private readonly target: ChromaRestTarget) {}
+
+  private get collections(): string {
+    const { tenant, database } = this.target;
+    return `/api/v2/tenants/${encodeURIComponent(tenant)}/databases/${encodeURIComponent(database)}/collections`;
+  }
+
+  /** A collection's description verbatim, schema included when the server has one. */
+  async describeCollection(name: string): Promise<CollectionAnswer> {
+    return collectionAnswer.parse(await this.call("GET", `${this.collections}/${encodeURIComponent(name)}`));
+  }
+
+  /** Creates a collection from a saved description: with its schema as saved (Chroma refuses a schema beside a configuration). */
+  async createCollection(body: { name: string; metadata: Record<string, unknown> | null; schema: Record<string, unknown> }): Promise<CollectionAnswer> {
+    return collectionAnswer.parse(await this.call("POST", this.collections, body));
+  }
+
+  async preflight(): Promise<Preflight> {
+    return preflightAnswer.parse(await this.call("GET", "/api/v2/pre-flight-checks"));
+  }
+
+  /** The server's API description, or undefined when it serves none. */
+  async apiDescription(): Promise<unknown> {
+    try {
+      return await this.call("GET", "/openapi.json");
+    } catch (error) {
+      if (error instanceof ChromaRequestError) return undefined;
+      throw error;
+    }
+  }
+
+  private async call(method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(new URL(path, this.target.url), {
+        method,
+        headers: { ...this.target.headers, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(this.target.timeoutMs),
+      });
+      text = await response.text();
+    } catch (error) {
+      const cause = error instanceof Error && error.name === "TimeoutError" ? `no answer within ${this.target.timeoutMs} ms` : "no answer";
+      throw new ChromaNoAnswerError(`${method} ${path}: ${cause}`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (!response.ok) {
+      const message = z.object({ message: z.string() }).safeParse(parsed);
+      throw new ChromaRequestError(`Chroma answered ${response.status} to ${method} ${path}: ${message.success ? message.data.message : text.slice(0, 200)}`, response.status);
+    }
+    if (parsed === undefined) throw new ChromaRequestError(`Chroma's answer to ${method} ${path} is not JSON`, response.status);
+    return parsed;
+  }
+}
