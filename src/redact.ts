@@ -13,10 +13,10 @@ export const REDACTED = "***";
 /**
  * `http://user:pw@host/p?token=t&x=1` → `http://***@host/p?token=***&x=1`: userinfo (both halves: a user name can be
  * the secret, as in `https://TOKEN@host`) and known credential parameters replaced; the rest kept so the URL still
- * says where. Text that is not a URL has anything between `//` and the last `@` replaced.
+ * says where. Text that is not a URL has anything between `//` and the last `@` before the path replaced.
  */
 export function redactUrl(url: string): string {
-  const userinfoOfText = () => url.replace(/^([^@]*?\/\/)?[^/@]*@/, (_, scheme: string | undefined) => `${scheme ?? ""}${REDACTED}@`);
+  const userinfoOfText = () => url.replace(/^([^@]*?\/\/)?[^/]*@/, (_, scheme: string | undefined) => `${scheme ?? ""}${REDACTED}@`);
   let parsed: URL;
   try {
     parsed = new URL(url);

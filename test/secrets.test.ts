@@ -35,6 +35,8 @@ describe("the redaction helper", () => {
     // Not parseable, still redacted.
     expect(redactUrl(`http://:${SECRET}@`)).toBe("http://***@");
     expect(redactUrl(`localhost:${SECRET}@x`)).toBe("***@x");
+    expect(redactUrl(`http://u:p@${SECRET}@`)).toBe("http://***@");
+    expect(redactUrl(`http://u:p@${SECRET}@host/x`)).toBe("http://***@host/x");
   });
 
   it("finds URLs inside text and keeps the sentence around them", () => {
@@ -53,6 +55,7 @@ describe("secrets in configuration errors", () => {
       { CHROMA_URL: `ftp://user:${SECRET}@x` },
       { CHROMA_URL: `http://:${SECRET}@` },
       { S3_ENDPOINT: `s3://key:${SECRET}@minio` },
+      { VK_QUEUE_PREFIX: `http://u:${SECRET}${"p".repeat(150)}@x` },
     ]) {
       const text = message(env);
       expect(text).toContain(Object.keys(env)[0]!);

@@ -36,7 +36,7 @@ export function describeIssues(
       const name = where(issue.path);
       const value = valueAt(input, issue.path);
       const shown =
-        value === undefined || SECRET_FIELD.test(name) ? "" : ` (got ${redactUrlsIn(JSON.stringify(urlLike(name, value))?.slice(0, 120) ?? "")})`;
+        value === undefined || SECRET_FIELD.test(name) ? "" : ` (got ${redactUrlsIn(JSON.stringify(urlLike(name, value)) ?? "").slice(0, 120)})`;
       return `${name}: ${issue.message}${shown}`;
     })
     .join("; ");
