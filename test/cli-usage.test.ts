@@ -78,10 +78,11 @@ describe("restore, run restore and enqueue restore take the same flags", () => {
   const env = testEnv(storeEnv);
   let worker: WorkerHandle;
   let backupId: string;
+  let made: BackupResult;
   beforeAll(async () => {
     await seedCollection(chroma, source, 30, 8);
-    const made = await runCli(["run", "backup", "--collection", source, "--json"], env);
-    backupId = (JSON.parse(made.stdout) as BackupResult).backupId;
+    made = JSON.parse((await runCli(["run", "backup", "--collection", source, "--json"], env)).stdout) as BackupResult;
+    backupId = made.backupId;
     worker = await startWorker({ config: testConfig({ ...storeEnv, VK_QUEUE_PREFIX: env.VK_QUEUE_PREFIX! }), logger: quietLogger(), chroma });
   });
   afterAll(() => worker?.close());
@@ -101,6 +102,18 @@ describe("restore, run restore and enqueue restore take the same flags", () => {
       expect(await (await chroma.openCollection(target)).count(), label).toBe(30);
     }
     expect(store.description).toContain("file://");
+  });
+
+  it("backups list reports the bytes the backup reported (chunks and manifest) and a consistency column", SLOW, async () => {
+    const [listed, human] = await Promise.all([
+      runCli(["backups", "list", "--collection", source, "--json"], env),
+      runCli(["backups", "list", "--collection", source], env),
+    ]);
+    const [entry] = (JSON.parse(listed.stdout) as { backups: { backupId: string; bytes: number; consistent: boolean }[] }).backups;
+    expect(entry).toMatchObject({ backupId, bytes: made.bytes, consistent: true });
+    const lines = human.stdout.trim().split("\n");
+    expect(lines[1]).toMatch(/backup id +collection +records +size +duration +consistent$/);
+    expect(lines[2]).toMatch(new RegExp(`^  ${backupId} +${source} +30 +[\\d.]+ MiB +[\\d.]+ s +yes$`));
   });
 });
 

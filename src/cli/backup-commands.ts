@@ -52,28 +52,31 @@ export function registerBackupCommands(program: Command): void {
       const { backups: entries, damaged } = await completeBackups(store, checked.data);
       const result = {
         store: store.description,
-        backups: entries.map(({ manifest: m }) => ({
+        backups: entries.map(({ manifest: m, bytes }) => ({
           backupId: m.backupId,
           collection: m.collection.name,
           startedAt: m.startedAt,
           records: m.records,
-          bytes: m.chunks.reduce((n, c) => n + c.bytes, 0),
+          bytes,
           chunks: m.chunks.length,
           durationMs: m.durationMs,
           consistent: m.consistent,
         })),
         damaged,
       };
-      printResult(result, flags, (r) =>
-        [
+      printResult(result, flags, (r) => {
+        const width = Math.max(10, ...r.backups.map((b) => b.collection.length));
+        const row = (id: string, collection: string, records: string, size: string, duration: string, consistent: string) =>
+          `  ${id.padEnd(26)}  ${collection.padEnd(width)}  ${records.padStart(9)}  ${size.padStart(11)}  ${duration.padStart(9)}  ${consistent}`;
+        return [
           `${r.backups.length} backups in ${r.store}`,
-          ...r.backups.map(
-            (b) =>
-              `  ${b.backupId}  ${b.collection.padEnd(24)} ${String(b.records).padStart(9)} records ${mib(b.bytes).padStart(11)} ${(b.durationMs / 1000).toFixed(1).padStart(7)} s${b.consistent ? "" : "  (changed while read)"}`,
+          ...(r.backups.length > 0 ? [row("backup id", "collection", "records", "size", "duration", "consistent")] : []),
+          ...r.backups.map((b) =>
+            row(b.backupId, b.collection, String(b.records), mib(b.bytes), `${(b.durationMs / 1000).toFixed(1)} s`, b.consistent ? "yes" : "no (changed while read)"),
           ),
           ...r.damaged.map((d) => `  DAMAGED ${d.backupId} ${d.collection}: ${d.problem}`),
-        ].join("\n"),
-      );
+        ].join("\n");
+      });
     });
 
   withJobFlags(

@@ -12,6 +12,8 @@ export interface BackupFolder {
   /** The newest object's time: how long ago the folder was last written to. */
   lastModified: Date;
   hasManifest: boolean;
+  /** Size of the stored manifest (0 without one). */
+  manifestBytes: number;
 }
 
 export interface CatalogEntry {
@@ -19,6 +21,8 @@ export interface CatalogEntry {
   backupId: string;
   manifest: Manifest;
   keys: string[];
+  /** What the backup takes on the store: its chunks and its manifest (a backup's result reports the same figure). */
+  bytes: number;
 }
 
 export interface DamagedBackup {
@@ -35,13 +39,16 @@ export async function backupFolders(store: ObjectStore, collection: string): Pro
     if (!backupId || !name || !BACKUP_ID.test(backupId)) continue;
     let folder = folders.get(backupId);
     if (!folder) {
-      folder = { collection, backupId, keys: [], bytes: 0, lastModified: object.lastModified, hasManifest: false };
+      folder = { collection, backupId, keys: [], bytes: 0, lastModified: object.lastModified, hasManifest: false, manifestBytes: 0 };
       folders.set(backupId, folder);
     }
     folder.keys.push(object.key);
     folder.bytes += object.size;
     if (object.lastModified > folder.lastModified) folder.lastModified = object.lastModified;
-    if (name === MANIFEST) folder.hasManifest = true;
+    if (name === MANIFEST) {
+      folder.hasManifest = true;
+      folder.manifestBytes = object.size;
+    }
   }
   return [...folders.values()].sort((a, b) => a.backupId.localeCompare(b.backupId));
 }
@@ -83,7 +90,9 @@ export async function completeBackups(
     for (const folder of await backupFolders(store, name)) {
       if (!folder.hasManifest) continue;
       try {
-        backups.push({ collection: name, backupId: folder.backupId, manifest: await readManifest(store, name, folder.backupId), keys: folder.keys });
+        const manifest = await readManifest(store, name, folder.backupId);
+        const bytes = manifest.chunks.reduce((n, c) => n + c.bytes, folder.manifestBytes);
+        backups.push({ collection: name, backupId: folder.backupId, manifest, keys: folder.keys, bytes });
       } catch (error) {
         damaged.push({ collection: name, backupId: folder.backupId, problem: error instanceof Error ? error.message : String(error) });
       }
