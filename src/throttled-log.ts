@@ -16,6 +16,7 @@ export class ThrottledErrorLog {
     private readonly what: string,
     private readonly intervalMs: number,
     private readonly now: () => number = Date.now,
+    private readonly level: "error" | "warn" = "error",
   ) {}
 
   error(error: unknown, fields: Record<string, unknown> = {}): void {
@@ -29,9 +30,9 @@ export class ThrottledErrorLog {
       return;
     }
     this.seen.set(reason, { loggedAt: at, repeats: 0 });
-    this.logger.error(
+    this.logger[this.level](
       { ...fields, reason, ...(code ? { code } : {}), repeatsSinceLastLine: entry?.repeats ?? 0, quietForMs: this.intervalMs },
-      `${this.what} error`,
+      `${this.what} ${this.level === "warn" ? "warning" : "error"}`,
     );
   }
 

@@ -109,9 +109,10 @@ describe("metrics that survive restarts and forget the dead", () => {
     try {
       for (const name of [doomed, named]) await runJob(config, worker.queues, "probe", name);
       const up = (name: string) => `vectorkeeper_probe_up{collection="${name}"}`;
-      const text = await scrape(worker.ops.url);
+      const text = await eventually(() => scrape(worker.ops.url), (t) => seriesValue(t, up(doomed)) === 1, 5000);
       expect(seriesValue(text, up(doomed))).toBe(1);
-      expect(await redis.exists(`${config.queuePrefix}:alert:probe:${doomed}`)).toBe(1);
+      // The worker records alert state right after the job's completion event; wait for it.
+      expect(await eventually(() => redis.exists(`${config.queuePrefix}:alert:probe:${doomed}`), (n) => n === 1, 5000)).toBe(1);
       expect(await redis.pttl(`${config.queuePrefix}:alert:probe:${doomed}`)).toBeGreaterThan(0);
 
       await chroma.client.deleteCollection({ name: doomed });
@@ -121,9 +122,9 @@ describe("metrics that survive restarts and forget the dead", () => {
       const after = await eventually(() => scrape(worker.ops.url), (t) => seriesValue(t, up(doomed)) === undefined, 10_000);
       expect(seriesValue(after, up(doomed))).toBeUndefined();
       expect(after).not.toContain(`collection="${doomed}"`);
-      expect(await redis.exists(`${config.queuePrefix}:alert:probe:${doomed}`)).toBe(0);
-      expect(seriesValue(after, up(named))).toBe(0);
-      expect(await redis.exists(`${config.queuePrefix}:alert:probe:${named}`)).toBe(1);
+      expect(await eventually(() => redis.exists(`${config.queuePrefix}:alert:probe:${doomed}`), (n) => n === 0, 5000)).toBe(0);
+      expect(seriesValue(await eventually(() => scrape(worker.ops.url), (t) => seriesValue(t, up(named)) === 0, 5000), up(named))).toBe(0);
+      expect(await eventually(() => redis.exists(`${config.queuePrefix}:alert:probe:${named}`), (n) => n === 1, 5000)).toBe(1);
     } finally {
       await worker.close();
       redis.disconnect();

@@ -27,7 +27,7 @@ describe("deploy/prometheus", () => {
     const check = promtool(["check", "rules", "alerts.yaml"]);
     expect(check.stdout + check.stderr).toContain("SUCCESS");
     expect(check.status).toBe(0);
-    const tests = promtool(["test", "rules", "alerts.test.yaml"]);
+    const tests = promtool(["test", "rules", "alerts.test.yaml", "alerts-drill.test.yaml"]);
     expect(tests.stdout + tests.stderr).toContain("SUCCESS");
     expect(tests.status).toBe(0);
   });
@@ -37,7 +37,7 @@ describe("deploy/prometheus", () => {
     const chroma = chromaStore();
     await seedCollection(chroma, name, 5, 4);
     const config = testConfig();
-    const worker = await startWorker({ config, logger: quietLogger(), chroma, kinds: ["probe", "backup"] });
+    const worker = await startWorker({ config, logger: quietLogger(), chroma, kinds: ["probe", "backup", "drill"] });
     const redis = createRedisConnection(config.redisUrl, "producer");
     await waitForRedis(redis, config.redisUrl);
     const queues = new QueueSet(redis, config.queuePrefix);
@@ -55,13 +55,17 @@ describe("deploy/prometheus", () => {
       http: { port: 0, host: "127.0.0.1" },
     });
     try {
-      // The catch-up pass enqueued this minute's probe; wait for it, then a backup, so every series exists.
+      // The catch-up pass enqueued this minute's probe; wait for it, then a backup and a drill, so every series exists.
       const probeJob = (await queues.get("probe").getJobs(["waiting", "active", "completed"], 0, 10))[0];
       await probeJob?.waitUntilFinished(events, 30_000);
       const backupEvents = new QueueEvents("backup", { connection, prefix: config.queuePrefix });
       await backupEvents.waitUntilReady();
       await (await queues.get("backup").add("backup", { collection: name })).waitUntilFinished(backupEvents, 30_000);
       await backupEvents.close();
+      const drillEvents = new QueueEvents("drill", { connection, prefix: config.queuePrefix });
+      await drillEvents.waitUntilReady();
+      await (await queues.get("drill").add("drill", { collection: name })).waitUntilFinished(drillEvents, 60_000);
+      await drillEvents.close();
 
       const exposition = (await scrape(worker.ops.url)) + (await scrape(scheduler.ops!.url));
       for (const text of [await scrape(worker.ops.url), await scrape(scheduler.ops!.url)]) {

@@ -1,3 +1,5 @@
+import { DEFAULTS } from "../config/defaults.js";
+import { routeConsoleToLog } from "../console-to-log.js";
 import type { Logger } from "../logging.js";
 
 /**
@@ -24,8 +26,12 @@ export function exitOnSignal(logger: Logger, stop: () => Promise<number>): void 
   process.on("SIGINT", handler);
 }
 
-/** Keeps a daemon alive through stray errors: logged loudly instead of ending the process silently. */
+/**
+ * Keeps a daemon alive through stray errors: logged loudly instead of ending the process silently; and keeps its
+ * stderr JSON: libraries' console output becomes rate-limited log lines.
+ */
 export function logStrayErrors(logger: Logger): void {
+  routeConsoleToLog(logger, DEFAULTS.logs.repeatIntervalMs);
   process.on("unhandledRejection", (reason) => logger.error({ err: reason }, "unhandled promise rejection"));
   process.on("uncaughtException", (error) => {
     logger.fatal({ err: error }, "uncaught exception; exiting");

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { ConfigError, IntegrityError } from "../config/config-error.js";
 import { DEFAULTS } from "../config/defaults.js";
 import { readChunk } from "../storage/backup-format/backup-reader.js";
+import { newestBackup } from "../storage/backup-format/backup-catalog.js";
 import { BackupWriter } from "../storage/backup-format/backup-writer.js";
 import { backupFolder, newBackupId } from "../storage/backup-format/layout.js";
 import { collectionEntry, manifestFeatures, manifestHeader } from "../storage/backup-format/manifest.js";
@@ -89,6 +90,27 @@ async function archiveToCollection(payload: ArchivePayload, where: Where, source
 }
 
 /**
+ * Finishes the deletes of the newest earlier archive of the collection, which a crash (or a refused delete) after its
+ * manifest may have left undone: otherwise this run would archive the same records a second time. Only the newest
+ * needs a look, since each run settles the one before it under the same lease; and deletes go in chunk order, so the
+ * records of its last chunk are the last to leave. Deletes are limited to that archive's own cutoff, so a record
+ * added since under an archived id is not touched.
+ */
+async function settlePreviousArchive(collection: string, source: Collection, ctx: JobContext): Promise<void> {
+  const previous = await newestBackup(ctx.backupStore, collection, "archive");
+  const last = previous?.chunks.at(-1);
+  if (!previous?.archived || !last) return;
+  const where: Where = { [previous.archived.field]: { $lt: previous.archived.cutoff } };
+  const lastIds = (await readChunk(ctx.backupStore, previous, last)).ids;
+  if ((await source.get({ ids: lastIds, where, include: [] })).ids.length === 0) return;
+  for (const chunk of previous.chunks) {
+    const { ids } = await readChunk(ctx.backupStore, previous, chunk);
+    await source.delete({ ids, where });
+  }
+  ctx.logger.warn({ archive: previous.backupId }, "finished the deletes of an archive interrupted after its manifest");
+}
+
+/**
  * Into the backup store: the matching records become a chunk set in the backup format with its own manifest
  * (purpose "archive", never pruned, restorable like any backup). Records leave the source only once the manifest is
  * written, by the ids read back from the stored chunks, so a record is deleted only if it is in the archive.
@@ -98,6 +120,7 @@ async function archiveToObjectStore(payload: ArchivePayload, where: Where, cutof
   const lease = await ctx.locks.tryAcquire(`archive:${payload.collection}`, ctx.runner);
   if (!lease.acquired) throw new ConfigError(`an archive of ${payload.collection} is already running (${lease.heldBy})`);
   try {
+    await settlePreviousArchive(payload.collection, source, ctx);
     const started = performance.now();
     const startedAt = new Date().toISOString();
     const backupId = newBackupId();

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { BackupResult } from "../jobs/backup.js";
+import type { DrillResult } from "../jobs/drill.js";
 import type { ProbeResult } from "../jobs/probe.js";
 import type { RecallResult } from "../jobs/recall.js";
 import type { WarmResult } from "../jobs/warm.js";
@@ -67,6 +68,7 @@ export class Metrics {
   private readonly warmP50 = this.perCollection("vectorkeeper_warm_p50_latency_seconds", "Median warm query latency of the last warm job, by collection");
   private readonly warmP95 = this.perCollection("vectorkeeper_warm_p95_latency_seconds", "95th percentile warm query latency of the last warm job, by collection");
   private readonly recallAtK = this.perCollection("vectorkeeper_recall_at_k", "Recall@k of a collection's index against exact search at its last recall job (0-1; k is the job's, 10 by default)");
+  private readonly drillRestore = this.perCollection("vectorkeeper_drill_restore_seconds", "How long the restore of the last successful restore drill of a collection took: the recovery time to expect");
   private readonly lastProbe = this.perCollection("vectorkeeper_probe_last_timestamp_seconds", "When a collection was last probed (successfully or not), Unix time");
 
   constructor(queues: QueueSet, lastSuccess: LastSuccessStore) {
@@ -88,6 +90,18 @@ export class Metrics {
         if (!entries) return;
         this.reset();
         for (const { kind, collection, at } of entries) this.set({ kind, collection }, at);
+      },
+    });
+    new Gauge({
+      name: "vectorkeeper_drill_last_success_timestamp_seconds",
+      help: "When a restore drill of a collection last succeeded, Unix time (from the shared last-success record): alert when it is too old",
+      labelNames: ["collection"] as const,
+      registers: [this.registry],
+      async collect() {
+        const entries = await lastSuccess.all().catch(() => undefined);
+        if (!entries) return;
+        this.reset();
+        for (const { kind, collection, at } of entries) if (kind === "drill") this.set({ collection }, at);
       },
     });
     new Gauge({
@@ -123,6 +137,11 @@ export class Metrics {
       const measured = result as RecallResult;
       this.seen.add(measured.collection);
       this.recallAtK.set({ collection: measured.collection }, measured.recall);
+    }
+    if (kind === "drill") {
+      const drilled = result as DrillResult;
+      this.seen.add(drilled.collection);
+      this.drillRestore.set({ collection: drilled.collection }, drilled.restoreSeconds);
     }
     if (kind === "warm") {
       const warm = result as WarmResult;

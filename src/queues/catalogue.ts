@@ -3,12 +3,14 @@ import { DEFAULTS, type JobDefaults } from "../config/defaults.js";
 import type { JobDefinition } from "../jobs/job-context.js";
 import { archive } from "../jobs/archive.js";
 import { backup } from "../jobs/backup.js";
+import { drill } from "../jobs/drill.js";
 import { expire } from "../jobs/expire.js";
 import { lint } from "../jobs/lint.js";
 import { probe } from "../jobs/probe.js";
 import { prune } from "../jobs/prune.js";
 import { recall } from "../jobs/recall.js";
 import { restore } from "../jobs/restore.js";
+import { tune } from "../jobs/tune.js";
 import { verify } from "../jobs/verify.js";
 import { warm } from "../jobs/warm.js";
 import type { JobKind } from "./kinds.js";
@@ -39,6 +41,10 @@ const CATALOGUE = {
   probe: { job: probe, overrides: { attempts: 1, keepCompleted: 500, keepCompletedSeconds: 3600 } },
   // A measurement: a retry measures again, which the next schedule tick does anyway.
   recall: { job: recall, overrides: { attempts: 1 } },
+  // A retry would copy and measure everything again; the failure says what to fix.
+  tune: { job: tune, overrides: { attempts: 1 } },
+  // A failed drill is the news (its alert fires); retrying at once would hide a flaky restore.
+  drill: { job: drill, overrides: { attempts: 1 } },
 } satisfies Partial<Record<JobKind, CatalogueEntry>>;
 
 export type ServedKind = keyof typeof CATALOGUE;
