@@ -155,13 +155,17 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
         if (gone.length > 0) logger.info({ collections: gone }, "forgot the series and alert state of collections that no longer exist");
       })
       .finally(() => (forgetting = undefined)));
-  const seeded = lastSuccess
-    .seedFromCatalog(backupStore)
-    .catch((error: unknown) => logger.warn({ reason: error instanceof Error ? error.message : String(error) }, "could not read the backup catalog for last successes"))
+  const warnOf = (message: string) => (error: unknown) =>
+    logger.warn({ reason: error instanceof Error ? error.message : String(error) }, message);
+  // Start-up state from the truth: probe health from the alert state, last successes from the backup catalog.
+  const seeded = seedProbeUp(metrics, alertState)
+    .catch(warnOf("could not read the probe state for probe_up"))
+    .then(() => lastSuccess.seedFromCatalog(backupStore))
+    .catch(warnOf("could not read the backup catalog for last successes"))
     .then(forget)
-    .catch((error: unknown) => logger.warn({ reason: error instanceof Error ? error.message : String(error) }, "could not forget gone collections"));
+    .catch(warnOf("could not forget gone collections"));
   const forgetTimer = setInterval(() => {
-    forget().catch((error: unknown) => logger.warn({ reason: error instanceof Error ? error.message : String(error) }, "could not forget gone collections"));
+    forget().catch(warnOf("could not forget gone collections"));
   }, config.alerts.forgetIntervalMs);
   forgetTimer.unref();
 
@@ -197,6 +201,15 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
     seeded,
     close: () => (closing ??= close()),
   };
+}
+
+/** `probe_up` of every collection with probe state in Redis: a probe's failures in a row are 0 exactly when it last passed. */
+async function seedProbeUp(metrics: Metrics, alertState: AlertState): Promise<void> {
+  for (const { check, subject } of await alertState.subjects()) {
+    if (check !== "probe") continue;
+    const failures = await alertState.failures(check, subject);
+    if (failures !== undefined) metrics.seedProbeUp(subject, failures === 0);
+  }
 }
 
 /**

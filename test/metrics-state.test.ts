@@ -95,6 +95,37 @@ describe("metrics that survive restarts and forget the dead", () => {
     }
   });
 
+  it("keeps each collection's probe_up across a worker restart, before the next probe", async () => {
+    const healthy = uniqueName("restart_probe_ok");
+    const missing = uniqueName("restart_probe_missing");
+    await seedCollection(chroma, healthy, 5, 4);
+    const config = testConfig();
+    const redis = createRedisConnection(config.redisUrl, "producer");
+    await waitForRedis(redis, config.redisUrl);
+    // A schedule names the missing one, so its failure is kept rather than forgotten.
+    await new NamedCollections(redis, config.queuePrefix).publish([missing], 60_000);
+    const up = (name: string) => `vectorkeeper_probe_up{collection="${name}"}`;
+    const first = await startWorker({ config, logger: quietLogger(), chroma, kinds: ["probe"] });
+    try {
+      await runJob(config, first.queues, "probe", healthy);
+      await runJob(config, first.queues, "probe", missing);
+      await eventually(() => redis.exists(`${config.queuePrefix}:alert:probe:${missing}`), (n) => n === 1, 5000);
+    } finally {
+      await first.close();
+    }
+    // The second worker serves no probe queue: what it exports is what it seeded.
+    const second = await startWorker({ config, logger: quietLogger(), chroma, kinds: ["warm"] });
+    try {
+      await second.seeded;
+      const text = await scrape(second.ops.url);
+      expect(seriesValue(text, up(healthy))).toBe(1);
+      expect(seriesValue(text, up(missing))).toBe(0);
+    } finally {
+      await second.close();
+      redis.disconnect();
+    }
+  });
+
   it("removes the series and alert state of a deleted collection, but keeps those of one a schedule names", async () => {
     const doomed = uniqueName("forget_doomed");
     const named = uniqueName("forget_named");

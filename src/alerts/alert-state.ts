@@ -62,6 +62,12 @@ export class AlertState {
     return reply === "fire" || reply === "recover" ? reply : undefined;
   }
 
+  /** Consecutive failures recorded for a check on a subject; undefined when it has no state. */
+  async failures(check: string, subject: string): Promise<number | undefined> {
+    const value = await this.redis.hget(this.keyOf(check, subject), "failures");
+    return value === null ? undefined : Number(value);
+  }
+
   /** Every (check, subject) with state, expired ones included until the next `forget`. */
   async subjects(): Promise<{ check: string; subject: string }[]> {
     const members = await this.redis.smembers(this.indexKey);

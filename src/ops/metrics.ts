@@ -175,6 +175,16 @@ export class Metrics {
     else this.probeQuery.set({ collection }, result.queryMs / 1000);
   }
 
+  /**
+   * Seeds a collection's `probe_up` from the outcome of its last probe anywhere (its alert state in Redis), so a
+   * restarted worker exports the same health until it probes again, rather than nothing.
+   */
+  seedProbeUp(collection: string, up: boolean): void {
+    if (this.seen.has(collection)) return;
+    this.seen.add(collection);
+    this.probeUp.set({ collection }, up ? 1 : 0);
+  }
+
   /** Collections named by some per-collection series of this process. */
   collections(): string[] {
     return [...this.seen];
