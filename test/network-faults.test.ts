@@ -143,6 +143,27 @@ describe("Chroma behind a faulty wire", () => {
     }
   });
 
+  it("sends a read again when its connection broke, and a write never twice", async () => {
+    const chroma = chromaBehindProxy();
+    const first = chromaProxy.requests.length;
+    const remove = chromaProxy.inject({ method: "GET", path: /\/collections\/[^/]+$/, times: 1, fault: { kind: "reset", afterBytes: 0 } });
+    try {
+      expect(await (await chroma.openCollection(collection)).count()).toBe(RECORDS);
+      expect(chromaProxy.requests.slice(first).filter((r) => r.fault === "reset")).toHaveLength(1);
+    } finally {
+      remove();
+    }
+    const name = uniqueName("net_write");
+    const seen = chromaProxy.requests.length;
+    const removeWrite = chromaProxy.inject({ method: "POST", path: /\/collections$/, times: 1, fault: { kind: "reset", afterBytes: 0 } });
+    try {
+      await expect(chroma.client.createCollection({ name, embeddingFunction: null })).rejects.toThrow(ChromaUnavailableError);
+      expect(chromaProxy.requests.slice(seen).filter((r) => r.method === "POST" && /\/collections$/.test(r.path))).toHaveLength(1);
+    } finally {
+      removeWrite();
+    }
+  });
+
   it("ends a client call that never answers, naming Chroma's URL and the request", async () => {
     const chroma = chromaBehindProxy();
     const remove = chromaProxy.inject({ method: "GET", path: /\/collections\//, fault: { kind: "stall" } });

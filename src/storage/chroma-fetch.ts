@@ -1,4 +1,7 @@
 import { ChromaConnectionError, type ChromaClient } from "chromadb";
+import { withRetries } from "../retries.js";
+
+class RequestTimedOut extends Error {}
 
 /** The part of the chromadb client's internal HTTP client that lets its fetch be wrapped. */
 interface ApiClient {
@@ -21,19 +24,28 @@ function isApiClient(value: unknown): value is ApiClient {
  */
 export function limitChromaRequests(
   client: ChromaClient,
-  options: { timeoutMs: number; where: string; unavailable: (message: string) => Error },
+  options: { timeoutMs: number; attempts: number; retryBaseMs: number; where: string; unavailable: (message: string) => Error },
 ): boolean {
   const api: unknown = Reflect.get(client, "apiClient");
   if (!isApiClient(api)) return false;
   const original = api.getConfig().fetch ?? ((request: Request) => fetch(request));
+  const once = (request: Request) => {
+    const timeout = AbortSignal.timeout(options.timeoutMs);
+    return original(new Request(request, { signal: timeout })).catch((error: unknown) => {
+      throw timeout.aborted ? new RequestTimedOut() : error;
+    });
+  };
   api.setConfig({
     fetch: async (request: Request) => {
-      const timeout = AbortSignal.timeout(options.timeoutMs);
+      // Reads may be sent again when the connection broke (a restarting server); writes and hung requests are not.
+      const read = request.method === "GET" || /\/(get|query)$/.test(new URL(request.url).pathname);
       try {
-        return await original(new Request(request, { signal: timeout }));
+        return read
+          ? await withRetries(options, () => once(request.clone()), (error) => error instanceof ChromaConnectionError)
+          : await once(request);
       } catch (error) {
         const what = `${request.method} ${new URL(request.url).pathname}`;
-        if (timeout.aborted) {
+        if (error instanceof RequestTimedOut) {
           throw options.unavailable(`Chroma at ${options.where} did not answer ${what} within ${options.timeoutMs} ms`);
         }
         if (error instanceof ChromaConnectionError) {

@@ -90,6 +90,8 @@ export class ChromaStore {
     this.network = { ...DEFAULTS.network, ...settings.network };
     limitChromaRequests(this.client, {
       timeoutMs: this.network.chromaRequestTimeoutMs,
+      attempts: this.network.attempts,
+      retryBaseMs: this.network.retryBaseMs,
       where: this.where,
       unavailable: (message) => new ChromaUnavailableError(message),
     });
