@@ -38,10 +38,11 @@ const BODY_BUDGET = 36 * 1024 * 1024;
 
 /**
  * Records per `add` that the server accepts: at most its `max_batch_size`, and few enough that the body stays under
- * its 40 MiB cap (embeddings go as base64 float32 where the server supports it, else as JSON numbers of ~20 bytes).
+ * its 40 MiB cap (embeddings go as base64 float32, 5⅓ characters a float, where the server supports it, else as JSON
+ * numbers of up to ~24 characters).
  */
 export async function acceptedBatch(client: ChromaClient, dimension: number): Promise<number> {
-  const bytesPerFloat = (await client.supportsBase64Encoding()) ? 4 / 3 + 0.01 : 20;
+  const bytesPerFloat = (await client.supportsBase64Encoding()) ? 16 / 3 + 0.01 : 24;
   const sample = recordBatch(0, 1, 0);
   const perRecord = Math.ceil(dimension * bytesPerFloat) + JSON.stringify(sample).length + 64;
   return Math.max(1, Math.min(await client.getMaxBatchSize(), Math.floor(BODY_BUDGET / perRecord)));
