@@ -27,6 +27,9 @@ describe.each([
     const retry = await locks.tryAcquire("backup:c", "job 1");
     expect(retry).toMatchObject({ acquired: true, tookOver: { from: "job 1", reason: "own" } });
     expect(await locks.holder("backup:c")).toBe("job 1");
+    // An attempt judged dead but still running learns it before its next step that must not happen twice.
+    await expect(first.confirm()).rejects.toThrow(/lease backup:c was taken over by job 1/);
+    await retry.confirm();
     // The crashed attempt's release must not free the lease its retry now holds.
     await first.release();
     expect(await locks.holder("backup:c")).toBe("job 1");

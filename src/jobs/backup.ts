@@ -90,6 +90,7 @@ export const backup = defineJob({
         await ctx.progress({ done: read, total: Math.max(countBefore, read), unit: "records" });
       }
       await failpoint("backup:before-manifest");
+      await lease.confirm();
       const countAfter = await collection.count();
       const consistent = countBefore === countAfter && read === countAfter;
       const manifest = await writer.finish((chunks) => ({

@@ -45,6 +45,11 @@ export interface Lease {
    * from a CLI run on this host whose process is gone (`dead`).
    */
   tookOver?: { from: string; reason: "own" | "dead" };
+  /**
+   * Throws when the lease is no longer this run's: a retry of the same job took it over, judging this run dead.
+   * Called before a step that must not happen twice (a manifest, a swap).
+   */
+  confirm(): Promise<void>;
   release(): Promise<void>;
 }
 

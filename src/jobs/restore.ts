@@ -166,6 +166,7 @@ export const restore = defineJob({
         if (count !== total) throw new Error(`restored ${count} records into ${staging}, the backup holds ${total}`);
 
         await failpoint("restore:before-swap");
+        await lease.confirm();
         await swapIn(chroma, collection, target, exists ? `${target}${OLD}${suffix}` : undefined, logger);
       } catch (error) {
         // A write still in flight would otherwise land in a collection being deleted.

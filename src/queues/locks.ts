@@ -27,6 +27,14 @@ export function isDeadLocalHolder(holder: string): boolean {
   }
 }
 
+function lostLease(name: string, holder: string): Error {
+  return new Error(`lease ${name} was taken over by ${holder} (a retry of this job judged this run dead); this run stops`);
+}
+
+const notHeld = (name: string) => async () => {
+  throw new Error(`lease ${name} is not held`);
+};
+
 const storedLease = z.object({ holder: z.string(), token: z.string() });
 
 /** The holder named by a stored lease value; values of older versions were `holder:uuid`. */
@@ -79,7 +87,7 @@ export class RedisLocks implements Locks {
       }
       if (!acquired) {
         const now = await this.redis.get(key);
-        return { acquired: false, heldBy: now === null ? "unknown" : holderOf(now), release: async () => undefined };
+        return { acquired: false, heldBy: now === null ? "unknown" : holderOf(now), confirm: notHeld(name), release: async () => undefined };
       }
     }
     const renew = setInterval(() => {
@@ -90,6 +98,12 @@ export class RedisLocks implements Locks {
       acquired: true,
       heldBy: holder,
       ...(tookOver ? { tookOver } : {}),
+      confirm: async () => {
+        const current = await this.redis.get(key);
+        // Lapsed without a new holder (Redis was unreachable for a while): nobody else ran, so take it back.
+        if (current === null && (await this.redis.set(key, token, "PX", this.ttlMs, "NX")) === "OK") return;
+        if (current !== token) throw lostLease(name, current === null ? "unknown" : holderOf(current));
+      },
       release: async () => {
         clearInterval(renew);
         await this.redis.eval(RELEASE, 1, key, token);
@@ -114,13 +128,17 @@ export class LocalLocks implements Locks {
   async tryAcquire(name: string, holder: string): Promise<Lease> {
     const current = this.held.get(name);
     const reason = current ? takeoverReason(current.holder, holder) : undefined;
-    if (current && !reason) return { acquired: false, heldBy: current.holder, release: async () => undefined };
+    if (current && !reason) return { acquired: false, heldBy: current.holder, confirm: notHeld(name), release: async () => undefined };
     const token = Symbol(holder);
     this.held.set(name, { holder, token });
     return {
       acquired: true,
       heldBy: holder,
       ...(current && reason ? { tookOver: { from: current.holder, reason } } : {}),
+      confirm: async () => {
+        const now = this.held.get(name);
+        if (now?.token !== token) throw lostLease(name, now?.holder ?? "unknown");
+      },
       release: async () => {
         if (this.held.get(name)?.token === token) this.held.delete(name);
       },
