@@ -6,6 +6,7 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { FtsIndexConfig, IntInvertedIndexConfig, Schema, StringInvertedIndexConfig, type Metadata } from "chromadb";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { backup } from "../src/jobs/backup.js";
+import { drill } from "../src/jobs/drill.js";
 import { restore } from "../src/jobs/restore.js";
 import { readManifest } from "../src/storage/backup-format/backup-catalog.js";
 import { ChromaStore } from "../src/storage/chroma.js";
@@ -149,6 +150,10 @@ describe("full fidelity", () => {
     expect(after.rows.filter((r) => r.uri !== null)).toHaveLength(15);
     if (current) expect(after.rows.find((r) => r.id === "r1")?.metadata).toEqual({ tags: ["a", "b1"], scores: [1, 1.5], flags: [false], n: 1 });
     expectSameRows(after.rows, before.rows, 0);
+
+    // A drill restores the same backup and compares every record, URIs included.
+    const drilled = await drill.process(drill.payload.parse({ collection: source, sampleRecords: 30 }), jobContext({ chroma, backupStore: store }));
+    expect(drilled).toMatchObject({ records: 30, sampled: 30, sameInSource: 30 });
   });
 
   if (current) {
@@ -186,6 +191,16 @@ describe("full fidelity", () => {
       expect(copy.metadata).toEqual({ owner: "ops" });
       const [before, after] = await Promise.all([snapshotOf(chroma, source), snapshotOf(chroma, target)]);
       expectSameRows(after.rows, before.rows, 0);
+    });
+
+    it("a collection deleted by vectorkeeper leaves no array metadata behind for records written later (chroma#7594)", async () => {
+      const gone = uniqueName("arrays_gone");
+      const doomed = await chroma.client.createCollection({ name: gone, embeddingFunction: null });
+      await doomed.add({ ids: ["a", "b"], embeddings: [[1, 2], [3, 4]], metadatas: [{ ghost: ["x", "y"] }, { ghost: ["z"] }] });
+      await chroma.deleteCollection(gone);
+      const next = await chroma.client.createCollection({ name: uniqueName("arrays_next"), embeddingFunction: null });
+      await next.add({ ids: ["a", "b"], embeddings: [[1, 2], [3, 4]], metadatas: [{ n: 1 }, { n: 2 }] });
+      expect((await next.get({ include: ["metadatas"] })).metadatas).toEqual([{ n: 1 }, { n: 2 }]);
     });
 
     it("a backup made on current Chroma (schema, array metadata, URIs) restores exactly", async () => {

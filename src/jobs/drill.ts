@@ -94,7 +94,7 @@ async function sampleOfBackup(ctx: JobContext, manifest: Manifest, count: number
 
 async function recordsById(chroma: ChromaStore, name: string, ids: string[]): Promise<Map<string, { columns: RecordColumns; row: number }>> {
   const collection = await chroma.openCollection(name);
-  const columns = columnsFromGet(await collection.get({ ids, include: ["embeddings", "documents", "metadatas"] }));
+  const columns = columnsFromGet(await collection.get({ ids, include: ["embeddings", "documents", "metadatas", "uris"] }));
   return new Map(columns.ids.map((id, row) => [id, { columns, row }]));
 }
 

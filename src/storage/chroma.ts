@@ -237,8 +237,32 @@ export class ChromaStore {
     );
   }
 
+  /**
+   * Deletes a collection. Where the server keeps array metadata, its records are deleted first, a batch at a time:
+   * local Chroma 1.4 leaves a deleted collection's array metadata behind, and records written later, in any
+   * collection, inherit it (chroma-core/chroma#7594); deleting records removes theirs. Restore's staging and replaced
+   * collections and drills' scratch copies are deleted this way, so none of their metadata reappears elsewhere.
+   */
   async deleteCollection(name: string): Promise<void> {
+    if ((await this.missingFeatures(["arrayMetadata"]))?.length === 0) await this.deleteRecords(name);
     await this.reachable(() => this.client.deleteCollection({ name }));
+  }
+
+  /** Deletes every record of a collection (if it exists), the first ids again and again: no offset to shift. */
+  private async deleteRecords(name: string): Promise<void> {
+    let collection: Collection;
+    try {
+      collection = await this.openCollection(name);
+    } catch (error) {
+      if (error instanceof CollectionNotFoundError) return;
+      throw error;
+    }
+    const batch = await this.maxBatchSize();
+    for (;;) {
+      const { ids } = await this.reachable(() => collection.get({ limit: batch, include: [] }));
+      if (ids.length === 0) return;
+      await this.reachable(() => collection.delete({ ids }));
+    }
   }
 
   /** The server's pre-flight answer (asked once). */
