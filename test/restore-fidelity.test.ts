@@ -249,6 +249,25 @@ describe("full fidelity", () => {
   });
 });
 
+describe("the collection description (schema included)", () => {
+  it("is asked again when its connection breaks, as the client's reads are", async () => {
+    const proxy = await startHttpFaultProxy(inject("chromaUrl"));
+    try {
+      const name = uniqueName("described");
+      await seedCollection(chroma, name, 10, 4);
+      const via = new ChromaStore({ url: proxy.url, tenant: "default_tenant", database: "default_database" });
+      // The backup opens the collection twice through the client, then asks for its description: that one breaks.
+      proxy.inject({ method: "GET", path: new RegExp(`/collections/${name}$`), skip: 2, times: 1, fault: { kind: "reset", afterBytes: 0 } });
+      const { store } = freshStore();
+      const made = await backup.process(backup.payload.parse({ collection: name }), jobContext({ chroma: via, backupStore: store }));
+      expect(made.records).toBe(10);
+      expect(proxy.requests.filter((r) => r.fault === "reset")).toHaveLength(1);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
 describe("a backup holding what this version cannot restore", () => {
   it("a chunk with an unknown field fails verify and restore with one line naming it, before any write", async () => {
     const { root, env } = freshStore("backup-v1");

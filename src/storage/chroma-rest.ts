@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { withRetries } from "../retries.js";
 
 /** Where and as whom the REST calls go (the same settings the client uses). */
 export interface ChromaRestTarget {
@@ -8,6 +9,9 @@ export interface ChromaRestTarget {
   database: string;
   /** How long one call may take. */
   timeoutMs: number;
+  /** Reads (GET) are sent again, with backoff, when no answer came: attempts in all, and the first delay. */
+  attempts: number;
+  retryBaseMs: number;
 }
 
 /** Chroma answered a REST call with an error status; the message is the server's own. */
@@ -24,6 +28,13 @@ export class ChromaRequestError extends Error {
 /** The server did not answer a REST call at all (refused, unreachable, timed out). */
 export class ChromaNoAnswerError extends Error {
   override readonly name = "ChromaNoAnswerError";
+  constructor(
+    message: string,
+    /** It hung until the time limit (never sent again) rather than failing at once. */
+    readonly timedOut: boolean,
+  ) {
+    super(message);
+  }
 }
 
 /** A collection as the v2 API describes it, with what vectorkeeper keeps of it verbatim. */
@@ -79,7 +90,13 @@ export class ChromaRest {
     }
   }
 
-  private async call(method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
+  /** GETs are idempotent: one whose connection failed (a restarting server) is sent again; a hung one is not. */
+  private call(method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
+    if (method === "POST") return this.once(method, path, body);
+    return withRetries(this.target, () => this.once(method, path), (error) => error instanceof ChromaNoAnswerError && !error.timedOut);
+  }
+
+  private async once(method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
     let response: Response;
     let text: string;
     try {
@@ -91,8 +108,8 @@ export class ChromaRest {
       });
       text = await response.text();
     } catch (error) {
-      const cause = error instanceof Error && error.name === "TimeoutError" ? `no answer within ${this.target.timeoutMs} ms` : "no answer";
-      throw new ChromaNoAnswerError(`${method} ${path}: ${cause}`);
+      const timedOut = error instanceof Error && error.name === "TimeoutError";
+      throw new ChromaNoAnswerError(`${method} ${path}: ${timedOut ? `no answer within ${this.target.timeoutMs} ms` : "no answer"}`, timedOut);
     }
     let parsed: unknown;
     try {

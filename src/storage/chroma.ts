@@ -108,6 +108,8 @@ export class ChromaStore {
       tenant: settings.tenant,
       database: settings.database,
       timeoutMs: this.network.chromaRequestTimeoutMs,
+      attempts: this.network.attempts,
+      retryBaseMs: this.network.retryBaseMs,
     });
   }
 
