@@ -14,6 +14,8 @@ export interface Outcome {
   peakRssMb: number;
   backupId?: string;
   error?: string;
+  /** A variant's own result (the recall job's). */
+  recall?: unknown;
 }
 
 const VARIANT = fileURLToPath(new URL("./variant.js", import.meta.url));

@@ -2,10 +2,11 @@ import { benchBackup } from "./backup-bench.js";
 import { benchServices } from "./bench-kit.js";
 import { benchExpire } from "./expire-bench.js";
 import { benchProbeAndEnqueue } from "./probe-and-enqueue.js";
+import { benchRecall } from "./recall-bench.js";
 import { benchScale, parseScaleCases, SCALE_CASES } from "./scale-bench.js";
 
 /**
- * `npm run bench [-- --sizes 50000,100000] [-- --only probe|backup|expire|scale]`: every benchmark prints its figures
+ * `npm run bench [-- --sizes 50000,100000] [-- --only probe|backup|expire|scale|recall]`: every benchmark prints its figures
  * beside a baseline measured in the same run. The scale run (a million records; also part of a full run) takes
  * `--scale-cases 1000000x16,50000x384`, `--rounds N` and `--chroma-dir DIR` to keep its seeded Chroma for the next run.
  */
@@ -26,6 +27,7 @@ try {
   if (!only || only === "backup") await benchBackup(services, sizes);
   if (!only || only === "expire") await benchExpire(services);
   if (!only || only === "scale") await benchScale(services, scaleCases, rounds);
+  if (!only || only === "recall") await benchRecall(services);
 } finally {
   await services.close();
 }

@@ -30,13 +30,13 @@ export function parseScaleCases(text: string): ScaleCase[] {
   });
 }
 
-const nameOf = (c: ScaleCase) => `scale_${c.records}x${c.dimension}`;
+export const nameOf = (c: ScaleCase) => `scale_${c.records}x${c.dimension}`;
 
 /**
  * Creates the collection, or tops up one a previous run left (records are rebuilt from their index, so an interrupted
  * seed resumes where it stopped and a kept Chroma directory is seeded once).
  */
-async function seedTo(url: string, c: ScaleCase): Promise<void> {
+export async function seedTo(url: string, c: ScaleCase): Promise<void> {
   const u = new URL(url);
   const client = new ChromaClient({ host: u.hostname, port: Number(u.port) });
   const collection = await client.getOrCreateCollection({ name: nameOf(c), embeddingFunction: null });

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { backup } from "../src/jobs/backup.js";
 import { expire } from "../src/jobs/expire.js";
+import { recall } from "../src/jobs/recall.js";
 import { restore } from "../src/jobs/restore.js";
 import { createLogger } from "../src/logging.js";
 import { LocalLocks } from "../src/queues/locks.js";
@@ -28,7 +29,7 @@ const ctxFor = (dir: string) => ({
   progress: async () => undefined,
 });
 
-async function run(): Promise<{ records: number; bytes?: number; backupId?: string }> {
+async function run(): Promise<{ records: number; bytes?: number; backupId?: string; recall?: unknown }> {
   switch (variant) {
     case "raw-read": {
       const c = await store.openCollection(collection);
@@ -105,6 +106,12 @@ async function run(): Promise<{ records: number; bytes?: number; backupId?: stri
         await c.add(recordBatch(start, Math.min(batch, Number(count) - start), Number(dimension)));
       }
       return { records: await c.count() };
+    }
+    case "recall": {
+      // The recall job as `run recall` runs it: sampled queries, exact search streamed over the collection, the index asked.
+      const [queries = "100"] = rest;
+      const result = await recall.process(recall.payload.parse({ collection, queries: Number(queries) }), ctxFor("/tmp"));
+      return { records: await (await store.openCollection(collection)).count(), recall: result };
     }
     case "expire": {
       const result = await expire.process(expire.payload.parse({ collection }), ctxFor(rest[0] ?? "/tmp"));

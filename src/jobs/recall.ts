@@ -60,7 +60,7 @@ export const recall = defineJob({
       onRecords: (done) => ctx.progress({ done, total: size * Math.ceil(queries.length / payload.queryBatch), unit: "records" }),
     });
     const exactMs = performance.now() - exactStarted;
-    const figures = await indexRecall(collection, queries, exact, payload.k, size, ctx.signal);
+    const figures = await indexRecall(collection, queries, exact, payload.k, size, space, ctx.signal);
     const result: RecallResult = {
       collection: payload.collection,
       space,

@@ -127,7 +127,7 @@ export const tune = defineJob({
       const queries: Query[] = size > 1 ? await sampleQueries(chroma, source, payload.queries, size) : [];
       const exact: Neighbours[] = await exactNeighbours(chroma, source, queries, space, measuring);
       const originalEf = efSearchOf(source.configuration);
-      const current = queries.length > 0 && originalEf !== null ? measured(originalEf, await indexRecall(source, queries, exact, payload.k, size, ctx.signal)) : null;
+      const current = queries.length > 0 && originalEf !== null ? measured(originalEf, await indexRecall(source, queries, exact, payload.k, size, space, ctx.signal)) : null;
 
       const tried: EfMeasurement[] = [];
       let chosen: number | null = null;
@@ -135,7 +135,7 @@ export const tune = defineJob({
         const scratch = `${name}${TUNE_SCRATCH}${randomBytes(4).toString("hex")}`;
         try {
           const copy = await scratchCopy(chroma, source, scratch, efSearch, ctx);
-          tried.push(measured(efSearch, await indexRecall(copy, queries, exact, payload.k, size, ctx.signal)));
+          tried.push(measured(efSearch, await indexRecall(copy, queries, exact, payload.k, size, space, ctx.signal)));
         } finally {
           await chroma.deleteCollection(scratch).catch(() => undefined);
         }

@@ -2,7 +2,7 @@ import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { Collection } from "chromadb";
 import type { ChromaStore } from "../storage/chroma.js";
-import { ExactSearch, type DistanceSpace, type Neighbours, type Query } from "./exact-neighbours.js";
+import { distanceBetween, ExactSearch, type DistanceSpace, type Neighbours, type Query } from "./exact-neighbours.js";
 
 /** How one recall measurement reads and asks. */
 export interface RecallMeasuring {
@@ -97,8 +97,9 @@ export async function exactNeighbours(
 
 /**
  * Asks the index for each query's neighbours (one query at a time, so latencies are those a user sees) and compares
- * them with the exact ones. A returned record counts as found when it is one of the exact neighbours, or lies no
- * farther than the k-th of them (a tie, which exact search may have broken the other way).
+ * them with the exact ones. A returned record that is not among them still counts as found when it lies exactly as
+ * far as the k-th (a tie that exact search broke the other way): its stored embedding is fetched afterwards, outside
+ * the timed query, and its distance computed as exact search computes it.
  */
 export async function indexRecall(
   collection: Collection,
@@ -106,6 +107,7 @@ export async function indexRecall(
   exact: readonly Neighbours[],
   k: number,
   size: number,
+  space: DistanceSpace,
   signal?: AbortSignal,
 ): Promise<RecallFigures> {
   const perQuery: QueryRecall[] = [];
@@ -116,18 +118,16 @@ export async function indexRecall(
     const started = performance.now();
     const answer = await collection.query({ queryEmbeddings: [Array.from(query.embedding)], nResults: Math.min(k + 1, size), include: ["distances"] });
     const latencyMs = performance.now() - started;
-    const ids = answer.ids[0] ?? [];
-    const distances = answer.distances[0] ?? [];
-    const kth = truth.distances[truth.distances.length - 1]!;
-    const tolerance = 1e-5 * Math.max(1, Math.abs(kth));
+    const returned = (answer.ids[0] ?? []).filter((id) => id !== query.id).slice(0, truth.ids.length);
     const expected = new Set(truth.ids);
-    let hits = 0;
-    let taken = 0;
-    for (const [j, id] of ids.entries()) {
-      if (id === query.id) continue;
-      if (taken++ === truth.ids.length) break;
-      const distance = distances[j];
-      if (expected.has(id) || (typeof distance === "number" && distance <= kth + tolerance)) hits++;
+    let hits = returned.filter((id) => expected.has(id)).length;
+    const others = returned.filter((id) => !expected.has(id));
+    if (others.length > 0) {
+      const kth = truth.distances[truth.distances.length - 1]!;
+      const page = await collection.get({ ids: others, include: ["embeddings"] });
+      for (const embedding of page.embeddings) {
+        if (Array.isArray(embedding) && distanceBetween(space, query.embedding, Float32Array.from(embedding)) <= kth) hits++;
+      }
     }
     perQuery.push({ id: query.id, recall: hits / truth.ids.length, latencyMs: Math.round(latencyMs * 1000) / 1000 });
   }
