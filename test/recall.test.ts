@@ -1,5 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
+import { ConfigError } from "../src/config/config-error.js";
 import { recall, recallPayload } from "../src/jobs/recall.js";
+import { parseScheduleYaml } from "../src/scheduling/schedule-file.js";
 import { runCli } from "./helpers/cli.js";
 import { chromaStore, jobContext, testEnv, uniqueName, vectors } from "./helpers/services.js";
 
@@ -81,5 +83,25 @@ describe("recall job", () => {
     expect(foreign.code).not.toBe(0);
     expect(foreign.stderr.trim().split("\n")).toHaveLength(1);
     expect(foreign.stderr).toContain("--ef-values");
+  });
+
+  it("is scheduled like any kind, with tune and drill; their options are checked by entry", () => {
+    const schedule = parseScheduleYaml(
+      `jobs:
+  - { kind: recall, cron: "0 2 * * *", collections: ["products_*"], queries: 200 }
+  - { kind: tune, cron: "0 4 * * 0", collections: ["products_v1"], targetRecall: 0.95, efValues: [20, 40, 80], dryRun: true }
+  - { kind: drill, cron: "0 5 * * 0", collections: ["*"], sampleRecords: 50 }
+`,
+      "test",
+    );
+    expect(schedule.jobs).toMatchObject([
+      { kind: "recall", queries: 200, k: 10 },
+      { kind: "tune", targetRecall: 0.95, efValues: [20, 40, 80], dryRun: true },
+      { kind: "drill", sampleRecords: 50 },
+    ]);
+    const bad = () => parseScheduleYaml(`jobs: [{ kind: tune, cron: "0 4 * * 0", collections: ["x1y"], efValues: [0] }]`, "test");
+    expect(bad).toThrow(ConfigError);
+    expect(bad).toThrow("jobs[0].targetRecall");
+    expect(bad).toThrow("jobs[0].efValues[0]: must list ef_search values of at least 1 (got 0)");
   });
 });
