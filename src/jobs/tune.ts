@@ -8,6 +8,7 @@ import type { DistanceSpace, Neighbours, Query } from "../recall/exact-neighbour
 import { exactNeighbours, indexRecall, sampleQueries, spaceOf, type RecallMeasuring } from "../recall/index-recall.js";
 import type { ChromaStore } from "../storage/chroma.js";
 import { BatchedWriter } from "../storage/chroma-writer.js";
+import { failpoint } from "./failpoints.js";
 import { defineJob, type JobContext } from "./job-context.js";
 import { alertAfterFailures, collectionName } from "./payload-fields.js";
 import { efSearchOf } from "./recall.js";
@@ -135,6 +136,7 @@ export const tune = defineJob({
         const scratch = `${name}${TUNE_SCRATCH}${randomBytes(4).toString("hex")}`;
         try {
           const copy = await scratchCopy(chroma, source, scratch, efSearch, ctx);
+          await failpoint("tune:copied");
           tried.push(measured(efSearch, await indexRecall(copy, queries, exact, payload.k, size, space, ctx.signal)));
         } finally {
           await chroma.deleteCollection(scratch).catch(() => undefined);
