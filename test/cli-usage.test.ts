@@ -112,8 +112,8 @@ describe("restore, run restore and enqueue restore take the same flags", () => {
     const [entry] = (JSON.parse(listed.stdout) as { backups: { backupId: string; bytes: number; consistent: boolean }[] }).backups;
     expect(entry).toMatchObject({ backupId, bytes: made.bytes, consistent: true });
     const lines = human.stdout.trim().split("\n");
-    expect(lines[1]).toMatch(/backup id +collection +records +size +duration +consistent$/);
-    expect(lines[2]).toMatch(new RegExp(`^  ${backupId} +${source} +30 +[\\d.]+ MiB +[\\d.]+ s +yes$`));
+    expect(lines[1]).toMatch(/backup id +collection +records +size +own +duration +consistent$/);
+    expect(lines[2]).toMatch(new RegExp(`^  ${backupId} +${source} +30 +[\\d.]+ MiB +[\\d.]+ MiB +[\\d.]+ s +yes$`));
   });
 });
 

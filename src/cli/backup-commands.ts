@@ -3,6 +3,7 @@ import { ConfigError, describeIssues } from "../config/config-error.js";
 import { collectionName } from "../jobs/payload-fields.js";
 import type { KeepPolicy } from "../storage/retention.js";
 import { completeBackups, findBackup } from "../storage/backup-format/backup-catalog.js";
+import { soleBytes } from "../storage/backup-format/content-store.js";
 import { resolveCollections } from "../scheduling/collection-globs.js";
 import { loadSchedule } from "../scheduling/schedule-file.js";
 import { payloadFromFlags, withJobFlags } from "./job-flags.js";
@@ -50,6 +51,7 @@ export function registerBackupCommands(program: Command): void {
       if (!checked.success) throw new ConfigError(describeIssues(checked.error.issues, flags.collection, () => "--collection"));
       const store = backupStoreOf(config);
       const { backups: entries, damaged } = await completeBackups(store, checked.data);
+      const sole = soleBytes(entries);
       const result = {
         store: store.description,
         backups: entries.map(({ manifest: m, bytes }) => ({
@@ -58,6 +60,8 @@ export function registerBackupCommands(program: Command): void {
           startedAt: m.startedAt,
           records: m.records,
           bytes,
+          /** What this backup alone holds (chunks no other backup shares, and its manifest): what pruning it frees. */
+          ownBytes: sole.get(m.backupId) ?? bytes,
           chunks: m.chunks.length,
           durationMs: m.durationMs,
           consistent: m.consistent,
@@ -66,13 +70,13 @@ export function registerBackupCommands(program: Command): void {
       };
       printResult(result, flags, (r) => {
         const width = Math.max(10, ...r.backups.map((b) => b.collection.length));
-        const row = (id: string, collection: string, records: string, size: string, duration: string, consistent: string) =>
-          `  ${id.padEnd(26)}  ${collection.padEnd(width)}  ${records.padStart(9)}  ${size.padStart(11)}  ${duration.padStart(9)}  ${consistent}`;
+        const row = (id: string, collection: string, records: string, size: string, own: string, duration: string, consistent: string) =>
+          `  ${id.padEnd(26)}  ${collection.padEnd(width)}  ${records.padStart(9)}  ${size.padStart(11)}  ${own.padStart(11)}  ${duration.padStart(9)}  ${consistent}`;
         return [
           `${r.backups.length} backups in ${r.store}`,
-          ...(r.backups.length > 0 ? [row("backup id", "collection", "records", "size", "duration", "consistent")] : []),
+          ...(r.backups.length > 0 ? [row("backup id", "collection", "records", "size", "own", "duration", "consistent")] : []),
           ...r.backups.map((b) =>
-            row(b.backupId, b.collection, String(b.records), mib(b.bytes), `${(b.durationMs / 1000).toFixed(1)} s`, b.consistent ? "yes" : "no (changed while read)"),
+            row(b.backupId, b.collection, String(b.records), mib(b.bytes), mib(b.ownBytes), `${(b.durationMs / 1000).toFixed(1)} s`, b.consistent ? "yes" : "no (changed while read)"),
           ),
           ...r.damaged.map((d) => `  DAMAGED ${d.backupId} ${d.collection}: ${d.problem}`),
         ].join("\n");

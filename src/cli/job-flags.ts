@@ -40,6 +40,7 @@ const FLAGS: FlagSpec[] = [
   { flag: "--to <name>", field: "to", description: "restore: the collection to restore into; archive: target collection ({name} = source) or object-store", parse: (t) => t },
   { flag: "--batch-size <n>", field: "batchSize", description: "expire/archive/restore: records per batch", parse: number },
   { flag: "--compression <kind>", field: "compression", description: "backup: gzip (default), zstd or none", parse: (t) => t },
+  { flag: "--dedupe", field: "dedupe", description: "backup: store chunks once per collection, shared by its backups (format 3)" },
   { flag: "--chunk-records <n>", field: "chunkRecords", description: "backup: records per chunk", parse: number },
   { flag: "--page-size <n>", field: "pageSize", description: "backup: records per read from Chroma", parse: number },
   { flag: "--read-ahead <n>", field: "readAhead", description: "backup: pages requested ahead of the one being written", parse: number },

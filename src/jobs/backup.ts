@@ -3,8 +3,9 @@ import { z } from "zod";
 import { DEFAULTS } from "../config/defaults.js";
 import { BackupWriter } from "../storage/backup-format/backup-writer.js";
 import { COMPRESSIONS, zstdAvailable } from "../storage/backup-format/compression.js";
+import { ContentWriter } from "../storage/backup-format/content-store.js";
 import { backupFolder, newBackupId } from "../storage/backup-format/layout.js";
-import { collectionEntry, manifestFeatures, manifestHeader } from "../storage/backup-format/manifest.js";
+import { collectionEntry, DEDUPED_FORMAT_VERSION, FORMAT_VERSION, manifestFeatures, manifestHeader } from "../storage/backup-format/manifest.js";
 import { applyPrune, planPrune } from "../storage/backup-pruning.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { backupLease, keepPolicy } from "./backup-fields.js";
@@ -28,6 +29,8 @@ export const backupPayload = z
       .enum(COMPRESSIONS)
       .default(d.compression)
       .refine((c) => c !== "zstd" || zstdAvailable, { message: `zstd needs Node.js 22.15+ (this is ${process.version}); use gzip` }),
+    /** Chunks stored once per collection and shared by its backups (format 3); false: a full copy (format 2). */
+    dedupe: z.boolean().default(d.dedupe),
   })
   .strict();
 
@@ -35,7 +38,12 @@ export interface BackupResult {
   backupId: string;
   collection: string;
   records: number;
+  /** What the backup takes on the store, counting chunks it shares with other backups (its logical size). */
   bytes: number;
+  /** What this run wrote: with dedupe, only chunks the store did not hold yet, and the manifest. */
+  uploadedBytes: number;
+  /** Chunks the store already held, listed by this backup without uploading them again. */
+  reusedChunks: number;
   chunks: number;
   durationMs: number;
   /** False when the collection's count changed while it was read. */
@@ -64,15 +72,21 @@ export const backup = defineJob({
     if (!lease.acquired) {
       const reason = `a backup of ${name} is already running (${lease.heldBy}); this one stands down`;
       logger.warn(reason);
-      return { backupId: "", collection: name, records: 0, bytes: 0, chunks: 0, durationMs: 0, consistent: true, deletedWhileReading: 0, warnings: [], skipped: reason };
+      return { backupId: "", collection: name, records: 0, bytes: 0, uploadedBytes: 0, reusedChunks: 0, chunks: 0, durationMs: 0, consistent: true, deletedWhileReading: 0, warnings: [], skipped: reason };
     }
     if (lease.tookOver) logger.warn({ from: lease.tookOver.from, reason: lease.tookOver.reason }, "took over the backup lease of a crashed run");
     const backupId = newBackupId();
     const folder = backupFolder(name, backupId);
-    const writer = new BackupWriter(backupStore, folder, payload.compression, {
-      records: payload.chunkRecords,
-      bytes: payload.chunkBytes,
-    });
+    const writer = payload.dedupe
+      ? new ContentWriter(
+          backupStore,
+          name,
+          backupId,
+          payload.compression,
+          { meanRecords: d.dedupeMeanRecords, maxRecords: Math.min(d.dedupeMaxRecords, payload.chunkRecords), maxBytes: payload.chunkBytes },
+          d.dedupeUploads,
+        )
+      : new BackupWriter(backupStore, folder, payload.compression, { records: payload.chunkRecords, bytes: payload.chunkBytes });
     try {
       const collection = await chroma.openCollection(name);
       const saved = collectionEntry(await chroma.describeCollection(name));
@@ -94,7 +108,7 @@ export const backup = defineJob({
       const countAfter = await collection.count();
       const consistent = countBefore === countAfter && read === countAfter;
       const manifest = await writer.finish((chunks) => ({
-        ...manifestHeader(backupId, "backup"),
+        ...manifestHeader(backupId, "backup", payload.dedupe ? DEDUPED_FORMAT_VERSION : FORMAT_VERSION),
         collection: saved,
         features: manifestFeatures(saved, writer.features),
         dimension,
@@ -121,6 +135,8 @@ export const backup = defineJob({
         collection: name,
         records: read,
         bytes: writer.bytes,
+        uploadedBytes: writer instanceof ContentWriter ? writer.uploadedBytes : writer.bytes,
+        reusedChunks: writer instanceof ContentWriter ? writer.reusedChunks : 0,
         chunks: manifest.chunks.length,
         durationMs: Math.round(performance.now() - started),
         consistent,
@@ -136,7 +152,7 @@ export const backup = defineJob({
         const bytesFreed = await applyPrune(backupStore, plan);
         result.pruned = { deleted: plan.remove.map((e) => e.backupId), leftovers: plan.leftovers.map((f) => f.backupId), bytesFreed };
       }
-      logger.info({ backupId, records: read, bytes: writer.bytes, chunks: manifest.chunks.length }, "backup complete");
+      logger.info({ backupId, records: read, bytes: writer.bytes, uploadedBytes: result.uploadedBytes, chunks: manifest.chunks.length }, "backup complete");
       return result;
     } catch (error) {
       // Best effort: take back what this run uploaded. What a crash leaves behind, prune collects after the grace period.

@@ -26,6 +26,12 @@ export interface PruneResult {
   /** Interrupted backups still inside the grace period, or possibly still being written, left alone. */
   leftoversKept: string[];
   bytesFreed: number;
+  /** Shared chunks (format 3) no kept backup lists and older than the grace period: deleted, or with --dry-run would be. */
+  chunksSwept: number;
+  /** Unreferenced shared chunks inside the grace period, left alone. */
+  chunksYoung: number;
+  /** Why shared chunks were not swept this time (a running backup, a damaged manifest). */
+  sweepSkipped?: string;
 }
 
 /** Applies a retention policy to one collection's backups (restic `forget` rules) and collects old leftovers. */
@@ -41,10 +47,7 @@ export const prune = defineJob({
       minAgeMs: ctx.locks.ttlMs,
       runningBackup,
     });
-    const wouldFree =
-      plan.remove.reduce((n, e) => n + e.manifest.chunks.reduce((m, c) => m + c.bytes, 0), 0) +
-      plan.leftovers.reduce((n, f) => n + f.bytes, 0);
-    const bytesFreed = payload.dryRun ? wouldFree : await applyPrune(ctx.backupStore, plan);
+    const bytesFreed = payload.dryRun ? plan.bytes : await applyPrune(ctx.backupStore, plan);
     ctx.logger.info(
       { collection: payload.collection, dryRun: payload.dryRun, deleted: plan.remove.length, leftovers: plan.leftovers.length },
       payload.dryRun ? "prune plan (dry run)" : "pruned",
@@ -59,6 +62,9 @@ export const prune = defineJob({
       leftoversKept: plan.youngLeftovers,
       unfinishedCollected: plan.unfinished?.keys ?? [],
       bytesFreed,
+      chunksSwept: plan.sweep?.keys.length ?? 0,
+      chunksYoung: plan.sweep?.young ?? 0,
+      ...(plan.sweepSkipped ? { sweepSkipped: plan.sweepSkipped } : {}),
     };
   },
 });

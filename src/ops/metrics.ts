@@ -129,7 +129,8 @@ export class Metrics {
       const backup = result as BackupResult;
       if (!backup.skipped) {
         this.seen.add(backup.collection);
-        this.backupBytes.inc({ collection: backup.collection }, backup.bytes);
+        // What the run uploaded: with dedupe, chunks shared with earlier backups are not written again.
+        this.backupBytes.inc({ collection: backup.collection }, backup.uploadedBytes);
         this.backupRecords.inc({ collection: backup.collection }, backup.records);
       }
     }

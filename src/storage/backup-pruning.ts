@@ -1,4 +1,5 @@
 import { backupFolders, completeBackups, type BackupFolder, type CatalogEntry } from "./backup-format/backup-catalog.js";
+import { planSweep, type ChunkSweep } from "./backup-format/content-store.js";
 import { MANIFEST, backupFolder } from "./backup-format/layout.js";
 import type { ObjectStore } from "./object-store.js";
 import { selectRetained, type KeepPolicy } from "./retention.js";
@@ -13,6 +14,15 @@ export interface PrunePlan {
   youngLeftovers: string[];
   /** Writes never finished (`.partial` files, incomplete multipart uploads) old enough to collect, and their cutoff. */
   unfinished: { keys: string[]; before: Date } | undefined;
+  /**
+   * Shared chunks (format 3) that no backup kept lists, older than the grace period; undefined while a backup of the
+   * collection runs, or when a damaged manifest hides which chunks it needs (then nothing shared is swept).
+   */
+  sweep: ChunkSweep | undefined;
+  /** Why shared chunks were not swept, when they were not. */
+  sweepSkipped?: string;
+  /** What applying the plan frees: removed backups' own objects, leftovers and swept chunks. */
+  bytes: number;
 }
 
 /** When a folder without a manifest may be collected. */
@@ -37,7 +47,8 @@ export async function planPrune(
   now: Date = new Date(),
 ): Promise<PrunePlan> {
   // Archives hold records that exist nowhere else: retention never touches them.
-  const backups = (await completeBackups(store, collection)).backups.filter((entry) => entry.manifest.purpose === "backup");
+  const catalog = await completeBackups(store, collection);
+  const backups = catalog.backups.filter((entry) => entry.manifest.purpose === "backup");
   const decision = selectRetained(
     backups.map((entry) => ({ id: entry.backupId, time: new Date(entry.manifest.startedAt), entry })),
     policy,
@@ -47,14 +58,37 @@ export async function planPrune(
   const collectable = (f: BackupFolder) => rules.runningBackup === undefined && now.getTime() - f.lastModified.getTime() > minAge;
   const before = new Date(now.getTime() - minAge);
   const unfinished = rules.runningBackup === undefined ? { keys: await store.collectUnfinished(`${collection}/`, before, true), before } : undefined;
+  const remove = decision.remove.map((b) => b.entry);
+  const leftovers = incomplete.filter(collectable);
+  // Mark: every manifest that stays (kept backups and all archives); sweep: shared chunks none of them lists.
+  const removed = new Set(remove.map((e) => e.backupId));
+  const kept = catalog.backups.filter((e) => !removed.has(e.backupId)).map((e) => e.manifest);
+  const sweepSkipped =
+    rules.runningBackup !== undefined
+      ? `a backup of ${collection} is running (${rules.runningBackup})`
+      : catalog.damaged.length > 0
+        ? `damaged manifest of backup ${catalog.damaged[0]!.backupId} hides which chunks it needs`
+        : undefined;
+  const sweep = sweepSkipped === undefined ? await planSweep(store, collection, kept, before) : undefined;
+  const bytes =
+    remove.reduce((n, e) => n + ownObjectBytes(e), 0) + leftovers.reduce((n, f) => n + f.bytes, 0) + (sweep?.bytes ?? 0);
   return {
     unfinished,
     collection,
     keep: decision.keep.map(({ backup, reasons }) => ({ backupId: backup.id, reasons })),
-    remove: decision.remove.map((b) => b.entry),
-    leftovers: incomplete.filter(collectable),
+    remove,
+    leftovers,
     youngLeftovers: incomplete.filter((f) => !collectable(f)).map((f) => f.backupId),
+    sweep,
+    ...(sweepSkipped ? { sweepSkipped } : {}),
+    bytes,
   };
+}
+
+/** What removing a backup's folder frees: its chunks and manifest, or (format 3) its manifest alone. */
+function ownObjectBytes(entry: CatalogEntry): number {
+  const chunks = entry.manifest.chunks.reduce((n, c) => n + c.bytes, 0);
+  return entry.manifest.formatVersion >= 3 ? entry.bytes - chunks : chunks;
 }
 
 /**
@@ -67,11 +101,16 @@ export async function applyPrune(store: ObjectStore, plan: PrunePlan): Promise<n
     const folder = backupFolder(entry.collection, entry.backupId);
     await store.delete([folder + MANIFEST]);
     await store.delete(entry.keys.filter((key) => key !== folder + MANIFEST));
-    bytes += entry.manifest.chunks.reduce((n, c) => n + c.bytes, 0);
+    bytes += ownObjectBytes(entry);
   }
   for (const leftover of plan.leftovers) {
     await store.delete(leftover.keys);
     bytes += leftover.bytes;
+  }
+  // After the manifests: a chunk goes only once nothing that stays lists it.
+  if (plan.sweep && plan.sweep.keys.length > 0) {
+    for (let i = 0; i < plan.sweep.keys.length; i += 1000) await store.delete(plan.sweep.keys.slice(i, i + 1000));
+    bytes += plan.sweep.bytes;
   }
   if (plan.unfinished && plan.unfinished.keys.length > 0) await store.collectUnfinished(`${plan.collection}/`, plan.unfinished.before);
   return bytes;

@@ -1,11 +1,12 @@
 import { createHash } from "node:crypto";
 import { IntegrityError } from "../../config/config-error.js";
+import { DEFAULTS } from "../../config/defaults.js";
 import { ObjectNotFoundError, type ObjectStore } from "../object-store.js";
 import { readAhead } from "../read-ahead.js";
 import type { RecordColumns } from "../record-columns.js";
 import { decodeChunk } from "./chunk-codec.js";
 import { decompressors } from "./compression.js";
-import { backupFolder } from "./layout.js";
+import { chunkObjectKey } from "./layout.js";
 import type { ManifestChunk, UnsignedManifest } from "./manifest.js";
 
 /**
@@ -16,14 +17,15 @@ export async function readChunk(store: ObjectStore, manifest: UnsignedManifest, 
   const where = `chunk ${chunk.key} of backup ${manifest.backupId} (${manifest.collection.name})`;
   let body: Buffer;
   try {
-    body = await store.get(backupFolder(manifest.collection.name, manifest.backupId) + chunk.key);
+    body = await store.get(chunkObjectKey(manifest, chunk.key));
   } catch (error) {
     if (error instanceof ObjectNotFoundError) throw new IntegrityError(`${where} is missing from ${store.description}`);
     throw error;
   }
   if (body.length !== chunk.bytes) throw new IntegrityError(`${where} has ${body.length} bytes, the manifest says ${chunk.bytes}`);
   const sha = createHash("sha256").update(body).digest("hex");
-  if (sha !== chunk.sha256) throw new IntegrityError(`${where} fails its SHA-256 check: it was altered or damaged`);
+  // Format 3 names a chunk by its hash: content that does not match its name is damaged or swapped.
+  if (sha !== ("sha256" in chunk ? chunk.sha256 : chunk.key)) throw new IntegrityError(`${where} fails its SHA-256 check: it was altered or damaged`);
   let raw: Buffer;
   try {
     raw = await decompressors[manifest.compression](body);
@@ -53,6 +55,8 @@ export function readChunks(
   options: { chunks?: readonly ManifestChunk[]; ahead: number; signal?: AbortSignal },
 ): AsyncGenerator<ChunkRead> {
   const chunks = options.chunks ?? manifest.chunks;
+  // Shared chunks are small: more downloads in flight keep the reading bound by bandwidth rather than latency.
+  const ahead = manifest.formatVersion >= 3 ? Math.max(options.ahead, DEFAULTS.backup.dedupeReadAhead) : options.ahead;
   return readAhead(
     async (index): Promise<ChunkRead> => {
       const chunk = chunks[index]!;
@@ -63,6 +67,6 @@ export function readChunks(
         throw error;
       }
     },
-    { ahead: options.ahead, count: chunks.length, signal: options.signal },
+    { ahead, count: chunks.length, signal: options.signal },
   );
 }

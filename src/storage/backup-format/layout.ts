@@ -26,3 +26,10 @@ export const backupFolder = (collection: string, backupId: string) => `${collect
 
 export const chunkName = (index: number, compression: Compression) =>
   `chunk-${String(index).padStart(6, "0")}.vkc${extensionOf[compression]}`;
+
+/** Format 3: a collection's chunks, each stored once under its content's name and shared by its backups. */
+export const chunksFolder = (collection: string) => `${collection}/chunks/`;
+
+/** Where a manifest's chunk is stored: in the collection's shared chunks (format 3) or in the backup's folder. */
+export const chunkObjectKey = (manifest: { formatVersion: number; backupId: string; collection: { name: string } }, chunkKey: string) =>
+  manifest.formatVersion >= 3 ? chunksFolder(manifest.collection.name) + chunkKey : backupFolder(manifest.collection.name, manifest.backupId) + chunkKey;

@@ -9,7 +9,9 @@ import { COMPRESSIONS } from "./compression.js";
 export const FORMAT = "vectorkeeper-backup";
 /** 2 added the collection's schema, record URIs and the `features` list; version 1 manifests are still read. */
 export const FORMAT_VERSION = 2;
-const READABLE_VERSIONS = [1, 2];
+/** 3: chunks stored once per collection under their content's name and shared by backups (dedupe). */
+export const DEDUPED_FORMAT_VERSION = 3;
+const READABLE_VERSIONS = [1, 2, 3];
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, { message: "must be a hex SHA-256" });
 
@@ -63,6 +65,15 @@ const manifestV1 = z
   })
   .strict();
 
+/** Format 3: `key` names the chunk in the collection's chunks folder and is the SHA-256 of its stored bytes. */
+const sharedChunkEntry = z
+  .object({
+    key: sha256Hex,
+    records: z.number().int().positive(),
+    bytes: z.number().int().positive(),
+  })
+  .strict();
+
 export const manifestSchema = manifestV1
   .extend({
     formatVersion: z.literal(FORMAT_VERSION),
@@ -77,9 +88,16 @@ export const manifestSchema = manifestV1
   })
   .strict();
 
-/** A manifest of either version, as the current one (a version 1 manifest uses none of the newer features). */
-export type Manifest = Omit<z.output<typeof manifestSchema>, "formatVersion"> & { formatVersion: 1 | typeof FORMAT_VERSION };
-export type ManifestChunk = Manifest["chunks"][number];
+const dedupedManifestSchema = manifestSchema.extend({ formatVersion: z.literal(DEDUPED_FORMAT_VERSION), chunks: z.array(sharedChunkEntry) }).strict();
+
+/** A chunk entry of any version; format 3's has no `sha256` (its key is the hash). */
+export type ManifestChunk = z.output<typeof chunkEntry> | z.output<typeof sharedChunkEntry>;
+
+/** A manifest of any version, as the current one (a version 1 manifest uses none of the newer features). */
+export type Manifest = Omit<z.output<typeof manifestSchema>, "formatVersion" | "chunks"> & {
+  formatVersion: 1 | typeof FORMAT_VERSION | typeof DEDUPED_FORMAT_VERSION;
+  chunks: ManifestChunk[];
+};
 export type UnsignedManifest = Omit<Manifest, "checksum">;
 
 // Over the JSON as written (key order included), so it is checked against the raw parse, not zod's rebuilt object.
@@ -87,7 +105,9 @@ const checksumOf = (unsigned: object) => createHash("sha256").update(JSON.string
 
 export function serializeManifest(unsigned: UnsignedManifest): Buffer {
   const manifest: Manifest = { ...unsigned, checksum: checksumOf(unsigned) };
-  return Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, "utf8");
+  // Format 3 lists thousands of small chunks: compact, so an unchanged collection's backup stays a small upload.
+  const indent = manifest.formatVersion === DEDUPED_FORMAT_VERSION ? undefined : 2;
+  return Buffer.from(`${JSON.stringify(manifest, null, indent)}\n`, "utf8");
 }
 
 /** Parses and checks a manifest read back from storage; every failure names the backup and what is wrong. */
@@ -104,19 +124,21 @@ export function parseManifest(bytes: Buffer, backupLabel: string): Manifest {
   }
   if (!READABLE_VERSIONS.includes(head.data.formatVersion)) {
     throw new IntegrityError(
-      `backup ${backupLabel} has format version ${head.data.formatVersion}; this vectorkeeper reads versions ${READABLE_VERSIONS.join(" and ")}: use a matching vectorkeeper release`,
+      `backup ${backupLabel} has format version ${head.data.formatVersion}; this vectorkeeper reads versions ${`${READABLE_VERSIONS.slice(0, -1).join(", ")} and ${READABLE_VERSIONS.at(-1)}`}: use a matching vectorkeeper release`,
     );
   }
-  const parsed = head.data.formatVersion === 1 ? manifestV1.safeParse(raw) : manifestSchema.safeParse(raw);
+  const schema = [manifestV1, manifestSchema, dedupedManifestSchema][head.data.formatVersion - 1]!;
+  const parsed = schema.safeParse(raw);
   if (!parsed.success) throw new IntegrityError(`manifest of backup ${backupLabel} ${manifestProblem(parsed.error)}`);
   const { checksum, ...unsigned } = raw as Record<string, unknown>;
   if (checksumOf(unsigned) !== checksum) {
     throw new IntegrityError(`manifest of backup ${backupLabel} fails its checksum: it was altered or damaged`);
   }
-  if (parsed.data.chunks.reduce((n, c) => n + c.records, 0) !== parsed.data.records) {
+  const chunks: ManifestChunk[] = parsed.data.chunks;
+  if (chunks.reduce((n, c) => n + c.records, 0) !== parsed.data.records) {
     throw new IntegrityError(`manifest of backup ${backupLabel}: chunk record counts do not add up to ${parsed.data.records}`);
   }
-  return parsed.data.formatVersion === 1 ? { ...parsed.data, features: [] } : parsed.data;
+  return "features" in parsed.data ? parsed.data : { ...parsed.data, features: [] };
 }
 
 /** What a manifest holds that this version cannot restore (a field or feature of a newer release), or what else is wrong. */
@@ -134,8 +156,8 @@ function manifestProblem(error: z.ZodError): string {
 }
 
 /** The fields every new manifest starts with. */
-export function manifestHeader(backupId: string, purpose: Manifest["purpose"]) {
-  return { format: FORMAT, formatVersion: FORMAT_VERSION, toolVersion: TOOL_VERSION, backupId, purpose } as const;
+export function manifestHeader(backupId: string, purpose: Manifest["purpose"], formatVersion: Manifest["formatVersion"] = FORMAT_VERSION) {
+  return { format: FORMAT, formatVersion, toolVersion: TOOL_VERSION, backupId, purpose } as const;
 }
 
 /** How a manifest describes the collection it was taken from: as the server described it, schema verbatim. */
