@@ -82,7 +82,8 @@ async function archiveToCollection(payload: ArchivePayload, where: Where, source
       }
     }
     await failpoint("archive:after-copy");
-    await source.delete({ ids: batch.ids });
+    // The cutoff again: a record upserted since it was read (with a fresh creation time) stays, and keeps its new version.
+    await source.delete({ ids: batch.ids, where });
     archived += batch.ids.length;
     await ctx.progress({ done: archived, unit: "records archived" });
   }
@@ -138,28 +139,34 @@ async function archiveToObjectStore(payload: ArchivePayload, where: Where, cutof
       await writer.add(page);
       read += page.ids.length;
     }
-    const manifest = await writer.finish((chunks) => ({
-      ...manifestHeader(backupId, "archive"),
-      archived: { field: payload.field, cutoff },
-      collection: saved,
-      features: manifestFeatures(saved, writer.features),
-      dimension,
-      records: read,
-      countBefore: read,
-      countAfter: read,
-      consistent: true,
-      deletedWhileReading: tally.gone,
-      compression: DEFAULTS.backup.compression,
-      chunks,
-      startedAt,
-      finishedAt: new Date().toISOString(),
-      durationMs: Math.round(performance.now() - started),
-    }));
+    const manifest = await writer.finish(async (chunks) => {
+      // A stalled run whose lease a retry took over must not write a second archive of the same records.
+      await lease.confirm();
+      return {
+        ...manifestHeader(backupId, "archive"),
+        archived: { field: payload.field, cutoff },
+        collection: saved,
+        features: manifestFeatures(saved, writer.features),
+        dimension,
+        records: read,
+        countBefore: read,
+        countAfter: read,
+        consistent: true,
+        deletedWhileReading: tally.gone,
+        compression: DEFAULTS.backup.compression,
+        chunks,
+        startedAt,
+        finishedAt: new Date().toISOString(),
+        durationMs: Math.round(performance.now() - started),
+      };
+    });
     await failpoint("archive:after-manifest");
+    await lease.confirm();
     let deleted = 0;
     for (const chunk of manifest.chunks) {
       const { ids } = await readChunk(ctx.backupStore, manifest, chunk);
-      await source.delete({ ids });
+      // Limited to the cutoff, as settlePreviousArchive is: a record upserted since it was read is not in the archive.
+      await source.delete({ ids, where });
       deleted += ids.length;
       await ctx.progress({ done: deleted, total: read, unit: "records archived" });
     }

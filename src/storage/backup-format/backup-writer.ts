@@ -94,13 +94,14 @@ export class BackupWriter {
   /**
    * Uploads what is left, confirms every chunk is in the store at its size, then writes the manifest, last. Returns
    * the chunk list the manifest holds. A chunk that went missing meanwhile (a prune that could not see this backup, a
-   * store that lost a write) fails the backup instead of listing one that cannot be restored.
+   * store that lost a write) fails the backup instead of listing one that cannot be restored. `manifest` runs after
+   * the last upload, just before the manifest is written: the place for a last lease check.
    */
-  async finish(manifest: (chunks: ManifestChunk[]) => UnsignedManifest): Promise<UnsignedManifest> {
+  async finish(manifest: (chunks: ManifestChunk[]) => UnsignedManifest | Promise<UnsignedManifest>): Promise<UnsignedManifest> {
     if (this.pendingRecords > 0) await this.flush();
     await this.settle();
     await this.confirmChunks();
-    const unsigned = manifest(this.chunks);
+    const unsigned = await manifest(this.chunks);
     const body = serializeManifest(unsigned);
     await this.store.put(this.folder + MANIFEST, body);
     this.bytes += body.length;
