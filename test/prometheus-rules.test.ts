@@ -1,8 +1,10 @@
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { QueueEvents } from "bullmq";
-import { parse } from "yaml";
+import { parse, stringify } from "yaml";
 import { describe, expect, it } from "vitest";
 import { startScheduler } from "../scheduler.js";
 import { startWorker } from "../worker.js";
@@ -22,7 +24,25 @@ function promtool(args: string[], input?: string) {
   return run;
 }
 
+/** Every PromQL query of the Grafana dashboard (deploy/grafana/vectorkeeper.json). */
+function dashboardQueries(): string[] {
+  const dashboard = JSON.parse(readFileSync(`${DIR}../grafana/vectorkeeper.json`, "utf8")) as { panels: { targets: { expr: string }[] }[] };
+  return dashboard.panels.flatMap((panel) => panel.targets.map((target) => target.expr));
+}
+
 describe("deploy/prometheus", () => {
+  it("has a Grafana dashboard whose every query is valid PromQL", () => {
+    const queries = dashboardQueries();
+    expect(queries.length).toBeGreaterThanOrEqual(10);
+    // promtool parses expressions only in rules files: each query becomes a recording rule of a throwaway one.
+    const dir = mkdtempSync(join(tmpdir(), "vk-grafana-"));
+    const file = join(dir, "queries.yaml");
+    writeFileSync(file, stringify({ groups: [{ name: "dashboard", rules: queries.map((expr, i) => ({ record: `dashboard:query${i}`, expr })) }] }));
+    const check = promtool(["check", "rules", file]);
+    expect(check.stdout + check.stderr).toContain(`SUCCESS: ${queries.length} rules found`);
+    expect(check.status).toBe(0);
+  });
+
   it("is a valid rules file whose unit tests pass", () => {
     const check = promtool(["check", "rules", "alerts.yaml"]);
     expect(check.stdout + check.stderr).toContain("SUCCESS");
@@ -77,6 +97,10 @@ describe("deploy/prometheus", () => {
       const used = new Set(rules.groups.flatMap((g) => g.rules.flatMap((r) => r.expr.match(/vectorkeeper_[a-z_]+/g) ?? [])));
       expect(used.size).toBeGreaterThanOrEqual(7);
       for (const metric of used) expect(exposition, metric).toMatch(new RegExp(`^${metric}(\\{| )`, "m"));
+      // The Grafana dashboard's queries too.
+      for (const metric of new Set(dashboardQueries().flatMap((q) => q.match(/vectorkeeper_[a-z_]+/g) ?? []))) {
+        expect(exposition, metric).toMatch(new RegExp(`^${metric}(\\{| )`, "m"));
+      }
     } finally {
       await scheduler.stop();
       await events.close();
