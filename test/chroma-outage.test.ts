@@ -11,6 +11,8 @@ import { createRedisConnection, waitForRedis } from "../src/queues/connection.js
 import { QueueSet } from "../src/queues/queue-set.js";
 import { parseScheduleYaml } from "../src/scheduling/schedule-file.js";
 import { slotJobId } from "../src/scheduling/slots.js";
+import { enqueueUnchecked } from "../src/queues/enqueue.js";
+import { slotJobOptions } from "../src/queues/slot-retry.js";
 import { FsStore } from "../src/storage/fs-store.js";
 import { completeBackups } from "../src/storage/backup-format/backup-catalog.js";
 import type { LocalChroma } from "../src/storage/local-chroma.js";
@@ -140,5 +142,26 @@ describe("a Chroma outage", () => {
     const { backups } = await completeBackups(backupStore, name);
     const made = backups.find((b) => b.backupId === (finished!.returnvalue as { backupId: string }).backupId);
     expect(made?.manifest.records).toBe(30);
+  });
+
+  it("fails a scheduled job for good once its slot is over, counted as final and alerted", async () => {
+    const name = uniqueName("outage_final");
+    await seedCollection(chromaStore(chroma.url), name, 5, 4);
+    const receiver = await startWebhookReceiver();
+    stops.push(() => receiver.close());
+    const config = testConfig({ CHROMA_URL: chroma.url, VK_ALERT_WEBHOOK_URL: receiver.url });
+    await chroma.stop();
+    stops.push(restart);
+    const worker = await startWorker({ config, logger: quietLogger(), chroma: chromaStore(chroma.url), kinds: ["backup"] });
+    stops.push(() => worker.close());
+    // A slot useful for two more seconds: one outage retry, then the kind's usual attempts, then the end.
+    const jobOptions = slotJobOptions("backup", Date.now() + 2000, Date.now());
+    const job = await enqueueUnchecked(worker.queues, "backup", { collection: name }, { jobId: `final-${name}`, ...(jobOptions ? { jobOptions } : {}) });
+    const state = await eventually(() => job.getState(), (s) => s === "failed", 60_000);
+    expect(state).toBe("failed");
+    const failures = `vectorkeeper_job_failures_total{kind="backup",final="true"}`;
+    expect(seriesValue(await eventually(() => scrape(worker.ops.url), (t) => seriesValue(t, failures) === 1, 5000), failures)).toBe(1);
+    await eventually(async () => receiver.received.length, (n) => n > 0, 5000);
+    expect(receiver.received.map((r) => [r.body.alert.check, r.body.alert.transition, r.body.alert.subject])).toEqual([["job:backup", "fire", name]]);
   });
 });
