@@ -21,7 +21,7 @@ export class SchedulerMetrics {
     const registers = [this.registry];
     this.slots = new Counter({
       name: "vectorkeeper_scheduler_slots_enqueued_total",
-      help: "Schedule slots this scheduler enqueued (each one job per matching collection), by kind",
+      help: "Schedule slots for which this scheduler enqueued jobs (one per matching collection), by kind",
       labelNames: ["kind"] as const,
       registers,
     });
@@ -55,7 +55,9 @@ export class SchedulerMetrics {
     }
   }
 
+  /** A pass over a slot that added jobs; passes that find every job already claimed count nothing. */
   slotEnqueued(kind: ServedKind, jobs: number): void {
+    if (jobs === 0) return;
     this.slots.inc({ kind });
     this.enqueued.inc({ kind }, jobs);
   }
