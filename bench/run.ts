@@ -8,7 +8,8 @@ import { benchScale, parseScaleCases, SCALE_CASES } from "./scale-bench.js";
 /**
  * `npm run bench [-- --sizes 50000,100000] [-- --only probe|backup|expire|scale|recall]`: every benchmark prints its figures
  * beside a baseline measured in the same run. The scale run (a million records; also part of a full run) takes
- * `--scale-cases 1000000x16,50000x384`, `--rounds N` and `--chroma-dir DIR` to keep its seeded Chroma for the next run.
+ * `--scale-cases 1000000x16,50000x384`, `--rounds N`, `--no-restore` (backups only) and `--chroma-dir DIR` to keep its
+ * seeded Chroma for the next run.
  */
 const args = process.argv.slice(2);
 const option = (name: string) => {
@@ -26,7 +27,7 @@ try {
   if (!only || only === "probe") await benchProbeAndEnqueue(services);
   if (!only || only === "backup") await benchBackup(services, sizes);
   if (!only || only === "expire") await benchExpire(services);
-  if (!only || only === "scale") await benchScale(services, scaleCases, rounds);
+  if (!only || only === "scale") await benchScale(services, scaleCases, rounds, !args.includes("--no-restore"));
   if (!only || only === "recall") await benchRecall(services);
 } finally {
   await services.close();

@@ -66,7 +66,7 @@ const withPeak = (runs: Outcome[]): Outcome => ({ ...median(runs), peakRssMb: Ma
  * plain add in the largest batches the server accepts. Then the goals: backup ≥ 0.9× the linear read at 1M and at
  * 50k × 384, peak RSS ≤ 200 MB everywhere, time per record at 1M within 1.2× of that at 50k (same width).
  */
-export async function benchScale(services: Services, cases: ScaleCase[], rounds: number): Promise<void> {
+export async function benchScale(services: Services, cases: ScaleCase[], rounds: number, restores = true): Promise<void> {
   const url = services.chroma.url;
   const results = new Map<string, { read: Outcome; backup: Outcome }>();
   for (const c of cases) {
@@ -89,7 +89,7 @@ export async function benchScale(services: Services, cases: ScaleCase[], rounds:
     console.log(row(`vectorkeeper backup, median of ${rounds}`, backup, read));
     console.log(`  (single runs: read ${reads.map((o) => rate(o).toFixed(0)).join(", ")}; backup ${backups.map((o) => rate(o).toFixed(0)).join(", ")} records/s; peak RSS ${backups.map((o) => o.peakRssMb.toFixed(0)).join(", ")} MB)`);
 
-    if (c.dimension === 1536 && backups.at(-1)?.backupId) {
+    if (restores && c.dimension === 1536 && backups.at(-1)?.backupId) {
       const plains: Outcome[] = [];
       const restores: Outcome[] = [];
       for (let round = 0; round < rounds; round++) {

@@ -47,6 +47,14 @@ describe("readRecords: ids listed in windows, records fetched by id", () => {
     expect(embeddings).toEqual(vectors(count, 3).flat().map(Math.fround));
   });
 
+  it("fetches fewer records a page when embeddings are wide, so a page holds at most pageValues numbers", async () => {
+    const wide = uniqueName("linear_wide");
+    await seedCollection(chroma, wide, 11, 100);
+    const { pages, ids } = await readAll(await chroma.openCollection(wide), { pageSize: 500, readAhead: 1, pageValues: 250 });
+    expect(pages.map((p) => p.ids.length)).toEqual([2, 2, 2, 2, 2, 1]);
+    expect(ids).toEqual(idsOf(0, 11));
+  });
+
   it("lists, counts and picks ids in the same order the records come in", async () => {
     const windows: string[][] = [];
     for await (const ids of listIds(collection, { idWindow: 25, idOverlap: 5 })) windows.push(ids);
@@ -124,7 +132,7 @@ describe("records deleted while a collection is read", () => {
     let deleted = false;
     const withWriter: ChromaGet = async (c, request) => {
       const answer = await clientGet(c, request);
-      if (!request.ids && !deleted) {
+      if (request.include.length === 0 && !deleted) {
         deleted = true;
         await c.delete({ ids: ["rec-2", "rec-3", "rec-4"] });
       }

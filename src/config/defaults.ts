@@ -82,7 +82,10 @@ export interface BackupOptions {
   chunkReadAhead: number;
   /** Records per chunk at most. @defaultValue 2000 */
   chunkRecords: number;
-  /** Uncompressed bytes per chunk at most (the memory a backup holds is about two chunks). @defaultValue 33554432 (32 MiB) */
+  /**
+   * Uncompressed bytes per chunk at most (the memory a backup holds is about two chunks): 2000 records of 384
+   * dimensions fit; 1536-dim chunks hold about 650, so a backup stays within 200 MB at any width. @defaultValue 4194304 (4 MiB)
+   */
   chunkBytes: number;
   /** Chunk compression; `zstd` needs a Node.js whose zlib has it. @defaultValue "gzip" */
   compression: "gzip" | "zstd" | "none";
@@ -120,6 +123,11 @@ export interface ReadOptions {
    * records deleted meanwhile in front of it shift nothing out of the listing. @defaultValue 1000
    */
   idOverlap: number;
+  /**
+   * Embedding values fetched per page at most: a page of wide embeddings holds fewer records (500 at 384 dimensions,
+   * 125 at 1536), so the pages in flight take the same memory whatever the width. @defaultValue 192000
+   */
+  pageValues: number;
 }
 
 /** The limits vectorkeeper keeps to when it talks to Chroma. */
@@ -338,13 +346,13 @@ export const DEFAULTS = {
   } satisfies WarmOptions,
   recall: { k: 10, queries: 100, queryBatch: 1000, pageSize: 1000, readAhead: 2, efValues: [10, 20, 40, 80, 160] } satisfies RecallOptions,
   drill: { sampleRecords: 100, sampleChunks: 5 } satisfies DrillOptions,
-  reads: { idWindow: 50_000, idOverlap: 1000 } satisfies ReadOptions,
+  reads: { idWindow: 50_000, idOverlap: 1000, pageValues: 192_000 } satisfies ReadOptions,
   backup: {
     pageSize: 500,
     readAhead: 2,
     chunkReadAhead: 2,
     chunkRecords: 2000,
-    chunkBytes: 32 * 1024 * 1024,
+    chunkBytes: 4 * 1024 * 1024,
     compression: "gzip",
     leftoverGraceHours: 24,
     dedupe: false,

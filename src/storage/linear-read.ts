@@ -51,6 +51,8 @@ export interface LinearReading extends IdListing {
   readAhead: number;
   /** @defaultValue RECORD_FIELDS */
   include?: readonly RecordField[] | undefined;
+  /** Embedding values per page at most: `pageSize` shrinks for wide embeddings. @defaultValue DEFAULTS.reads.pageValues */
+  pageValues?: number | undefined;
   tally?: ReadTally | undefined;
 }
 
@@ -126,14 +128,21 @@ export function inRequestedOrder(requested: readonly string[], answer: GetColumn
 
 /**
  * Reads a whole collection (or the records matching `where`) in time and memory linear in its size: ids listed in
- * windows (see `listIds`), records fetched by id `pageSize` at a time with `readAhead` more pages requested while the
+ * windows (see `listIds`), records fetched by id `pageSize` at a time (fewer for wide embeddings, see `pageValues`) with `readAhead` more pages requested while the
  * caller works on the current one (Chroma serves a request on about one core, so it reads on while the caller
  * encodes). Records come in the listing's order, each once. A record deleted between its listing and its fetch is
  * counted in `tally.gone`, not an error.
  */
 export async function* readRecords(collection: Collection, reading: LinearReading): AsyncGenerator<RecordColumns> {
-  const { pageSize, get = clientGet, where, tally = { listed: 0, gone: 0 } } = reading;
+  const { get = clientGet, where, tally = { listed: 0, gone: 0 }, pageValues = DEFAULTS.reads.pageValues } = reading;
   const include = [...(reading.include ?? RECORD_FIELDS)];
+  let pageSize = reading.pageSize;
+  if (include.includes("embeddings")) {
+    // One record tells the width; offset 0 costs nothing to skip.
+    const first = await get(collection, { limit: 1, offset: 0, include: ["embeddings"] });
+    const width = Array.isArray(first.embeddings?.[0]) ? (first.embeddings[0] as unknown[]).length : 0;
+    if (width > 0) pageSize = Math.max(1, Math.min(pageSize, Math.floor(pageValues / width)));
+  }
   const idPages = pagesOf(listIds(collection, reading), pageSize, tally);
   // readAhead calls read(0), read(1), … in order, so each read takes the next page of ids off the listing.
   const fetchNext = async (): Promise<RecordColumns | null> => {
