@@ -70,20 +70,32 @@ export async function startScheduler(deps: SchedulerDeps): Promise<SchedulerHand
   const refreshNextSlots = () =>
     schedule.jobs.forEach((entry, index) => metrics.nextSlotOf(index, entry.kind, nextSlots(entry.cron, schedule.timezone, now(), 1)[0]!));
 
-  /** The server-level check of a probe slot: exported every time, observed for alerting once per slot. */
+  /** Chroma checks observed for alerting, one after the other in slot order (a webhook may take seconds); `stop` waits. */
+  let observing: Promise<void> = Promise.resolve();
+  /** Alerting on the server-level check, once per slot; a slow webhook or a Redis error must not hold the slot's jobs. */
+  const observeChroma = async (slot: Date, check: Awaited<ReturnType<typeof chromaAnswers>>, alerts: { alerter: Alerter; afterFailures: number }) => {
+    if (!(await enqueuer.claim(`chroma-check.${slot.getTime()}`))) return;
+    await alerts.alerter.observe({
+      check: "chroma",
+      subject: chroma.where,
+      ok: check.ok,
+      threshold: alerts.afterFailures,
+      summary: check.ok ? `heartbeat in ${check.ms} ms` : (check.error ?? "no answer"),
+      details: check.ok ? { ms: check.ms } : { reason: check.error },
+    });
+  };
+
+  /** The server-level check of a probe slot: exported every time, observed for alerting in the background. */
   const checkChroma = async (slot: Date): Promise<boolean> => {
     const check = await chromaAnswers(chroma, DEFAULTS.checks.timeoutMs);
     metrics.chroma(check.ok);
     const alerts = deps.chromaAlerts;
-    if (alerts && (await enqueuer.claim(`chroma-check.${slot.getTime()}`))) {
-      await alerts.alerter.observe({
-        check: "chroma",
-        subject: chroma.where,
-        ok: check.ok,
-        threshold: alerts.afterFailures,
-        summary: check.ok ? `heartbeat in ${check.ms} ms` : (check.error ?? "no answer"),
-        details: check.ok ? { ms: check.ms } : { reason: check.error },
-      });
+    if (alerts) {
+      observing = observing
+        .then(() => observeChroma(slot, check, alerts))
+        .catch((error: unknown) =>
+          logger.error({ slot: slot.toISOString(), err: error instanceof Error ? error.message : String(error) }, "alerting on the Chroma check failed"),
+        );
     }
     return check.ok;
   };
@@ -120,7 +132,11 @@ export async function startScheduler(deps: SchedulerDeps): Promise<SchedulerHand
   const catchUpPass = (): Promise<SlotOutcome[]> =>
     (passing ??= (async () => {
       const outcomes: SlotOutcome[] = [];
-      await named.publish(namedNames, Math.max(options.catchUpIntervalMs * 4, 600_000)).catch(() => undefined);
+      // Workers keep named collections' state by this set; when Redis fails here the slots still get their turn, and the
+      // next pass publishes again before the set lapses.
+      await named.publish(namedNames, Math.max(options.catchUpIntervalMs * 4, 600_000)).catch((error: unknown) =>
+        logger.warn({ err: error instanceof Error ? error.message : String(error) }, "could not publish the scheduled collection names"),
+      );
       for (const [index, entry] of schedule.jobs.entries()) {
         const at = now();
         const slot = slotAtOrBefore(entry.cron, schedule.timezone, at);
@@ -175,6 +191,7 @@ export async function startScheduler(deps: SchedulerDeps): Promise<SchedulerHand
       clearInterval(passTimer);
       await Promise.all(tasks.map((task) => task.destroy()));
       await passing;
+      await observing;
       await ops?.close();
       logger.info("scheduler stopped");
     },

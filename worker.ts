@@ -19,7 +19,7 @@ import { bullProcessor } from "./src/queues/processor.js";
 import { enqueue } from "./src/queues/enqueue.js";
 import { QueueSet } from "./src/queues/queue-set.js";
 import { RedisLocks } from "./src/queues/locks.js";
-import { slotBackoffStrategy } from "./src/queues/slot-retry.js";
+import { redisUsualFailures, slotBackoffStrategy } from "./src/queues/slot-retry.js";
 import { isVectorkeeperTemporary } from "./src/scheduling/collection-globs.js";
 import { NamedCollections } from "./src/scheduling/named-collections.js";
 import type { ChromaStore } from "./src/storage/chroma.js";
@@ -103,7 +103,7 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
       // The job lock lives as long as the job's lease: a dead worker's job is retried once its lease has lapsed too.
       lockDuration: config.worker.leaseTtlMs,
       stalledInterval: config.worker.leaseTtlMs,
-      settings: { backoffStrategy: slotBackoffStrategy(config.scheduler.outageRetryMaxDelayMs) },
+      settings: { backoffStrategy: slotBackoffStrategy(config.scheduler.outageRetryMaxDelayMs, redisUsualFailures(producer)) },
     });
     worker.on("error", (err) => workerErrors.error(err, { kind }));
     worker.on("completed", (job, result) => {

@@ -13,11 +13,13 @@ describe("the compose deployment", () => {
     services: Record<string, { image?: string; healthcheck?: { test: string[] }; volumes?: string[] }>;
   };
 
-  it("runs a schedule with nightly backups and retention, expiry and probes", () => {
+  it("runs a schedule with nightly backups and retention, expiry, probes and a weekly drill", () => {
     const mount = compose.services.scheduler!.volumes!.find((v) => v.endsWith(":/app/schedule.yaml:ro"))!;
     const schedule = loadSchedule(`${ROOT}${mount.split(":")[0]!.replace(/^\.\//, "")}`, true);
     const kinds = schedule.jobs.map((entry) => entry.kind);
-    expect(kinds).toEqual(expect.arrayContaining(["backup", "expire", "probe"]));
+    expect(kinds).toEqual(expect.arrayContaining(["backup", "expire", "probe", "drill"]));
+    // The shipped rules warn about a collection not drilled for 8 days: the shipped schedule drills at least weekly.
+    expect(schedule.jobs.find((entry) => entry.kind === "drill")!.cron).toMatch(/^\d+ \d+ \* \* [0-6]$/);
     const backup = schedule.jobs.find((entry) => entry.kind === "backup")!;
     expect(backup.cron).toMatch(/^\d+ \d+ \* \* \*$/);
     expect(backup).toHaveProperty("keep");

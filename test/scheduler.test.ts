@@ -7,7 +7,10 @@ import { createRedisConnection, waitForRedis } from "../src/queues/connection.js
 import { QueueSet } from "../src/queues/queue-set.js";
 import { parseScheduleYaml } from "../src/scheduling/schedule-file.js";
 import { nextSlots, slotJobId } from "../src/scheduling/slots.js";
-import { chromaStore, quietLogger, seedCollection, uniqueName, uniquePrefix } from "./helpers/services.js";
+import { createAlerter } from "../src/alerts/create-alerter.js";
+import { startHttpFaultProxy } from "./helpers/fault-proxy.js";
+import { startWebhookReceiver } from "./helpers/webhook-receiver.js";
+import { chromaStore, quietLogger, seedCollection, testConfig, uniqueName, uniquePrefix } from "./helpers/services.js";
 
 const store = chromaStore();
 const tag = uniqueName("sched");
@@ -145,10 +148,49 @@ describe("scheduler", () => {
     const tomorrow = nextSlots("0 3 * * *", "UTC", new Date(), 1)[0]!.getTime() / 1000;
     expect(metrics).toContain(`vectorkeeper_scheduler_next_slot_timestamp_seconds{entry="0",kind="backup"} ${tomorrow}`);
     expect(metrics).toContain('vectorkeeper_scheduler_slots_failed_total{kind="backup"} 0');
+    // No probe entry, so no check of Chroma ran: no chroma_up series (at 0 it would fire VectorkeeperChromaDown).
+    expect(metrics).not.toMatch(/^vectorkeeper_chroma_up/m);
 
     const port = Number(new URL(base).port);
     await expect(startScheduler({ ...deps, http: { port, host: "127.0.0.1" } })).rejects.toThrow(
       `HTTP_PORT: ${port} is already in use on 127.0.0.1 (another vectorkeeper daemon?)`,
     );
+  });
+
+  it("enqueues a probe slot's jobs without waiting for the Chroma alert's webhook, which still arrives", async () => {
+    const receiver = await startWebhookReceiver();
+    // Every webhook POST takes 5 s to get through (within the webhook's time limit): a scheduler that waited for it
+    // would start after the alert arrived.
+    const proxy = await startHttpFaultProxy(new URL(receiver.url).origin);
+    proxy.inject({ method: "POST", fault: { kind: "delay", ms: 5_000 } });
+    try {
+      const prefix = uniquePrefix("sched-webhook");
+      const loaded = testConfig({ VK_ALERT_WEBHOOK_URL: `${proxy.url}${new URL(receiver.url).pathname}` });
+      const config = { ...loaded, queuePrefix: prefix, alerts: { ...loaded.alerts, webhookTimeoutMs: 30_000 } };
+      const r = await replica(prefix);
+      replicas.push(r);
+      const schedule = parseScheduleYaml(`jobs: [{ kind: probe, cron: "* * * * *", collections: ["${names[0]}"] }]`, "test");
+      const at = new Date("2026-03-10T03:20:30Z");
+      r.handle = await startScheduler({
+        schedule,
+        options: options(3_600_000),
+        redis: r.redis,
+        queues: r.queues,
+        chroma: chromaStore("http://127.0.0.1:9"),
+        logger: quietLogger(),
+        now: () => at,
+        chromaAlerts: { alerter: createAlerter(config, r.redis, quietLogger()), afterFailures: 1 },
+      });
+      // Chroma is down: the slot's probe job is enqueued from the schedule's names, before the alert got through.
+      expect(r.handle.catchUp[0]).toMatchObject({ chromaDown: true, enqueued: [slotJobId("probe", names[0]!, new Date("2026-03-10T03:20:00Z"))] });
+      expect(receiver.received).toEqual([]);
+      // The alert is still sent, and stop waits for it.
+      await r.handle.stop();
+      r.handle = undefined;
+      expect(receiver.received.map((x) => [x.body.alert.check, x.body.alert.transition])).toEqual([["chroma", "fire"]]);
+    } finally {
+      await proxy.close();
+      await receiver.close();
+    }
   });
 });

@@ -13,7 +13,8 @@ export class SchedulerMetrics {
   private readonly enqueued: Counter<"kind">;
   private readonly failed: Counter<"kind">;
   private readonly nextSlot: Gauge<"entry" | "kind">;
-  private readonly chromaUp: Gauge;
+  /** Made at the first check: a gauge without labels would read 0 before it, and VectorkeeperChromaDown fire. */
+  private chromaUp: Gauge | undefined;
 
   constructor(registry?: Registry) {
     this.registry = registry ?? new Registry();
@@ -43,11 +44,6 @@ export class SchedulerMetrics {
       labelNames: ["entry", "kind"] as const,
       registers,
     });
-    this.chromaUp = new Gauge({
-      name: "vectorkeeper_chroma_up",
-      help: "1 when Chroma answered the scheduler's server-level check at the last probe tick, 0 when it did not",
-      registers,
-    });
     for (const kind of SERVED_KINDS) {
       this.slots.inc({ kind }, 0);
       this.enqueued.inc({ kind }, 0);
@@ -71,6 +67,11 @@ export class SchedulerMetrics {
   }
 
   chroma(up: boolean): void {
+    this.chromaUp ??= new Gauge({
+      name: "vectorkeeper_chroma_up",
+      help: "1 when Chroma answered the scheduler's server-level check at the last probe tick, 0 when it did not (absent before the first check)",
+      registers: [this.registry],
+    });
     this.chromaUp.set(up ? 1 : 0);
   }
 }
