@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { beforeAll, describe, expect, it } from "vitest";
-import { IntegrityError } from "../src/config/config-error.js";
+import { IntegrityError } from "../src/errors.js";
 import { backup, type BackupResult } from "../src/jobs/backup.js";
 import type { Progress } from "../src/jobs/job-context.js";
 import { prune } from "../src/jobs/prune.js";

@@ -55,6 +55,23 @@ describe("drill job", () => {
     expect(await scratchOf(name)).toEqual([]);
   });
 
+  it("drills an empty backup; a source deleted since its backup is reported all gone, not a failure", async () => {
+    const ctx = jobContext({ chroma });
+    const empty = uniqueName("drill_empty");
+    await chroma.client.createCollection({ name: empty, embeddingFunction: null });
+    await backup.process(backup.payload.parse({ collection: empty }), ctx);
+    expect(await drill.process(drill.payload.parse({ collection: empty }), ctx)).toMatchObject({ records: 0, sampled: 0, goneFromSource: 0 });
+    expect(await scratchOf(empty)).toEqual([]);
+
+    const name = uniqueName("drill_gone");
+    await seedCosine(name, 50);
+    await backup.process(backup.payload.parse({ collection: name }), ctx);
+    await chroma.deleteCollection(name);
+    const result = await drill.process(drill.payload.parse({ collection: name, sampleRecords: 20 }), ctx);
+    expect(result).toMatchObject({ records: 50, sampled: 20, sameInSource: 0, changedInSource: 0, goneFromSource: 20 });
+    expect(await scratchOf(name)).toEqual([]);
+  });
+
   it("refuses a collection without a backup in one line, creating nothing", async () => {
     const name = uniqueName("drill_none");
     await seedCosine(name, 10);
@@ -85,7 +102,8 @@ describe("drill job", () => {
     }
 
     const rerun = await runCli(["run", "drill", "--collection", name, "--json"], env);
-    expect(rerun.stderr).toBe("");
+    // Its only log line: the killed drill's lease, taken over.
+    expect(rerun.stderr.trim().split("\n").filter((line) => line && !line.includes("took over the lease of a crashed run"))).toEqual([]);
     expect(JSON.parse(rerun.stdout)).toMatchObject({ collection: name, records: 800, sameInSource: 100 });
     expect(await scratchOf(name)).toEqual([]);
   });

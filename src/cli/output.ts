@@ -1,4 +1,5 @@
-import { ConfigError, PermanentError } from "../config/config-error.js";
+import { ConfigError } from "../config/config-error.js";
+import { LeaseBusyError, PermanentError } from "../errors.js";
 import { RedisUnavailableError } from "../queues/connection.js";
 import { redactUrlsIn } from "../redact.js";
 
@@ -20,7 +21,7 @@ export function exitCodeOf(error: unknown): number {
 
 /** One line, never a stack trace: the message of the error, and the first line of it only. */
 export function oneLine(error: unknown): string {
-  if (error instanceof PermanentError || error instanceof RedisUnavailableError) return redactUrlsIn(error.message);
+  if (error instanceof PermanentError || error instanceof LeaseBusyError || error instanceof RedisUnavailableError) return redactUrlsIn(error.message);
   const message = error instanceof Error ? error.message : String(error);
   return redactUrlsIn(message.split("\n")[0] || "unknown error");
 }

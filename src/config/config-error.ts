@@ -1,22 +1,10 @@
 import type { z } from "zod";
+import { PermanentError } from "../errors.js";
 import { redactUrl, redactUrlsIn } from "../redact.js";
-
-/**
- * A failure that retrying cannot fix: the worker fails such a job at once (UnrecoverableError), the CLI prints its
- * message as one line and exits non-zero, never with a stack trace.
- */
-export class PermanentError extends Error {
-  override name = "PermanentError";
-}
 
 /** Bad input from outside (env, schedule file, flags, payloads, names of things that do not exist): exit code 2. */
 export class ConfigError extends PermanentError {
   override name = "ConfigError";
-}
-
-/** Stored data that fails its checks (checksum, record count, manifest): exit code 1, never retried. */
-export class IntegrityError extends PermanentError {
-  override name = "IntegrityError";
 }
 
 /** Fields whose values must never appear in an error message or a log line. */

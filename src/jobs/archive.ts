@@ -1,7 +1,8 @@
 import { performance } from "node:perf_hooks";
 import type { Collection, Where } from "chromadb";
 import { z } from "zod";
-import { ConfigError, IntegrityError } from "../config/config-error.js";
+import { ConfigError } from "../config/config-error.js";
+import { IntegrityError } from "../errors.js";
 import { DEFAULTS } from "../config/defaults.js";
 import { readChunk } from "../storage/backup-format/backup-reader.js";
 import { newestBackup } from "../storage/backup-format/backup-catalog.js";
@@ -12,6 +13,7 @@ import { columnsFromGet, sameRecord } from "../storage/chroma-records.js";
 import { writeRecords } from "../storage/chroma-writer.js";
 import { countIds } from "../storage/linear-read.js";
 import { failpoint } from "./failpoints.js";
+import { holdLease } from "./lease.js";
 import { defineJob, type JobContext } from "./job-context.js";
 import { alertAfterFailures, collectionName, metadataField } from "./payload-fields.js";
 
@@ -118,8 +120,7 @@ async function settlePreviousArchive(collection: string, source: Collection, ctx
  */
 async function archiveToObjectStore(payload: ArchivePayload, where: Where, cutoff: number, source: Collection, ctx: JobContext) {
   if (payload.dryRun) return { archived: await countIds(source, { where, signal: ctx.signal }), target: OBJECT_STORE_TARGET };
-  const lease = await ctx.locks.tryAcquire(`archive:${payload.collection}`, ctx.runner);
-  if (!lease.acquired) throw new ConfigError(`an archive of ${payload.collection} is already running (${lease.heldBy})`);
+  const lease = await holdLease(ctx, `archive:${payload.collection}`, `an archive of ${payload.collection}`);
   try {
     await settlePreviousArchive(payload.collection, source, ctx);
     const started = performance.now();

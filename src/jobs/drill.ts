@@ -1,17 +1,20 @@
 import { randomBytes, randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { z } from "zod";
-import { ConfigError, IntegrityError } from "../config/config-error.js";
+import { ConfigError } from "../config/config-error.js";
+import { IntegrityError } from "../errors.js";
 import { DEFAULTS } from "../config/defaults.js";
 import { newestBackup, readManifest } from "../storage/backup-format/backup-catalog.js";
 import { readChunk } from "../storage/backup-format/backup-reader.js";
 import type { Manifest } from "../storage/backup-format/manifest.js";
-import type { ChromaStore } from "../storage/chroma.js";
+import { CollectionNotFoundError, type ChromaStore } from "../storage/chroma.js";
 import { columnsFromGet, sameRecord } from "../storage/chroma-records.js";
 import { ObjectNotFoundError } from "../storage/object-store.js";
 import { concatColumns, sliceColumns, type RecordColumns } from "../storage/record-columns.js";
 import { backupIdField } from "./backup-fields.js";
+import { deleteTemporaries } from "../storage/chroma-temporaries.js";
 import { failpoint } from "./failpoints.js";
+import { holdLease } from "./lease.js";
 import { defineJob, type JobContext } from "./job-context.js";
 import { alertAfterFailures, collectionName } from "./payload-fields.js";
 import { restore, restorePayload } from "./restore.js";
@@ -53,15 +56,6 @@ export interface DrillResult {
 /** Scratch collections of drills of `collection` are named `<collection>__vkdrill_<hex>`. */
 export const DRILL_SCRATCH = "__vkdrill_";
 
-/** Deletes scratch collections (and their restores' staging collections) that an interrupted drill left behind. */
-async function removeLeftovers(chroma: ChromaStore, collection: string, ctx: JobContext): Promise<void> {
-  for (const name of await chroma.listCollectionNames()) {
-    if (!name.startsWith(`${collection}${DRILL_SCRATCH}`)) continue;
-    await chroma.deleteCollection(name);
-    ctx.logger.info({ collection, leftover: name }, "deleted the scratch collection of an interrupted drill");
-  }
-}
-
 async function chosenBackup(ctx: JobContext, collection: string, backupId: string | undefined): Promise<Manifest> {
   if (!backupId) {
     const newest = await newestBackup(ctx.backupStore, collection, "backup");
@@ -93,6 +87,8 @@ async function sampleOfBackup(ctx: JobContext, manifest: Manifest, count: number
 }
 
 async function recordsById(chroma: ChromaStore, name: string, ids: string[]): Promise<Map<string, { columns: RecordColumns; row: number }>> {
+  // Chroma refuses a get by an empty id list; an empty backup has nothing to compare.
+  if (ids.length === 0) return new Map();
   const collection = await chroma.openCollection(name);
   const columns = columnsFromGet(await collection.get({ ids, include: ["embeddings", "documents", "metadatas", "uris"] }));
   return new Map(columns.ids.map((id, row) => [id, { columns, row }]));
@@ -112,11 +108,11 @@ export const drill = defineJob({
     const started = performance.now();
     const { chroma, logger } = ctx;
     const source = payload.collection;
-    const lease = await ctx.locks.tryAcquire(`drill:${source}`, ctx.runner);
-    if (!lease.acquired) throw new ConfigError(`a drill of ${source} is already running (${lease.heldBy})`);
+    const lease = await holdLease(ctx, `drill:${source}`, `a drill of ${source}`);
     try {
-      // We hold the drill lease: any scratch collection of this source is an interrupted drill's.
-      await removeLeftovers(chroma, source, ctx);
+      // We hold the drill lease: any scratch collection of this source (or its restore's staging collection) is an
+      // interrupted drill's.
+      await deleteTemporaries(chroma, `${source}${DRILL_SCRATCH}`, logger, "the scratch collection of an interrupted drill");
       const manifest = await chosenBackup(ctx, source, payload.backupId);
       const scratch = `${source}${DRILL_SCRATCH}${randomBytes(4).toString("hex")}`;
       try {
@@ -131,7 +127,11 @@ export const drill = defineJob({
         }
         const sample = await sampleOfBackup(ctx, manifest, payload.sampleRecords);
         const restored = await recordsById(chroma, scratch, sample.ids);
-        const live = await recordsById(chroma, source, sample.ids);
+        // A source deleted since its backup is when a drill matters most: every sampled record is reported gone.
+        const live = await recordsById(chroma, source, sample.ids).catch((error: unknown) => {
+          if (error instanceof CollectionNotFoundError) return new Map<string, { columns: RecordColumns; row: number }>();
+          throw error;
+        });
         let sameInSource = 0;
         let changedInSource = 0;
         let goneFromSource = 0;

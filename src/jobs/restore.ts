@@ -12,7 +12,9 @@ import type { ChromaStore } from "../storage/chroma.js";
 import { FEATURE_LABELS } from "../storage/chroma-features.js";
 import { BatchedWriter } from "../storage/chroma-writer.js";
 import { backupIdField } from "./backup-fields.js";
+import { deleteTemporaries } from "../storage/chroma-temporaries.js";
 import { failpoint } from "./failpoints.js";
+import { holdLease } from "./lease.js";
 import { defineJob } from "./job-context.js";
 import { collectionName } from "./payload-fields.js";
 
@@ -64,10 +66,7 @@ async function recoverSwapLeftovers(chroma: ChromaStore, target: string, logger:
       logger.info({ collection: target, leftover: name }, "deleted the old collection a completed restore left behind");
     }
   }
-  for (const name of names.filter((n) => n.startsWith(`${target}${STAGING}`))) {
-    await chroma.deleteCollection(name);
-    logger.info({ collection: target, leftover: name }, "deleted the staging collection of an interrupted restore");
-  }
+  await deleteTemporaries(chroma, `${target}${STAGING}`, logger, "the staging collection of an interrupted restore");
 }
 
 /**
@@ -120,9 +119,7 @@ export const restore = defineJob({
     const started = performance.now();
     const { chroma, backupStore, logger } = ctx;
     const target = payload.collection;
-    const lease = await ctx.locks.tryAcquire(`restore:${target}`, ctx.runner);
-    if (!lease.acquired) throw new ConfigError(`a restore into ${target} is already running (${lease.heldBy})`);
-    if (lease.tookOver) logger.warn({ from: lease.tookOver.from, reason: lease.tookOver.reason }, "took over the restore lease of a crashed run");
+    const lease = await holdLease(ctx, `restore:${target}`, `a restore into ${target}`);
     try {
       const manifest = await findBackup(backupStore, payload.backupId);
       await refuseWhatServerCannotHold(chroma, manifest, logger);

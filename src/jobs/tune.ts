@@ -2,13 +2,14 @@ import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { Collection } from "chromadb";
 import { z } from "zod";
-import { ConfigError } from "../config/config-error.js";
 import { DEFAULTS } from "../config/defaults.js";
 import type { DistanceSpace, Neighbours, Query } from "../recall/exact-neighbours.js";
 import { exactNeighbours, indexRecall, sampleQueries, spaceOf, type RecallMeasuring } from "../recall/index-recall.js";
 import type { ChromaStore } from "../storage/chroma.js";
 import { BatchedWriter } from "../storage/chroma-writer.js";
+import { deleteTemporaries } from "../storage/chroma-temporaries.js";
 import { failpoint } from "./failpoints.js";
+import { holdLease } from "./lease.js";
 import { defineJob, type JobContext } from "./job-context.js";
 import { alertAfterFailures, collectionName } from "./payload-fields.js";
 import { efSearchOf } from "./recall.js";
@@ -114,13 +115,9 @@ export const tune = defineJob({
     const started = performance.now();
     const { chroma, logger } = ctx;
     const name = payload.collection;
-    const lease = await ctx.locks.tryAcquire(`tune:${name}`, ctx.runner);
-    if (!lease.acquired) throw new ConfigError(`a tune of ${name} is already running (${lease.heldBy})`);
+    const lease = await holdLease(ctx, `tune:${name}`, `a tune of ${name}`);
     try {
-      for (const leftover of (await chroma.listCollectionNames()).filter((n) => n.startsWith(`${name}${TUNE_SCRATCH}`))) {
-        await chroma.deleteCollection(leftover);
-        logger.info({ collection: name, leftover }, "deleted the scratch copy of an interrupted tune");
-      }
+      await deleteTemporaries(chroma, `${name}${TUNE_SCRATCH}`, logger, "the scratch copy of an interrupted tune");
       const source = await chroma.openCollection(name);
       const space = spaceOf(source);
       const size = await source.count();

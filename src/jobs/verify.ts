@@ -1,7 +1,8 @@
 import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { z } from "zod";
-import { ConfigError, IntegrityError } from "../config/config-error.js";
+import { ConfigError } from "../config/config-error.js";
+import { IntegrityError } from "../errors.js";
 import { DEFAULTS } from "../config/defaults.js";
 import { newestBackup, readManifest } from "../storage/backup-format/backup-catalog.js";
 import { readChunks } from "../storage/backup-format/backup-reader.js";

@@ -1,5 +1,5 @@
 import { UnrecoverableError, type Job } from "bullmq";
-import { PermanentError } from "../config/config-error.js";
+import { PermanentError } from "../errors.js";
 import type { JobContext, Locks } from "../jobs/job-context.js";
 import type { Logger } from "../logging.js";
 import type { ChromaStore } from "../storage/chroma.js";

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { IntegrityError } from "../../config/config-error.js";
+import { IntegrityError } from "../../errors.js";
 import { DEFAULTS } from "../../config/defaults.js";
 import { ObjectNotFoundError, type ObjectStore } from "../object-store.js";
 import { readAhead } from "../read-ahead.js";

@@ -1,7 +1,7 @@
 import { endianness } from "node:os";
 import type { Metadata } from "chromadb";
 import { z } from "zod";
-import { IntegrityError } from "../../config/config-error.js";
+import { IntegrityError } from "../../errors.js";
 import { TOOL_VERSION } from "../../version.js";
 import type { RecordColumns } from "../record-columns.js";
 

@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, scryptSync } from "node:crypto";
-import { ConfigError, IntegrityError } from "../../config/config-error.js";
+import { ConfigError } from "../../config/config-error.js";
+import { IntegrityError } from "../../errors.js";
 
 /**
  * An encrypted object: "VKE1" | key id (8 bytes) | nonce (12 bytes, random per object) | AES-256-GCM ciphertext |

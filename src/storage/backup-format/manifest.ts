@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { IntegrityError } from "../../config/config-error.js";
+import { IntegrityError } from "../../errors.js";
 import { TOOL_VERSION } from "../../version.js";
 import { CHROMA_FEATURES, recordFeatures, type ChromaFeature } from "../chroma-features.js";
 import type { CollectionAnswer } from "../chroma-rest.js";
