@@ -132,11 +132,6 @@ export async function startScheduler(deps: SchedulerDeps): Promise<SchedulerHand
   const catchUpPass = (): Promise<SlotOutcome[]> =>
     (passing ??= (async () => {
       const outcomes: SlotOutcome[] = [];
-      // Workers keep named collections' state by this set; when Redis fails here the slots still get their turn, and the
-      // next pass publishes again before the set lapses.
-      await named.publish(namedNames, Math.max(options.catchUpIntervalMs * 4, 600_000)).catch((error: unknown) =>
-        logger.warn({ err: error instanceof Error ? error.message : String(error) }, "could not publish the scheduled collection names"),
-      );
       for (const [index, entry] of schedule.jobs.entries()) {
         const at = now();
         const slot = slotAtOrBefore(entry.cron, schedule.timezone, at);
@@ -150,13 +145,20 @@ export async function startScheduler(deps: SchedulerDeps): Promise<SchedulerHand
   const ops = deps.http
     ? await startOpsServer({ http: deps.http, dashboard: undefined, redis: deps.redis, metrics, logger })
     : undefined;
+  // Workers keep the series of collections named here even while they are missing; the set lapses with no scheduler.
+  // When Redis fails here the slots still get their turn, and the next publish comes before the set lapses.
+  const publishNamed = () =>
+    named.publish(namedNames, Math.max(options.catchUpIntervalMs * 4, 600_000)).catch((error: unknown) =>
+      logger.warn({ err: error instanceof Error ? error.message : String(error) }, "could not publish the scheduled collection names"),
+    );
+  await publishNamed();
   const catchUp = options.catchUpWindowMs > 0 ? await catchUpPass() : schedule.jobs.map(emptyOutcome);
   refreshNextSlots();
-  let passTimer: NodeJS.Timeout | undefined;
-  if (options.catchUpWindowMs > 0) {
-    passTimer = setInterval(() => void catchUpPass(), options.catchUpIntervalMs);
-    passTimer.unref();
-  }
+  const passTimer = setInterval(() => {
+    void publishNamed();
+    if (options.catchUpWindowMs > 0) void catchUpPass();
+  }, options.catchUpIntervalMs);
+  passTimer.unref();
 
   const tasks: ScheduledTask[] = schedule.jobs.map((entry, index) =>
     cron.schedule(
