@@ -7,6 +7,7 @@ import { SERVED_KINDS } from "../src/queues/catalogue.js";
 import { createRedisConnection } from "../src/queues/connection.js";
 import { enqueue } from "../src/queues/enqueue.js";
 import { startHttpFaultProxy, type HttpFaultProxy } from "./helpers/fault-proxy.js";
+import { eventually } from "./helpers/metrics-text.js";
 import { chromaStore, quietLogger, seedCollection, testConfig, uniqueName } from "./helpers/services.js";
 
 /** Debian's chromium, which .ci/run installs; playwright's own browser download cannot run here. */
@@ -113,18 +114,15 @@ describe("dashboard in a real browser", () => {
   it("draws a running job's progress as a bar", async () => {
     const big = uniqueName("dash_backup");
     await seedCollection(chromaStore(), big, 60, 8);
-    // Pages of 5, each read slowed a little; once the job has reported progress, its next read never returns.
-    const slow = proxy.inject({ method: "POST", path: /\/get$/, fault: { kind: "delay", ms: 200 } });
+    // Pages of 5; the id listing and the first record pages pass, every read after them never returns: the job
+    // reports progress and then stays active however slow the machine is.
+    proxy.inject({ method: "POST", path: /\/get$/, skip: 3, fault: { kind: "stall" } });
     const job = await enqueue(worker.queues, "backup", { collection: big, pageSize: 5, readAhead: 0 });
-    const deadline = Date.now() + 30_000;
-    let progress: unknown;
-    while (Date.now() < deadline) {
-      progress = (await worker.queues.get("backup").getJob(job.id!))?.progress;
-      if (typeof progress === "object" && progress && "done" in progress && (progress as { done: number }).done > 0) break;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    proxy.inject({ method: "POST", path: /\/get$/, fault: { kind: "stall" } });
-    slow();
+    const progress = await eventually(
+      async () => (await worker.queues.get("backup").getJob(job.id!))?.progress,
+      (p) => typeof p === "object" && p !== null && "done" in p && (p as { done: number }).done > 0,
+      30_000,
+    );
     expect(progress).toMatchObject({ progress: expect.any(Number), total: 60, unit: "records" });
 
     const { context, page } = await loggedIn();

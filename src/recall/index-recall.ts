@@ -76,9 +76,10 @@ export async function exactNeighbours(
   measuring: RecallMeasuring,
 ): Promise<Neighbours[]> {
   const found: Neighbours[] = [];
+  // Counted over all passes, so progress only moves forward.
+  let records = 0;
   for (let start = 0; start < queries.length; start += measuring.queryBatch) {
     const search = new ExactSearch(queries.slice(start, start + measuring.queryBatch), measuring.k, space);
-    let records = 0;
     const pages = chroma.readPages(collection, {
       pageSize: measuring.pageSize,
       readAhead: measuring.readAhead,

@@ -90,7 +90,9 @@ export class ChromaStore {
     this.network = { ...DEFAULTS.network, ...settings.network };
     limitChromaRequests(this.client, {
       timeoutMs: this.network.chromaRequestTimeoutMs,
-      attempts: this.network.attempts,
+      // One retry: the client reports a refused connection and a broken one alike, and a server that is down (what
+      // probes and /readyz must report quickly) should not cost seconds of backoff.
+      attempts: Math.min(2, this.network.attempts),
       retryBaseMs: this.network.retryBaseMs,
       where: this.where,
       unavailable: (message) => new ChromaUnavailableError(message),
