@@ -8,7 +8,7 @@ import type { Observation } from "./src/alerts/alerter.js";
 import { createAlerter } from "./src/alerts/create-alerter.js";
 import { AlertState } from "./src/alerts/alert-state.js";
 import { completedObservations, failedObservations } from "./src/alerts/job-checks.js";
-import { forgetGoneCollections } from "./src/ops/forget-gone.js";
+import { GoneCollections } from "./src/ops/forget-gone.js";
 import { LastSuccessStore } from "./src/ops/last-success.js";
 import { Metrics } from "./src/ops/metrics.js";
 import { startOpsServer, type OpsServer } from "./src/ops/ops-server.js";
@@ -146,13 +146,14 @@ export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
   );
   if (config.warmOnStart) void warmEveryCollection(queues, chroma, logger);
 
-  const forgetDeps = { chroma, metrics, alertState, lastSuccess, named: new NamedCollections(producer, config.queuePrefix) };
+  const gone = new GoneCollections({ chroma, metrics, alertState, lastSuccess, named: new NamedCollections(producer, config.queuePrefix) });
   // One pass at a time: a Chroma that answers slowly must not stack them up.
   let forgetting: Promise<void> | undefined;
   const forget = () =>
-    (forgetting ??= forgetGoneCollections(forgetDeps)
-      .then((gone) => {
-        if (gone.length > 0) logger.info({ collections: gone }, "forgot the series and alert state of collections that no longer exist");
+    (forgetting ??= gone
+      .forget()
+      .then((forgotten) => {
+        if (forgotten.length > 0) logger.info({ collections: forgotten }, "forgot the series and alert state of collections that no longer exist");
       })
       .finally(() => (forgetting = undefined)));
   const warnOf = (message: string) => (error: unknown) =>

@@ -32,4 +32,32 @@ describe("the rate-limited error log", () => {
     expect(lines[0]).toMatchObject({ level: 50, connection: "worker", code: "ECONNREFUSED", reason: "connect ECONNREFUSED 127.0.0.1:6379" });
     expect(lines[3]).toMatchObject({ reason: "READONLY You can't write against a read only replica." });
   });
+
+  it("forgets errors unseen for two intervals, and remembers at most maxDistinct (messages with ids stay bounded)", () => {
+    const file = join(mkdtempSync(join(tmpdir(), "vk-throttle-")), "log.ndjson");
+    const fd = openSync(file, "w");
+    let now = 0;
+    const log = new ThrottledErrorLog(createLogger("info", fd), "worker", 10_000, () => now, "error", 3);
+    log.error(new Error("old")); // logged
+    log.error(new Error("old")); // a repeat, not logged
+    now = 25_000;
+    log.error(new Error("new")); // logged; "old", quiet for two intervals, is forgotten with its repeat
+    log.error(new Error("old")); // logged as a first occurrence
+    for (const id of [1, 2, 3, 4]) log.error(new Error(`job ${id} failed`)); // four more: the three newest are kept
+    log.error(new Error("job 4 failed")); // remembered: a repeat
+    log.error(new Error("old")); // forgotten for room: logged again
+    closeSync(fd);
+
+    const lines = readFileSync(file, "utf8").trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines.map((l) => [l.reason, l.repeatsSinceLastLine])).toEqual([
+      ["old", 0],
+      ["new", 0],
+      ["old", 0],
+      ["job 1 failed", 0],
+      ["job 2 failed", 0],
+      ["job 3 failed", 0],
+      ["job 4 failed", 0],
+      ["old", 0],
+    ]);
+  });
 });

@@ -263,6 +263,11 @@ export interface LogOptions {
    * this interval, with the number of repeats in between. @defaultValue 10000
    */
   repeatIntervalMs: number;
+  /**
+   * Distinct errors a rate-limited log remembers at once (messages can carry ids); beyond this the longest-quiet is
+   * forgotten. @defaultValue 1000
+   */
+  repeatMaxDistinct: number;
 }
 
 export const DEFAULTS = {
@@ -304,7 +309,7 @@ export const DEFAULTS = {
     keepFailedSeconds: 604_800,
   } satisfies JobDefaults,
   checks: { timeoutMs: 2000 } satisfies CheckOptions,
-  logs: { repeatIntervalMs: 10_000 } satisfies LogOptions,
+  logs: { repeatIntervalMs: 10_000, repeatMaxDistinct: 1000 } satisfies LogOptions,
   network: {
     connectTimeoutMs: 5000,
     idleTimeoutMs: 20_000,

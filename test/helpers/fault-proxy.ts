@@ -14,7 +14,7 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 /** What happens to a request a rule matches. */
 export type HttpFault =
   /** Answer with this status (and body) without asking the server. */
-  | { kind: "status"; status: number; body?: string }
+  | { kind: "status"; status: number; body?: string; contentType?: string }
   /** Forward, send the answer's headers and this many body bytes, then reset the connection (RST). */
   | { kind: "reset"; afterBytes: number }
   /** Accept the request and never answer (the connection stays open until the client gives up). */
@@ -129,7 +129,7 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
     switch (fault.kind) {
       case "status":
         req.resume();
-        req.on("end", () => res.writeHead(fault.status, { "content-type": "text/plain" }).end(fault.body ?? `injected ${fault.status}`));
+        req.on("end", () => res.writeHead(fault.status, { "content-type": fault.contentType ?? "text/plain" }).end(fault.body ?? `injected ${fault.status}`));
         return;
       case "stall":
         req.resume();
