@@ -95,6 +95,9 @@ export async function benchScale(services: Services, cases: ScaleCase[], rounds:
       for (let round = 0; round < rounds; round++) {
         plains.push(await runVariant(["plain-add", url, `${name}_plain${round}`, String(c.records), String(c.dimension)]));
         restores.push(await runVariant(["restore", url, `${name}_restored${round}`, join(services.dir, name), backups.at(-1)!.backupId!]));
+        // Each round as it ends: at 1536 dimensions a round takes minutes on a loaded machine.
+        const [p, r] = [plains.at(-1)!, restores.at(-1)!];
+        console.log(`  round ${round + 1}: add ${rate(p).toFixed(0)} records/s (${p.peakRssMb.toFixed(0)} MB), restore ${r.error ? `failed: ${r.error}` : `${rate(r).toFixed(0)} records/s`} (${r.peakRssMb.toFixed(0)} MB)`);
         await dropCollections(url, [`${name}_plain${round}`, `${name}_restored${round}`]);
       }
       const plain = median(plains);
