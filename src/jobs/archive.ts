@@ -134,7 +134,7 @@ async function archiveToObjectStore(payload: ArchivePayload, where: Where, cutof
     let dimension: number | null = null;
     let read = 0;
     const tally = { listed: 0, gone: 0 };
-    const reading = { pageSize: payload.batchSize, readAhead: DEFAULTS.backup.readAhead, signal: ctx.signal, where, tally };
+    const reading = { pageSize: payload.batchSize, readAhead: DEFAULTS.backup.readAhead, signal: lease.signal, where, tally };
     for await (const page of ctx.chroma.readPages(source, reading)) {
       dimension ??= page.dimension;
       await writer.add(page);

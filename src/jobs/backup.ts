@@ -10,6 +10,7 @@ import { applyPrune, planPrune } from "../storage/backup-pruning.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { backupLease, keepPolicy } from "./backup-fields.js";
 import { failpoint } from "./failpoints.js";
+import { watchLease } from "./lease.js";
 import { defineJob } from "./job-context.js";
 import { alertAfterFailures, collectionName } from "./payload-fields.js";
 
@@ -74,7 +75,7 @@ export const backup = defineJob({
       logger.warn(reason);
       return { backupId: "", collection: name, records: 0, bytes: 0, uploadedBytes: 0, reusedChunks: 0, chunks: 0, durationMs: 0, consistent: true, deletedWhileReading: 0, warnings: [], skipped: reason };
     }
-    if (lease.tookOver) logger.warn({ from: lease.tookOver.from, reason: lease.tookOver.reason }, "took over the backup lease of a crashed run");
+    const held = watchLease(ctx, backupLease(name), lease);
     const backupId = newBackupId();
     const folder = backupFolder(name, backupId);
     const writer = payload.dedupe
@@ -96,7 +97,7 @@ export const backup = defineJob({
       let read = 0;
       const tally = { listed: 0, gone: 0 };
       await ctx.progress({ done: 0, total: countBefore, unit: "records" });
-      const reading = { pageSize: payload.pageSize, readAhead: payload.readAhead, signal: ctx.signal, tally };
+      const reading = { pageSize: payload.pageSize, readAhead: payload.readAhead, signal: held.signal, tally };
       for await (const page of chroma.readPages(collection, reading)) {
         dimension ??= page.dimension;
         await writer.add(page);
@@ -104,25 +105,29 @@ export const backup = defineJob({
         await ctx.progress({ done: read, total: Math.max(countBefore, read), unit: "records" });
       }
       await failpoint("backup:before-manifest");
-      await lease.confirm();
       const countAfter = await collection.count();
       const consistent = countBefore === countAfter && read === countAfter;
-      const manifest = await writer.finish((chunks) => ({
-        ...manifestHeader(backupId, "backup", payload.dedupe ? DEDUPED_FORMAT_VERSION : FORMAT_VERSION),
-        collection: saved,
-        features: manifestFeatures(saved, writer.features),
-        dimension,
-        records: read,
-        countBefore,
-        countAfter,
-        consistent,
-        deletedWhileReading: tally.gone,
-        compression: payload.compression,
-        chunks,
-        startedAt,
-        finishedAt: new Date().toISOString(),
-        durationMs: Math.round(performance.now() - started),
-      }));
+      const manifest = await writer.finish(async (chunks) => {
+        // Here, after the last upload and the listing that confirms the chunks: a run that lost its lease meanwhile
+        // must not write a manifest beside its retry's.
+        await lease.confirm();
+        return {
+          ...manifestHeader(backupId, "backup", payload.dedupe ? DEDUPED_FORMAT_VERSION : FORMAT_VERSION),
+          collection: saved,
+          features: manifestFeatures(saved, writer.features),
+          dimension,
+          records: read,
+          countBefore,
+          countAfter,
+          consistent,
+          deletedWhileReading: tally.gone,
+          compression: payload.compression,
+          chunks,
+          startedAt,
+          finishedAt: new Date().toISOString(),
+          durationMs: Math.round(performance.now() - started),
+        };
+      });
       const warnings = consistent
         ? []
         : [

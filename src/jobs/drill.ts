@@ -118,7 +118,7 @@ export const drill = defineJob({
       try {
         const restoreStarted = performance.now();
         // The drill measures the restore users would run, without the warm that follows a real one.
-        await restore.process(restorePayload.parse({ collection: scratch, backupId: manifest.backupId }), { ...ctx, followUp: async () => undefined });
+        await restore.process(restorePayload.parse({ collection: scratch, backupId: manifest.backupId }), { ...ctx, signal: lease.signal, followUp: async () => undefined });
         const restoreSeconds = (performance.now() - restoreStarted) / 1000;
         await failpoint("drill:restored");
         const records = await (await chroma.openCollection(scratch)).count();

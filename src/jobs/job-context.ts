@@ -50,6 +50,11 @@ export interface Lease {
    * Called before a step that must not happen twice (a manifest, a swap).
    */
   confirm(): Promise<void>;
+  /**
+   * Aborted (its reason says why) when a renewal finds the lease no longer this run's: it lapsed while Redis was out
+   * of reach, or a retry took it over. The run should stop at once; the other run may be doing the same work.
+   */
+  lost: AbortSignal;
   release(): Promise<void>;
 }
 

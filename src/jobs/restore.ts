@@ -139,7 +139,7 @@ export const restore = defineJob({
 
       const ahead = DEFAULTS.backup.chunkReadAhead;
       let checked = 0;
-      for await (const read of readChunks(backupStore, manifest, { ahead, signal: ctx.signal })) {
+      for await (const read of readChunks(backupStore, manifest, { ahead, signal: lease.signal })) {
         if ("problem" in read) throw read.problem;
         await ctx.progress({ done: ++checked, total: chunks.length, unit: "chunks verified" });
       }
@@ -152,7 +152,7 @@ export const restore = defineJob({
       try {
         // Chunks are gathered into full batches; the next chunks download and decode while Chroma indexes the batch
         // before.
-        for await (const read of readChunks(backupStore, manifest, { ahead, signal: ctx.signal })) {
+        for await (const read of readChunks(backupStore, manifest, { ahead, signal: lease.signal })) {
           if ("problem" in read) throw read.problem;
           await writer.add(read.columns);
           await ctx.progress({ done: writer.written, total, unit: "records" });

@@ -121,20 +121,20 @@ export const tune = defineJob({
       const source = await chroma.openCollection(name);
       const space = spaceOf(source);
       const size = await source.count();
-      const measuring: RecallMeasuring = { k: payload.k, queryBatch: payload.queryBatch, pageSize: r.pageSize, readAhead: r.readAhead, signal: ctx.signal };
+      const measuring: RecallMeasuring = { k: payload.k, queryBatch: payload.queryBatch, pageSize: r.pageSize, readAhead: r.readAhead, signal: lease.signal };
       const queries: Query[] = size > 1 ? await sampleQueries(chroma, source, payload.queries, size) : [];
       const exact: Neighbours[] = await exactNeighbours(chroma, source, queries, space, measuring);
       const originalEf = efSearchOf(source.configuration);
-      const current = queries.length > 0 && originalEf !== null ? measured(originalEf, await indexRecall(source, queries, exact, payload.k, size, space, ctx.signal)) : null;
+      const current = queries.length > 0 && originalEf !== null ? measured(originalEf, await indexRecall(source, queries, exact, payload.k, size, space, lease.signal)) : null;
 
       const tried: EfMeasurement[] = [];
       let chosen: number | null = null;
       for (const efSearch of [...new Set(payload.efValues)].sort((a, b) => a - b)) {
         const scratch = `${name}${TUNE_SCRATCH}${randomBytes(4).toString("hex")}`;
         try {
-          const copy = await scratchCopy(chroma, source, scratch, efSearch, ctx);
+          const copy = await scratchCopy(chroma, source, scratch, efSearch, { ...ctx, signal: lease.signal });
           await failpoint("tune:copied");
-          tried.push(measured(efSearch, await indexRecall(copy, queries, exact, payload.k, size, space, ctx.signal)));
+          tried.push(measured(efSearch, await indexRecall(copy, queries, exact, payload.k, size, space, lease.signal)));
         } finally {
           await chroma.deleteCollection(scratch).catch(() => undefined);
         }

@@ -27,9 +27,16 @@ export function isDeadLocalHolder(holder: string): boolean {
   }
 }
 
-function lostLease(name: string, holder: string): Error {
-  return new Error(`lease ${name} was taken over by ${holder} (a retry of this job judged this run dead); this run stops`);
+function lostLease(name: string, holder: string | null): Error {
+  return new Error(
+    holder === null
+      ? `lease ${name} lapsed (Redis did not renew it in time, and another run may have held it since); this run stops`
+      : `lease ${name} was taken over by ${holder} (a retry of this job judged this run dead); this run stops`,
+  );
 }
+
+/** The `lost` signal of a lease that was never held, or that only this process can take (never aborted). */
+const neverLost = (): AbortSignal => new AbortController().signal;
 
 const notHeld = (name: string) => async () => {
   throw new Error(`lease ${name} is not held`);
@@ -87,24 +94,36 @@ export class RedisLocks implements Locks {
       }
       if (!acquired) {
         const now = await this.redis.get(key);
-        return { acquired: false, heldBy: now === null ? "unknown" : holderOf(now), confirm: notHeld(name), release: async () => undefined };
+        return { acquired: false, heldBy: now === null ? "unknown" : holderOf(now), confirm: notHeld(name), lost: neverLost(), release: async () => undefined };
       }
     }
+    const lost = new AbortController();
+    let released = false;
     const renew = setInterval(() => {
-      this.redis.eval(RENEW, 1, key, token, String(this.ttlMs)).catch(() => undefined);
+      this.redis
+        .eval(RENEW, 1, key, token, String(this.ttlMs))
+        .then(async (renewed) => {
+          if (renewed !== 0 || lost.signal.aborted || released) return;
+          clearInterval(renew);
+          const current = await this.redis.get(key).catch(() => null);
+          lost.abort(lostLease(name, current === null ? null : holderOf(current)));
+        })
+        // Redis out of reach: the lease may still be ours; the next renewal (or confirm) tells.
+        .catch(() => undefined);
     }, Math.max(500, this.ttlMs / 3));
     renew.unref();
     return {
       acquired: true,
       heldBy: holder,
       ...(tookOver ? { tookOver } : {}),
+      lost: lost.signal,
       confirm: async () => {
         const current = await this.redis.get(key);
-        // Lapsed without a new holder (Redis was unreachable for a while): nobody else ran, so take it back.
-        if (current === null && (await this.redis.set(key, token, "PX", this.ttlMs, "NX")) === "OK") return;
-        if (current !== token) throw lostLease(name, current === null ? "unknown" : holderOf(current));
+        // A lapsed lease is lost too: a stalled run's retry may have run to the end and released it meanwhile.
+        if (current !== token) throw lostLease(name, current === null ? null : holderOf(current));
       },
       release: async () => {
+        released = true;
         clearInterval(renew);
         await this.redis.eval(RELEASE, 1, key, token);
       },
@@ -128,13 +147,14 @@ export class LocalLocks implements Locks {
   async tryAcquire(name: string, holder: string): Promise<Lease> {
     const current = this.held.get(name);
     const reason = current ? takeoverReason(current.holder, holder) : undefined;
-    if (current && !reason) return { acquired: false, heldBy: current.holder, confirm: notHeld(name), release: async () => undefined };
+    if (current && !reason) return { acquired: false, heldBy: current.holder, confirm: notHeld(name), lost: neverLost(), release: async () => undefined };
     const token = Symbol(holder);
     this.held.set(name, { holder, token });
     return {
       acquired: true,
       heldBy: holder,
       ...(current && reason ? { tookOver: { from: current.holder, reason } } : {}),
+      lost: neverLost(),
       confirm: async () => {
         const now = this.held.get(name);
         if (now?.token !== token) throw lostLease(name, now?.holder ?? "unknown");

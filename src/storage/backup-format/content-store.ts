@@ -98,7 +98,7 @@ export class ContentWriter {
    * the chunks folder), then writes the manifest, last. A chunk that went missing meanwhile fails the backup instead
    * of listing one that cannot be restored.
    */
-  async finish(manifest: (chunks: ManifestChunk[]) => UnsignedManifest): Promise<UnsignedManifest> {
+  async finish(manifest: (chunks: ManifestChunk[]) => UnsignedManifest | Promise<UnsignedManifest>): Promise<UnsignedManifest> {
     const rest = this.cutter.rest();
     if (rest.length > 0) await this.emit(rest);
     await this.abandon();
@@ -113,7 +113,7 @@ export class ContentWriter {
         );
       }
     }
-    const unsigned = manifest(this.chunks);
+    const unsigned = await manifest(this.chunks);
     const body = serializeManifest(unsigned);
     await this.store.put(backupFolder(this.collection, this.backupId) + MANIFEST, body);
     this.bytes += body.length;
