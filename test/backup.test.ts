@@ -158,11 +158,15 @@ describe.each(STORES)("backups on $name", ({ open }) => {
 
   it("prunes by retention, keeping the newest, and leaves an empty collection's backup valid", async () => {
     const plan = await prune.process(prune.payload.parse({ collection: source, keep: { last: 1 }, dryRun: true }), ctx());
-    const before = (await completeBackups(store, source)).backups.map((b) => b.backupId);
+    const listed = (await completeBackups(store, source)).backups;
+    const before = listed.map((b) => b.backupId);
     expect(plan.deleted.length).toBe(before.length - 1);
+    // What prune frees is what `backups list` (and each backup's result) says the deleted backups take: chunks and manifest.
+    expect(plan.bytesFreed).toBe(listed.filter((b) => plan.deleted.includes(b.backupId)).reduce((n, b) => n + b.bytes, 0));
     expect((await completeBackups(store, source)).backups).toHaveLength(before.length);
 
     const done = await prune.process(prune.payload.parse({ collection: source, keep: { last: 1 } }), ctx());
+    expect(done.bytesFreed).toBe(plan.bytesFreed);
     expect(done.kept.map((k) => k.backupId)).toEqual([before[0]]);
     expect((await completeBackups(store, source)).backups.map((b) => b.backupId)).toEqual([before[0]]);
 

@@ -85,10 +85,13 @@ export async function planPrune(
   };
 }
 
-/** What removing a backup's folder frees: its chunks and manifest, or (format 3) its manifest alone. */
+/**
+ * What removing a backup's folder frees: what the catalog counts it taking (chunks and manifest, as `backups list` and
+ * the backup's result report), less (format 3) the shared chunks, which only the sweep frees.
+ */
 function ownObjectBytes(entry: CatalogEntry): number {
-  const chunks = entry.manifest.chunks.reduce((n, c) => n + c.bytes, 0);
-  return entry.manifest.formatVersion >= 3 ? entry.bytes - chunks : chunks;
+  if (entry.manifest.formatVersion < 3) return entry.bytes;
+  return entry.bytes - entry.manifest.chunks.reduce((n, c) => n + c.bytes, 0);
 }
 
 /**
