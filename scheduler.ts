@@ -32,6 +32,7 @@ export interface SchedulerDeps {
   chromaAlerts?: { alerter: Alerter; afterFailures: number };
   /** Serve /livez, /readyz and /metrics here (the `scheduler` daemon); `start` registers on the worker's registry instead. */
   http?: { port: number; host: string };
+  /** Register the scheduler's series here (the worker's registry under `start`); its own registry otherwise. */
   registry?: Registry;
 }
 
@@ -61,7 +62,7 @@ export async function startScheduler(deps: SchedulerDeps): Promise<SchedulerHand
     debug: (message) => logger.debug({ source: "node-cron" }, String(message)),
   });
   const metrics = new SchedulerMetrics(deps.registry);
-  const enqueuer = new SlotEnqueuer({ ...deps, claimTtlMs: options.slotClaimTtlMs, listTimeoutMs: DEFAULTS.checks.timeoutMs * 5 });
+  const enqueuer = new SlotEnqueuer({ ...deps, claimTtlMs: options.slotClaimTtlMs, listTimeoutMs: options.listTimeoutMs, globMemoryMs: options.globMemoryMs });
   const named = new NamedCollections(deps.redis, deps.queues.prefix);
   const namedNames = NamedCollections.of(schedule.jobs);
 
@@ -148,7 +149,7 @@ export async function startScheduler(deps: SchedulerDeps): Promise<SchedulerHand
   // Workers keep the series of collections named here even while they are missing; the set lapses with no scheduler.
   // When Redis fails here the slots still get their turn, and the next publish comes before the set lapses.
   const publishNamed = () =>
-    named.publish(namedNames, Math.max(options.catchUpIntervalMs * 4, 600_000)).catch((error: unknown) =>
+    named.publish(namedNames, Math.max(options.catchUpIntervalMs * 4, options.namedMinTtlMs)).catch((error: unknown) =>
       logger.warn({ err: error instanceof Error ? error.message : String(error) }, "could not publish the scheduled collection names"),
     );
   await publishNamed();

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import { inject } from "vitest";
@@ -192,5 +193,18 @@ describe("scheduler", () => {
       await proxy.close();
       await receiver.close();
     }
+  });
+
+  it("reads remembered glob matches back from Redis checked: garbage there still leaves a slot its literal names", async () => {
+    const prefix = uniquePrefix("sched-remembered");
+    const r = await replica(prefix);
+    replicas.push(r);
+    const patterns = [names[0]!, `${tag}_*`];
+    const schedule = parseScheduleYaml(`jobs: [{ kind: backup, cron: "0 3 * * *", collections: ${JSON.stringify(patterns)} }]`, "test");
+    const hash = createHash("sha256").update(JSON.stringify(patterns)).digest("hex").slice(0, 16);
+    await r.redis.set(`${prefix}:scheduler:resolved:backup:${hash}`, '{"not": "a list"}', "PX", 60_000);
+    const at = new Date("2026-03-10T03:20:00Z");
+    r.handle = await startScheduler({ schedule, options: options(3_600_000), redis: r.redis, queues: r.queues, chroma: chromaStore("http://127.0.0.1:9"), logger: quietLogger(), now: () => at });
+    expect(r.handle.catchUp[0]).toMatchObject({ chromaDown: true, enqueued: [slotJobId("backup", names[0]!, new Date("2026-03-10T03:00:00Z"))] });
   });
 });

@@ -32,7 +32,7 @@ export interface WebhookSettings {
   timeoutMs: number;
   /** @defaultValue DEFAULTS.alerts.webhookAttempts */
   attempts?: number;
-  /** First retry delay, doubled on each further retry. @defaultValue 1000 */
+  /** First retry delay, doubled on each further retry. @defaultValue DEFAULTS.alerts.webhookRetryBaseMs */
   retryBaseMs?: number;
 }
 
@@ -52,7 +52,7 @@ export class WebhookChannel implements AlertChannel {
   ) {}
 
   async send(alert: Alert): Promise<void> {
-    const retries = { attempts: this.settings.attempts ?? DEFAULTS.alerts.webhookAttempts, retryBaseMs: this.settings.retryBaseMs ?? 1000 };
+    const retries = { attempts: this.settings.attempts ?? DEFAULTS.alerts.webhookAttempts, retryBaseMs: this.settings.retryBaseMs ?? DEFAULTS.alerts.webhookRetryBaseMs };
     try {
       await withRetries(
         retries,

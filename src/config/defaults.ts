@@ -50,6 +50,18 @@ export interface SchedulerOptions {
   slotUsefulMinMs: number;
   /** Longest wait between retries of a scheduled job while Chroma is unreachable. @defaultValue 60000 */
   outageRetryMaxDelayMs: number;
+  /**
+   * How long the collections an entry's globs matched are remembered in Redis, so a slot meeting a Chroma outage
+   * still gets their jobs. @defaultValue 604800000 (7 days)
+   */
+  globMemoryMs: number;
+  /** How long listing Chroma's collections for a slot may take before Chroma counts as down for it. @defaultValue 10000 */
+  listTimeoutMs: number;
+  /**
+   * The shortest lifetime of the published set of literally named collections (at least four catch-up intervals),
+   * so it lapses only when no scheduler runs. @defaultValue 600000 (10 minutes)
+   */
+  namedMinTtlMs: number;
 }
 
 /** Retention and retry of queued jobs (applied to every kind unless its catalogue entry overrides them). */
@@ -218,8 +230,10 @@ export interface AlertOptions {
   stalenessIntervalMs: number;
   /** How long a webhook POST may take. @defaultValue 5000 */
   webhookTimeoutMs: number;
-  /** Attempts of a webhook POST that times out, breaks off or gets a 5xx/429, with backoff from 1 s. @defaultValue 3 */
+  /** Attempts of a webhook POST that times out, breaks off or gets a 5xx/429, with backoff from `webhookRetryBaseMs`. @defaultValue 3 */
   webhookAttempts: number;
+  /** First delay before a webhook POST is sent again, doubled on each further retry. @defaultValue 1000 */
+  webhookRetryBaseMs: number;
   /** An alert state (consecutive failures, firing) not observed this long is forgotten. @defaultValue 2592000000 (30 days) */
   stateTtlMs: number;
   /**
@@ -299,6 +313,9 @@ export const DEFAULTS = {
     catchUpIntervalMs: 15_000,
     slotUsefulMinMs: 3_600_000,
     outageRetryMaxDelayMs: 60_000,
+    globMemoryMs: 7 * 86_400_000,
+    listTimeoutMs: 10_000,
+    namedMinTtlMs: 600_000,
   } satisfies SchedulerOptions,
   jobs: {
     attempts: 3,
@@ -336,6 +353,7 @@ export const DEFAULTS = {
     stalenessIntervalMs: 600_000,
     webhookTimeoutMs: 5000,
     webhookAttempts: 3,
+    webhookRetryBaseMs: 1000,
     stateTtlMs: 30 * 86_400_000,
     forgetIntervalMs: 60_000,
   } satisfies AlertOptions,

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { JobsOptions } from "bullmq";
 import type { Redis } from "ioredis";
+import { z } from "zod";
 import type { Logger } from "../logging.js";
 import { enqueueUnchecked } from "../queues/enqueue.js";
 import type { QueueSet } from "../queues/queue-set.js";
@@ -25,8 +26,8 @@ export interface SlotOutcome {
 
 export const emptyOutcome = (): SlotOutcome => ({ enqueued: [], alreadyClaimed: [], missing: [], chromaDown: false });
 
-/** How long a glob's last resolution is remembered for outages. */
-const REMEMBER_MS = 7 * 86_400_000;
+/** What a scheduler stored as a glob's last resolution, read back from Redis. */
+const rememberedNames = z.array(z.string().min(1));
 
 async function within<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -54,13 +55,19 @@ export class SlotEnqueuer {
 
   constructor(
     private readonly deps: {
+      /** Claims and remembered glob matches live here, under the queue prefix. */
       redis: Redis;
+      /** Where the slots' jobs are added. */
       queues: QueueSet;
+      /** Listed for each slot, to resolve the entry's globs and find literal names that do not exist. */
       chroma: ChromaStore;
       logger: Logger;
+      /** How long a slot's claim is kept, so replicas enqueue it once (see `SchedulerOptions.slotClaimTtlMs`). */
       claimTtlMs: number;
       /** How long listing the collections may take before Chroma counts as down for this slot. */
       listTimeoutMs: number;
+      /** How long a glob's last resolution is remembered for outages (see `SchedulerOptions.globMemoryMs`). */
+      globMemoryMs: number;
     },
   ) {}
 
@@ -85,6 +92,23 @@ export class SlotEnqueuer {
     return (await this.deps.redis.get(key)) === this.token ? "mine" : "taken";
   }
 
+  /** The collections the entry's globs matched at the last listing that worked; none when unreadable (logged). */
+  private async remembered(entry: ScheduleEntry): Promise<string[]> {
+    const key = this.resolvedKey(entry);
+    const stored = await this.deps.redis.get(key);
+    if (stored === null) return [];
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(stored);
+    } catch {
+      parsed = undefined;
+    }
+    const names = rememberedNames.safeParse(parsed);
+    if (names.success) return names.data;
+    this.deps.logger.warn({ kind: entry.kind, key }, "remembered glob matches in Redis are not a list of names; using only literal names this slot");
+    return [];
+  }
+
   private async targets(entry: ScheduleEntry, chromaKnownDown: boolean): Promise<{ collections: string[]; missing: string[]; chromaDown: boolean }> {
     const { redis, chroma, logger, listTimeoutMs } = this.deps;
     let existing: string[] | undefined;
@@ -96,12 +120,12 @@ export class SlotEnqueuer {
       }
     }
     if (!existing) {
-      const remembered = JSON.parse((await redis.get(this.resolvedKey(entry))) ?? "[]") as string[];
+      const remembered = await this.remembered(entry);
       const literals = entry.collections.filter((pattern) => !isGlob(pattern));
       return { collections: [...new Set([...literals, ...remembered])], missing: [], chromaDown: true };
     }
     const { collections, missing } = resolveCollections(entry.collections, existing);
-    await redis.set(this.resolvedKey(entry), JSON.stringify(collections), "PX", REMEMBER_MS);
+    await redis.set(this.resolvedKey(entry), JSON.stringify(collections), "PX", this.deps.globMemoryMs);
     if (missing.length > 0) {
       logger.warn({ kind: entry.kind, missing }, "schedule names collections that do not exist; their jobs will fail until they do");
     }

@@ -7,10 +7,13 @@ import type { GetRequest } from "./linear-read.js";
 
 /** Where and as whom the bulk reader talks to Chroma (the same settings the client uses). */
 export interface BulkGetTarget {
+  /** The server's base URL (CHROMA_URL), credentials stripped into `headers`. */
   url: string;
   /** A request during which nothing moves for this long is abandoned. */
   idleTimeoutMs: number;
+  /** Sent with every request: authentication and the client's own headers. */
   headers: Record<string, string>;
+  /** The tenant and database the collections live in. */
   tenant: string;
   database: string;
 }

@@ -15,6 +15,20 @@ function isApiClient(value: unknown): value is ApiClient {
   return typeof candidate.getConfig === "function" && typeof candidate.setConfig === "function";
 }
 
+/** How {@link limitChromaRequests} limits a client's requests. */
+export interface ChromaRequestLimits {
+  /** How long one request may take before it is abandoned. */
+  timeoutMs: number;
+  /** Reads whose connection broke are sent again: attempts in all. */
+  attempts: number;
+  /** The first delay before a read is sent again, doubled on each further attempt. */
+  retryBaseMs: number;
+  /** The server as failures name it (its redacted URL). */
+  where: string;
+  /** Makes the error a request that got no answer throws (the store's ChromaUnavailableError). */
+  unavailable: (message: string) => Error;
+}
+
 /**
  * Gives every request of a chromadb client (and of the collections it opens, which share its HTTP client) a time
  * limit, and failures that say where: the client itself waits forever on a server that accepted the connection and
@@ -22,10 +36,7 @@ function isApiClient(value: unknown): value is ApiClient {
  * The client keeps its HTTP client private, hence the shape check: a client without it is left as it is, and the
  * tests (which stall a real Chroma behind a proxy) notice.
  */
-export function limitChromaRequests(
-  client: ChromaClient,
-  options: { timeoutMs: number; attempts: number; retryBaseMs: number; where: string; unavailable: (message: string) => Error },
-): boolean {
+export function limitChromaRequests(client: ChromaClient, options: ChromaRequestLimits): boolean {
   const api: unknown = Reflect.get(client, "apiClient");
   if (!isApiClient(api)) return false;
   const original = api.getConfig().fetch ?? ((request: Request) => fetch(request));

@@ -3,14 +3,18 @@ import { withRetries } from "../retries.js";
 
 /** Where and as whom the REST calls go (the same settings the client uses). */
 export interface ChromaRestTarget {
+  /** The server's base URL (CHROMA_URL), credentials stripped into `headers`. */
   url: string;
+  /** Sent with every call: authentication and the client's own headers. */
   headers: Record<string, string>;
+  /** The tenant and database the collections live in. */
   tenant: string;
   database: string;
   /** How long one call may take. */
   timeoutMs: number;
-  /** Reads (GET) are sent again, with backoff, when no answer came: attempts in all, and the first delay. */
+  /** Reads (GET) are sent again, with backoff, when no answer came: attempts in all. */
   attempts: number;
+  /** The first delay before a read is sent again, doubled on each further attempt. */
   retryBaseMs: number;
 }
 

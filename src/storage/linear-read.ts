@@ -34,8 +34,11 @@ export interface ReadTally {
 
 /** How ids are listed: windows of `idWindow` ids, each starting `idOverlap` ids before the previous one ended. */
 export interface IdListing {
+  /** Only records matching this metadata filter are listed (and read). @defaultValue every record */
   where?: Where | undefined;
+  /** Aborts the listing between requests (a job's cancel or shutdown). */
   signal?: AbortSignal | undefined;
+  /** How a page is fetched: the bulk reader with its retries, or the client's own get. @defaultValue the client's get */
   get?: ChromaGet | undefined;
   /** @defaultValue DEFAULTS.reads.idWindow */
   idWindow?: number | undefined;
