@@ -56,7 +56,7 @@ const isFinalFailure = (job: Job, error: Error) =>
 /** Workers for every served kind, plus the ops HTTP server. */
 export async function startWorker(deps: WorkerDeps): Promise<WorkerHandle> {
   const { config, logger, chroma } = deps;
-  const backupStore = deps.backupStore ?? openObjectStore({ url: config.backupUrl, s3: config.s3 });
+  const backupStore = deps.backupStore ?? openObjectStore({ url: config.backupUrl, s3: config.s3, keyFile: config.backupKeyFile });
   const producer = createRedisConnection(config.redisUrl, "producer");
   producer.on("error", (err) => logger.debug({ err: err.message }, "redis (producer) connection error"));
   try {

@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
+import { archive } from "../src/jobs/archive.js";
 import { backup, type BackupResult } from "../src/jobs/backup.js";
 import { prune } from "../src/jobs/prune.js";
 import { restore } from "../src/jobs/restore.js";
@@ -150,5 +151,26 @@ describe.each(STORES)("deduplicated backups (format 3) on $name", ({ open }) => 
     const truncated = await restoreInto();
     await expect(truncated.attempt).rejects.toThrow(new RegExp(`manifest of backup ${made.backupId} is truncated`));
     expect(await chroma.listCollectionNames()).not.toContain(truncated.target);
+  });
+
+  it("archives to the object store share the machinery: stored chunks, kept by prune's mark, restorable", async () => {
+    const name = uniqueName("dedupe_archive");
+    const collection = await chroma.client.createCollection({ name, embeddingFunction: null, configuration: { hnsw: { space: "l2" } } });
+    const old = Date.now() - 90 * 86_400_000;
+    await collection.add({
+      ids: Array.from({ length: 30 }, (_, i) => `rec-${i}`),
+      embeddings: vectors(30, 8, 3),
+      metadatas: Array.from({ length: 30 }, (_, i) => ({ _created_at: i < 20 ? old : Date.now(), n: i })),
+    });
+    const before = await snapshotOf(chroma, name);
+    const result = await archive.process(archive.payload.parse({ collection: name, olderThanDays: 30, to: "object-store", dedupe: true }), ctx());
+    const backupId = result.target.split(":")[1]!;
+    expect((await readManifest(store, name, backupId)).formatVersion).toBe(3);
+    await backup.process(backup.payload.parse({ collection: name, dedupe: true }), ctx());
+    const swept = await prune.process(prune.payload.parse({ collection: name, keep: { last: 1 }, leftoverGraceHours: 0 }), ctx());
+    expect(swept.chunksSwept).toBe(0);
+    const back = uniqueName("dedupe_archive_back");
+    await restore.process(restore.payload.parse({ collection: back, backupId }), ctx());
+    expect((await snapshotOf(chroma, back)).rows).toEqual(before.rows.filter((r) => Number(r.id.slice(4)) < 20));
   });
 });

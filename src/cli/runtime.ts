@@ -41,7 +41,7 @@ export async function connectQueues(config: Config, logger: Logger): Promise<{ r
 }
 
 export function backupStoreOf(config: Config): ObjectStore {
-  return openObjectStore({ url: config.backupUrl, s3: config.s3 });
+  return openObjectStore({ url: config.backupUrl, s3: config.s3, keyFile: config.backupKeyFile });
 }
 
 /**

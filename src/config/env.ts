@@ -84,6 +84,7 @@ const envSchema = z.object({
         "file://dir/… would name a host, not a directory",
     })
     .default(DEFAULTS.backupUrl),
+  VK_BACKUP_KEY_FILE: z.string().min(1, { message: "must name a file holding the backup passphrase or key" }).optional(),
   S3_ENDPOINT: urlWithScheme(["http:", "https:"], "http://127.0.0.1:9000").optional(),
   S3_REGION: z.string().optional(),
   S3_FORCE_PATH_STYLE: booleanFlag.optional(),
@@ -131,6 +132,8 @@ export interface Config {
     maxRequestBytes: number;
   };
   backupUrl: string;
+  /** VK_BACKUP_KEY_FILE: backups are encrypted with the passphrase or key it holds (read when the store opens). */
+  backupKeyFile: string | undefined;
   s3: { endpoint: string | undefined; region: string | undefined; forcePathStyle: boolean };
   /** The schedule file and whether the user named it (a named file that is missing is an error). */
   schedule: { file: string; explicit: boolean };
@@ -180,6 +183,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
       maxRequestBytes: e.VK_CHROMA_MAX_REQUEST_BYTES ?? DEFAULTS.chroma.maxRequestBytes,
     },
     backupUrl: e.BACKUP_URL,
+    backupKeyFile: e.VK_BACKUP_KEY_FILE,
     s3: { endpoint: e.S3_ENDPOINT, region: e.S3_REGION, forcePathStyle: e.S3_FORCE_PATH_STYLE ?? false },
     schedule: { file: e.SCHEDULE_FILE ?? DEFAULTS.scheduleFile, explicit: e.SCHEDULE_FILE !== undefined },
     http: { port: e.HTTP_PORT, host: e.HTTP_HOST },

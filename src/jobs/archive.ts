@@ -8,7 +8,8 @@ import { readChunk } from "../storage/backup-format/backup-reader.js";
 import { newestBackup } from "../storage/backup-format/backup-catalog.js";
 import { BackupWriter } from "../storage/backup-format/backup-writer.js";
 import { backupFolder, newBackupId } from "../storage/backup-format/layout.js";
-import { collectionEntry, manifestFeatures, manifestHeader } from "../storage/backup-format/manifest.js";
+import { collectionEntry, DEDUPED_FORMAT_VERSION, FORMAT_VERSION, manifestFeatures, manifestHeader } from "../storage/backup-format/manifest.js";
+import { ContentWriter } from "../storage/backup-format/content-store.js";
 import { columnsFromGet, sameRecord } from "../storage/chroma-records.js";
 import { writeRecords } from "../storage/chroma-writer.js";
 import { countIds } from "../storage/linear-read.js";
@@ -30,6 +31,8 @@ export const archivePayload = z
     field: metadataField.default(d.createdField),
     dryRun: z.boolean().default(false),
     batchSize: z.number().int().min(1).max(5000).default(d.batchSize),
+    /** With `to: object-store`: chunks stored once per collection, shared with its deduplicated backups (format 3). */
+    dedupe: z.boolean().default(DEFAULTS.backup.dedupe),
   })
   .strict();
 
@@ -127,10 +130,17 @@ async function archiveToObjectStore(payload: ArchivePayload, where: Where, cutof
     const startedAt = new Date().toISOString();
     const backupId = newBackupId();
     const saved = collectionEntry(await ctx.chroma.describeCollection(payload.collection));
-    const writer = new BackupWriter(ctx.backupStore, backupFolder(payload.collection, backupId), DEFAULTS.backup.compression, {
-      records: DEFAULTS.backup.chunkRecords,
-      bytes: DEFAULTS.backup.chunkBytes,
-    });
+    const b = DEFAULTS.backup;
+    const writer = payload.dedupe
+      ? new ContentWriter(
+          ctx.backupStore,
+          payload.collection,
+          backupId,
+          b.compression,
+          { meanRecords: b.dedupeMeanRecords, maxRecords: b.dedupeMaxRecords, maxBytes: b.chunkBytes },
+          b.dedupeUploads,
+        )
+      : new BackupWriter(ctx.backupStore, backupFolder(payload.collection, backupId), b.compression, { records: b.chunkRecords, bytes: b.chunkBytes });
     let dimension: number | null = null;
     let read = 0;
     const tally = { listed: 0, gone: 0 };
@@ -144,7 +154,7 @@ async function archiveToObjectStore(payload: ArchivePayload, where: Where, cutof
       // A stalled run whose lease a retry took over must not write a second archive of the same records.
       await lease.confirm();
       return {
-        ...manifestHeader(backupId, "archive"),
+        ...manifestHeader(backupId, "archive", payload.dedupe ? DEDUPED_FORMAT_VERSION : FORMAT_VERSION),
         archived: { field: payload.field, cutoff },
         collection: saved,
         features: manifestFeatures(saved, writer.features),

@@ -4,6 +4,8 @@ import { DEFAULTS } from "../config/defaults.js";
 import { BackupWriter } from "../storage/backup-format/backup-writer.js";
 import { COMPRESSIONS, zstdAvailable } from "../storage/backup-format/compression.js";
 import { ContentWriter } from "../storage/backup-format/content-store.js";
+import { wrongKey } from "../storage/backup-format/encryption.js";
+import { storeKeyId } from "../storage/backup-format/repository-header.js";
 import { backupFolder, newBackupId } from "../storage/backup-format/layout.js";
 import { collectionEntry, DEDUPED_FORMAT_VERSION, FORMAT_VERSION, manifestFeatures, manifestHeader } from "../storage/backup-format/manifest.js";
 import { applyPrune, planPrune } from "../storage/backup-pruning.js";
@@ -89,6 +91,7 @@ export const backup = defineJob({
         )
       : new BackupWriter(backupStore, folder, payload.compression, { records: payload.chunkRecords, bytes: payload.chunkBytes });
     try {
+      await refusePlainWrites(backupStore);
       const collection = await chroma.openCollection(name);
       const saved = collectionEntry(await chroma.describeCollection(name));
       const startedAt = new Date().toISOString();
@@ -170,6 +173,14 @@ export const backup = defineJob({
     }
   },
 });
+
+/** One store holds one key: a backup without VK_BACKUP_KEY_FILE must not put plain objects into an encrypted store. */
+async function refusePlainWrites(store: ObjectStore): Promise<void> {
+  if (store.contentName) return;
+  // Best effort: an unreachable store fails the backup's own writes with the better message.
+  const keyId = await storeKeyId(store).catch(() => undefined);
+  if (keyId !== undefined) throw wrongKey(keyId, undefined);
+}
 
 async function discardFolder(store: ObjectStore, folder: string): Promise<void> {
   const keys: string[] = [];

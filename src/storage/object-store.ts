@@ -27,6 +27,11 @@ export interface ObjectStore {
    * `dryRun`), their keys returned.
    */
   collectUnfinished(prefix: string, before: Date, dryRun?: boolean): Promise<string[]>;
+  /**
+   * The name a shared chunk (format 3) is stored under, when the store decides it: an encrypted store uses a keyed
+   * HMAC, so names reveal no hash of the plaintext. Without it a chunk's name is the SHA-256 of its bytes.
+   */
+  contentName?(body: Uint8Array): Promise<string>;
 }
 
 export class ObjectNotFoundError extends Error {

@@ -1,5 +1,6 @@
 import { ConfigError } from "../../config/config-error.js";
 import type { ObjectStore } from "../object-store.js";
+import { KeyError } from "./encryption.js";
 import { BACKUP_ID, backupFolder, MANIFEST } from "./layout.js";
 import { parseManifest, type Manifest } from "./manifest.js";
 
@@ -94,6 +95,7 @@ export async function completeBackups(
         const bytes = manifest.chunks.reduce((n, c) => n + c.bytes, folder.manifestBytes);
         backups.push({ collection: name, backupId: folder.backupId, manifest, keys: folder.keys, bytes });
       } catch (error) {
+        if (error instanceof KeyError) throw error;
         damaged.push({ collection: name, backupId: folder.backupId, problem: error instanceof Error ? error.message : String(error) });
       }
     }
@@ -112,8 +114,9 @@ export async function newestBackup(store: ObjectStore, collection: string, purpo
     try {
       const manifest = await readManifest(store, collection, folder.backupId);
       if (!purpose || manifest.purpose === purpose) return manifest;
-    } catch {
-      // A damaged manifest is not a backup; `backups list` reports it.
+    } catch (error) {
+      // A damaged manifest is not a backup; `backups list` reports it. A missing key is no damage: it stops the run.
+      if (error instanceof KeyError) throw error;
     }
   }
   return undefined;

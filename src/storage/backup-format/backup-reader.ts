@@ -6,6 +6,7 @@ import { readAhead } from "../read-ahead.js";
 import type { RecordColumns } from "../record-columns.js";
 import { decodeChunk } from "./chunk-codec.js";
 import { decompressors } from "./compression.js";
+import { chunkName } from "./content-store.js";
 import { chunkObjectKey } from "./layout.js";
 import type { ManifestChunk, UnsignedManifest } from "./manifest.js";
 
@@ -23,8 +24,8 @@ export async function readChunk(store: ObjectStore, manifest: UnsignedManifest, 
     throw error;
   }
   if (body.length !== chunk.bytes) throw new IntegrityError(`${where} has ${body.length} bytes, the manifest says ${chunk.bytes}`);
-  const sha = createHash("sha256").update(body).digest("hex");
-  // Format 3 names a chunk by its hash: content that does not match its name is damaged or swapped.
+  // Format 3 names a chunk by its hash (keyed when encrypted): content that does not match its name is damaged or swapped.
+  const sha = "sha256" in chunk ? createHash("sha256").update(body).digest("hex") : await chunkName(store, body);
   if (sha !== ("sha256" in chunk ? chunk.sha256 : chunk.key)) throw new IntegrityError(`${where} fails its SHA-256 check: it was altered or damaged`);
   let raw: Buffer;
   try {

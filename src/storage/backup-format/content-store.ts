@@ -8,6 +8,11 @@ import { compressors, type Compression } from "./compression.js";
 import { backupFolder, chunksFolder, MANIFEST } from "./layout.js";
 import { serializeManifest, type ManifestChunk, type UnsignedManifest } from "./manifest.js";
 
+/** A shared chunk's name: the SHA-256 of its bytes, or the store's keyed name when it encrypts. */
+export async function chunkName(store: ObjectStore, body: Uint8Array): Promise<string> {
+  return store.contentName ? store.contentName(body) : createHash("sha256").update(body).digest("hex");
+}
+
 /** The collection's stored chunks: name → size, from one listing of its chunks folder. */
 export async function storedChunks(store: ObjectStore, collection: string): Promise<Map<string, { size: number; lastModified: Date }>> {
   const folder = chunksFolder(collection);
@@ -76,7 +81,7 @@ export class ContentWriter {
 
   private async put(index: number, columns: RecordColumns): Promise<void> {
     const body = await compressors[this.compression](encodeChunk(withSortedMetadata(columns)));
-    const key = createHash("sha256").update(body).digest("hex");
+    const key = await chunkName(this.store, body);
     this.chunks[index] = { key, records: columns.ids.length, bytes: body.length };
     this.records += columns.ids.length;
     this.bytes += body.length;

@@ -77,8 +77,13 @@ export function unseal(keys: RepositoryKeys, objectKey: string, sealed: Buffer, 
   }
 }
 
-export function wrongKey(needed: string, held: string | undefined): ConfigError {
-  return new ConfigError(
+/** The key a store needs is missing or another: exit 2, and never listed as a damaged backup. */
+export class KeyError extends ConfigError {
+  override name = "KeyError";
+}
+
+export function wrongKey(needed: string, held: string | undefined): KeyError {
+  return new KeyError(
     held === undefined
       ? `the backups are encrypted with key ${needed}: set VK_BACKUP_KEY_FILE to the file holding that key`
       : `the backups are encrypted with key ${needed}, but VK_BACKUP_KEY_FILE holds key ${held}: use the key file they were made with`,

@@ -5,6 +5,7 @@ import { TOOL_VERSION } from "../../version.js";
 import { CHROMA_FEATURES, recordFeatures, type ChromaFeature } from "../chroma-features.js";
 import type { CollectionAnswer } from "../chroma-rest.js";
 import { COMPRESSIONS } from "./compression.js";
+import { sealedKeyId, wrongKey } from "./encryption.js";
 
 export const FORMAT = "vectorkeeper-backup";
 /** 2 added the collection's schema, record URIs and the `features` list; version 1 manifests are still read. */
@@ -112,6 +113,8 @@ export function serializeManifest(unsigned: UnsignedManifest): Buffer {
 
 /** Parses and checks a manifest read back from storage; every failure names the backup and what is wrong. */
 export function parseManifest(bytes: Buffer, backupLabel: string): Manifest {
+  const keyId = sealedKeyId(bytes);
+  if (keyId !== undefined) throw wrongKey(keyId, undefined);
   let raw: unknown;
   try {
     raw = JSON.parse(bytes.toString("utf8"));

@@ -1,0 +1,69 @@
+import { readFileSync } from "node:fs";
+import { ConfigError } from "../../config/config-error.js";
+import type { ObjectStore, StoredObject } from "../object-store.js";
+import { contentName, SEALED_OVERHEAD, seal, unseal, type RepositoryKeys } from "./encryption.js";
+import { HEADER_KEY, openRepository } from "./repository-header.js";
+
+/**
+ * An object store whose objects are encrypted and authenticated (AES-256-GCM, a random nonce each) on their way in
+ * and checked and decrypted on their way out; everything above it (backups, restore, verify, list, prune) works
+ * unchanged. Listings report an object's plaintext size, as manifests record it. Only the repository header stays
+ * readable; chunk names come from `contentName`, an HMAC, so they reveal no hash of the plaintext.
+ */
+export class EncryptedStore implements ObjectStore {
+  private keys: Promise<RepositoryKeys> | undefined;
+
+  constructor(
+    private readonly inner: ObjectStore,
+    private readonly secret: Buffer,
+  ) {}
+
+  get description(): string {
+    return this.inner.description;
+  }
+
+  private ready(): Promise<RepositoryKeys> {
+    return (this.keys ??= openRepository(this.inner, this.secret));
+  }
+
+  async put(key: string, body: Uint8Array): Promise<void> {
+    await this.inner.put(key, seal(await this.ready(), key, body));
+  }
+
+  async get(key: string): Promise<Buffer> {
+    const keys = await this.ready();
+    return unseal(keys, key, await this.inner.get(key), this.inner.description);
+  }
+
+  async *list(prefix: string): AsyncIterable<StoredObject> {
+    await this.ready();
+    for await (const object of this.inner.list(prefix)) {
+      if (object.key !== HEADER_KEY) yield { ...object, size: Math.max(0, object.size - SEALED_OVERHEAD) };
+    }
+  }
+
+  delete(keys: readonly string[]): Promise<void> {
+    return this.inner.delete(keys);
+  }
+
+  collectUnfinished(prefix: string, before: Date, dryRun?: boolean): Promise<string[]> {
+    return this.inner.collectUnfinished(prefix, before, dryRun);
+  }
+
+  async contentName(body: Uint8Array): Promise<string> {
+    return contentName(await this.ready(), body);
+  }
+}
+
+/** The passphrase or random key in VK_BACKUP_KEY_FILE (surrounding whitespace dropped). Never logged. */
+export function readKeyFile(path: string): Buffer {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new ConfigError(`VK_BACKUP_KEY_FILE: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? "unreadable"}); make one with: head -c 32 /dev/urandom | base64 > ${path}`);
+  }
+  const secret = text.trim();
+  if (secret.length < 8) throw new ConfigError(`VK_BACKUP_KEY_FILE: ${path} holds fewer than 8 characters; make a key with: head -c 32 /dev/urandom | base64 > ${path}`);
+  return Buffer.from(secret, "utf8");
+}

@@ -1,0 +1,140 @@
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { backup } from "../src/jobs/backup.js";
+import { restore } from "../src/jobs/restore.js";
+import { verify } from "../src/jobs/verify.js";
+import { completeBackups, readManifest } from "../src/storage/backup-format/backup-catalog.js";
+import { EncryptedStore, readKeyFile } from "../src/storage/backup-format/encrypted-store.js";
+import { chunksFolder } from "../src/storage/backup-format/layout.js";
+import { HEADER_KEY } from "../src/storage/backup-format/repository-header.js";
+import type { ObjectStore } from "../src/storage/object-store.js";
+import { runCli } from "./helpers/cli.js";
+import { snapshotOf, STORES } from "./helpers/backup-fixtures.js";
+import { chromaStore, jobContext, testEnv, uniqueName, vectors } from "./helpers/services.js";
+
+const chroma = chromaStore();
+const DOCUMENT = "the harbour ledger of captain Quillfeather";
+const METADATA_VALUE = "bluefin-omega-7731";
+
+function keyFile(): string {
+  const path = join(mkdtempSync(join(tmpdir(), "vk-key-")), "key");
+  writeFileSync(path, `${randomBytes(32).toString("base64")}\n`);
+  return path;
+}
+
+async function rawObjects(store: ObjectStore): Promise<Map<string, Buffer>> {
+  const all = new Map<string, Buffer>();
+  for await (const object of store.list("")) all.set(object.key, await store.get(object.key));
+  return all;
+}
+
+describe.each(STORES)("encrypted backups on $name", ({ open }) => {
+  const source = uniqueName("secret");
+  const { store: inner, env: storeEnv } = open();
+  const keyPath = keyFile();
+  const store = new EncryptedStore(inner, readKeyFile(keyPath));
+  const ctx = (backupStore: ObjectStore = store) => jobContext({ chroma, backupStore });
+  // Uncompressed, so a plain store would show the text as is: the grep below would find it without encryption.
+  const run = (backupStore: ObjectStore, dedupe: boolean) =>
+    backup.process(backup.payload.parse({ collection: source, dedupe, compression: "none" }), ctx(backupStore));
+  let deduped: Awaited<ReturnType<typeof run>>;
+  let full: Awaited<ReturnType<typeof run>>;
+
+  beforeAll(async () => {
+    const collection = await chroma.client.createCollection({ name: source, embeddingFunction: null, configuration: { hnsw: { space: "l2" } } });
+    const count = 40;
+    await collection.add({
+      ids: Array.from({ length: count }, (_, i) => `rec-${i}`),
+      embeddings: vectors(count, 16, 5),
+      documents: Array.from({ length: count }, (_, i) => `${DOCUMENT} page ${i}`),
+      metadatas: Array.from({ length: count }, (_, i) => ({ codename: METADATA_VALUE, page: i })),
+    });
+    deduped = await run(store, true);
+    full = await run(store, false);
+  }, 120_000);
+
+  it("leaves no document text, metadata value or plaintext hash in any object; only the header is readable", async () => {
+    const raw = await rawObjects(inner);
+    expect(raw.size).toBeGreaterThan(5);
+    for (const [key, bytes] of raw) {
+      expect(bytes.includes(Buffer.from(DOCUMENT)), key).toBe(false);
+      expect(bytes.includes(Buffer.from(METADATA_VALUE)), key).toBe(false);
+      expect(bytes.includes(Buffer.from(source)) && key !== HEADER_KEY, key).toBe(false);
+    }
+    const header = JSON.parse(raw.get(HEADER_KEY)!.toString("utf8")) as { keyId: string; kdf: { name: string } };
+    expect(header).toMatchObject({ format: "vectorkeeper-repository", encryption: "aes-256-gcm", kdf: { name: "scrypt" } });
+    // Chunk names are keyed: none is the SHA-256 of the chunk's (decrypted) bytes.
+    const manifest = await readManifest(store, source, deduped.backupId);
+    for (const chunk of manifest.chunks) {
+      const plain = await store.get(chunksFolder(source) + chunk.key);
+      expect(createHash("sha256").update(plain).digest("hex")).not.toBe(chunk.key);
+    }
+    // The control: the same backup in a plain store holds the text as is.
+    const plainStore = STORES[0]!.open().store;
+    await run(plainStore, true);
+    const plainRaw = [...(await rawObjects(plainStore)).values()];
+    expect(plainRaw.some((b) => b.includes(Buffer.from(DOCUMENT)))).toBe(true);
+    expect(plainRaw.some((b) => b.includes(Buffer.from(METADATA_VALUE)))).toBe(true);
+  });
+
+  it("restores and verifies with the key, bit for bit", async () => {
+    const before = await snapshotOf(chroma, source);
+    for (const made of [deduped, full]) {
+      const target = uniqueName("secret_restored");
+      await restore.process(restore.payload.parse({ collection: target, backupId: made.backupId }), ctx());
+      expect((await snapshotOf(chroma, target)).rows).toEqual(before.rows);
+      expect(await verify.process(verify.payload.parse({ collection: source, backupId: made.backupId }), ctx())).toMatchObject({ recordsChecked: 40 });
+    }
+    const second = await run(store, true);
+    expect(second.reusedChunks).toBe(second.chunks);
+  });
+
+  it("a missing or wrong key names the key id the backups need; mixing keys or plain backups is refused", async () => {
+    const keyId = (JSON.parse((await inner.get(HEADER_KEY)).toString("utf8")) as { keyId: string }).keyId;
+    await expect(completeBackups(inner, source)).rejects.toThrow(`the backups are encrypted with key ${keyId}: set VK_BACKUP_KEY_FILE`);
+    await expect(run(inner, true)).rejects.toThrow(`encrypted with key ${keyId}`);
+    const wrong = new EncryptedStore(inner, readKeyFile(keyFile()));
+    await expect(completeBackups(wrong, source)).rejects.toThrow(new RegExp(`encrypted with key ${keyId}, but VK_BACKUP_KEY_FILE holds key [0-9a-f]{16}`));
+    const target = uniqueName("secret_never");
+    await expect(restore.process(restore.payload.parse({ collection: target, backupId: full.backupId }), ctx(wrong))).rejects.toThrow(keyId);
+    expect(await chroma.listCollectionNames()).not.toContain(target);
+
+    const plain = STORES[0]!.open().store;
+    await run(plain, false);
+    await expect(run(new EncryptedStore(plain, readKeyFile(keyFile())), true)).rejects.toThrow(/holds unencrypted backups .* one store holds one key/);
+  });
+
+  it("a tampered chunk or manifest fails naming the object, writing nothing", async () => {
+    const manifest = await readManifest(store, source, deduped.backupId);
+    const key = chunksFolder(source) + manifest.chunks[0]!.key;
+    const original = await inner.get(key);
+    const flipped = Buffer.from(original);
+    flipped[flipped.length - 20]! ^= 1;
+    await inner.put(key, flipped);
+    const target = uniqueName("secret_tampered");
+    await expect(restore.process(restore.payload.parse({ collection: target, backupId: deduped.backupId }), ctx())).rejects.toThrow(
+      `${key} in ${inner.description} fails authentication`,
+    );
+    expect(await chroma.listCollectionNames()).not.toContain(target);
+    await inner.put(key, original);
+  });
+
+  it("the CLI gives one line and exit 2 naming the key id for a wrong or missing key", async () => {
+    const keyId = (JSON.parse((await inner.get(HEADER_KEY)).toString("utf8")) as { keyId: string }).keyId;
+    const env = testEnv(storeEnv);
+    const extras: Record<string, string>[] = [{}, { VK_BACKUP_KEY_FILE: keyFile() }];
+    for (const extra of extras) {
+      const listed = await runCli(["backups", "list"], { ...env, ...extra });
+      expect(listed.code).toBe(2);
+      const lines = listed.stderr.trim().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(`encrypted with key ${keyId}`);
+    }
+    const good = await runCli(["backups", "list", "--json"], { ...env, VK_BACKUP_KEY_FILE: keyPath });
+    expect(good.code).toBe(0);
+    expect(good.stderr).not.toContain(readKeyFile(keyPath).toString());
+  }, 60_000);
+});
