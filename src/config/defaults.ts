@@ -1,4 +1,5 @@
 import type { JobKind } from "../queues/kinds.js";
+import type { LocalChromaServer } from "../storage/local-chroma-binding.js";
 
 /** How workers take and give back jobs. */
 export interface WorkerOptions {
@@ -270,6 +271,16 @@ export interface CheckOptions {
   timeoutMs: number;
 }
 
+/** The Chroma `start` runs from npm bindings when CHROMA_URL is unset (and the tests' servers). */
+export interface LocalChromaOptions {
+  /**
+   * How long a stopping server gets after SIGTERM before SIGKILL, per server. Bindings 1.3.4 ignore SIGTERM for 20 s
+   * and more (1.0.5 exits at once); Chroma's data is durable on every write, so a kill loses nothing.
+   * @defaultValue 5000 for 1.0.5, 1000 for current
+   */
+  stopGraceMs: Record<LocalChromaServer, number>;
+}
+
 /** How the daemons log. */
 export interface LogOptions {
   /**
@@ -335,6 +346,7 @@ export const DEFAULTS = {
     retryBaseMs: 500,
   } satisfies NetworkOptions,
   chroma: { maxRequestBytes: 40 * 1024 * 1024 } satisfies ChromaRequestOptions,
+  localChroma: { stopGraceMs: { "1.0.5": 5000, current: 1000 } } satisfies LocalChromaOptions,
   lifecycle: {
     expiresField: "_expires_at",
     createdField: "_created_at",

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { resolve } from "node:path";
+import { DEFAULTS } from "../config/defaults.js";
 import { chromaLaunch, type LocalChromaServer } from "./local-chroma-binding.js";
 
 /**
@@ -19,12 +20,6 @@ const serve = 'const { binding, path, port } = require("node:worker_threads").wo
 new Worker(serve, { eval: true, workerData: { binding, path, port } });
 process.stdin.on("end", () => process.kill(process.pid, "SIGKILL")).resume();
 `;
-
-/**
- * How long a stopping server gets after SIGTERM before SIGKILL. Bindings 1.3.4 ignore SIGTERM for 20 s and more
- * (1.0.5 exits at once); Chroma's data is durable on every write, so a kill loses nothing.
- */
-const STOP_GRACE_MS: Record<LocalChromaServer, number> = { "1.0.5": 5000, current: 1000 };
 
 export interface LocalChroma {
   url: string;
@@ -98,7 +93,7 @@ export async function startLocalChroma(options: {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((r) => child.once("exit", () => r()));
     child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), STOP_GRACE_MS[server]);
+    const timer = setTimeout(() => child.kill("SIGKILL"), DEFAULTS.localChroma.stopGraceMs[server]);
     await exited;
     clearTimeout(timer);
   };
