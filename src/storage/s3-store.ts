@@ -147,23 +147,33 @@ export class S3Store implements ObjectStore {
 
   /**
    * Multipart uploads under `prefix` started before `before` and never completed: a crash mid-upload leaves them,
-   * invisible to listings but billed. Aborted here; a server that cannot list them (some S3-compatible ones) yields
-   * none.
+   * invisible to listings but billed. Aborted here, page by page; a server that cannot list them (some S3-compatible
+   * ones) yields none.
    */
   async collectUnfinished(prefix: string, before: Date, dryRun = false): Promise<string[]> {
     const aborted: string[] = [];
-    let page;
-    try {
-      page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.settings.bucket, Prefix: this.root + prefix }));
-    } catch (error) {
-      if (error instanceof S3ServiceException && (error.name === "NotImplemented" || error.$metadata?.httpStatusCode === 501)) return [];
-      this.explain(error);
-    }
-    for (const upload of page.Uploads ?? []) {
-      if (!upload.Key || !upload.UploadId || (upload.Initiated && upload.Initiated >= before)) continue;
-      if (!dryRun) await this.abortUpload(upload.Key, upload.UploadId).catch((error: unknown) => this.explain(error, upload.Key));
-      aborted.push(upload.Key.slice(this.root.length));
-    }
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListMultipartUploadsCommand({ Bucket: this.settings.bucket, Prefix: this.root + prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+        );
+      } catch (error) {
+        if (error instanceof S3ServiceException && (error.name === "NotImplemented" || error.$metadata?.httpStatusCode === 501)) return aborted;
+        this.explain(error);
+      }
+      for (const upload of page.Uploads ?? []) {
+        // Without its start time an upload may be one running now: only one known to be old is aborted.
+        if (!upload.Key || !upload.UploadId || !upload.Initiated || upload.Initiated >= before) continue;
+        if (!dryRun) await this.abortUpload(upload.Key, upload.UploadId).catch((error: unknown) => this.explain(error, upload.Key));
+        aborted.push(upload.Key.slice(this.root.length));
+      }
+      const more = page.IsTruncated === true && (page.NextKeyMarker !== keyMarker || page.NextUploadIdMarker !== uploadIdMarker);
+      keyMarker = more ? page.NextKeyMarker : undefined;
+      uploadIdMarker = more ? page.NextUploadIdMarker : undefined;
+    } while (keyMarker !== undefined || uploadIdMarker !== undefined);
     return aborted;
   }
 
