@@ -110,7 +110,7 @@ export const drill = defineJob({
     const source = payload.collection;
     const lease = await holdLease(ctx, `drill:${source}`, `a drill of ${source}`);
     try {
-      // We hold the drill lease: any scratch collection of this source (or its restore's staging collection) is an
+      // We hold the drill lease, so every scratch collection of this source (or its restore's staging collection) is an
       // interrupted drill's.
       await deleteTemporaries(chroma, `${source}${DRILL_SCRATCH}`, logger, "the scratch collection of an interrupted drill");
       const manifest = await chosenBackup(ctx, source, payload.backupId);
