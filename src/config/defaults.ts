@@ -269,6 +269,12 @@ export interface NetworkOptions {
 export interface CheckOptions {
   /** How long a Redis PING or Chroma heartbeat may take before it counts as down. @defaultValue 2000 */
   timeoutMs: number;
+  /**
+   * The probe queries with the embedding of a record at a random offset among the collection's first this many: an
+   * offset anywhere in a large collection costs local Chroma a skip over every earlier row, once a minute per
+   * collection. @defaultValue 1000
+   */
+  probeSampleWindow: number;
 }
 
 /** The Chroma `start` runs from npm bindings when CHROMA_URL is unset (and the tests' servers). */
@@ -336,7 +342,7 @@ export const DEFAULTS = {
     keepFailed: 5000,
     keepFailedSeconds: 604_800,
   } satisfies JobDefaults,
-  checks: { timeoutMs: 2000 } satisfies CheckOptions,
+  checks: { timeoutMs: 2000, probeSampleWindow: 1000 } satisfies CheckOptions,
   logs: { repeatIntervalMs: 10_000, repeatMaxDistinct: 1000 } satisfies LogOptions,
   network: {
     connectTimeoutMs: 5000,

@@ -1,3 +1,21 @@
+import { z } from "zod";
+import { ConfigError, describeIssues } from "../config/config-error.js";
+
+const FailpointEnv = z.object({
+  VK_FAILPOINT: z.string().regex(/^[a-z]+:[a-z-]+$/, { message: "must be a failpoint name such as backup:before-manifest" }).optional(),
+  VK_FAILPOINT_PAUSE: z.enum(["0", "1"], { message: "must be 1 (pause until SIGUSR2) or 0 (stop for good)" }).optional(),
+});
+let parsed: z.infer<typeof FailpointEnv> | undefined;
+
+/** Read once: a mistyped failpoint variable would otherwise make a crash test wait for a stop that never comes. */
+function failpointEnv(): z.infer<typeof FailpointEnv> {
+  if (parsed) return parsed;
+  const input = { VK_FAILPOINT: process.env.VK_FAILPOINT || undefined, VK_FAILPOINT_PAUSE: process.env.VK_FAILPOINT_PAUSE || undefined };
+  const result = FailpointEnv.safeParse(input);
+  if (!result.success) throw new ConfigError(describeIssues(result.error.issues, input, (path) => String(path[0])));
+  return (parsed = result.data);
+}
+
 /**
  * Fault injection for crash tests, in the spirit of kopia's: when `VK_FAILPOINT` names a point, the process announces
  * it on stderr and stops there, so a test can SIGKILL it at exactly that step. With `VK_FAILPOINT_PAUSE=1` it goes on
@@ -5,8 +23,9 @@
  * reading records and deleting them). Unset, it costs one comparison.
  */
 export async function failpoint(name: string): Promise<void> {
-  if (process.env.VK_FAILPOINT !== name) return;
-  if (process.env.VK_FAILPOINT_PAUSE !== "1") {
+  const env = failpointEnv();
+  if (env.VK_FAILPOINT !== name) return;
+  if (env.VK_FAILPOINT_PAUSE !== "1") {
     process.stderr.write(`failpoint ${name} reached\n`);
     await new Promise<never>(() => undefined);
   }

@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { z } from "zod";
+import { DEFAULTS } from "../config/defaults.js";
 import { defineJob } from "./job-context.js";
 import { alertAfterFailures, collectionName } from "./payload-fields.js";
 
@@ -47,7 +48,7 @@ export const probe = defineJob({
     let dimension: number | null = null;
     let queryMs: number | null = null;
     if (count > 0) {
-      const embedding = await chroma.sampleEmbedding(collection, Math.floor(Math.random() * count));
+      const embedding = await chroma.sampleEmbedding(collection, Math.floor(Math.random() * Math.min(count, DEFAULTS.checks.probeSampleWindow)));
       if (embedding) {
         dimension = embedding.length;
         const queried = performance.now();
