@@ -15,6 +15,10 @@ function isApiClient(value: unknown): value is ApiClient {
   return typeof candidate.getConfig === "function" && typeof candidate.setConfig === "function";
 }
 
+/** What a request that got no answer at all says: the server, and the variable that sets it. */
+export const noAnswer = (where: string): string =>
+  `Chroma does not answer at ${where} (CHROMA_URL): start it, or point CHROMA_URL at a running server`;
+
 /** How {@link limitChromaRequests} limits a client's requests. */
 export interface ChromaRequestLimits {
   /** How long one request may take before it is abandoned. */
@@ -60,7 +64,7 @@ export function limitChromaRequests(client: ChromaClient, options: ChromaRequest
           throw options.unavailable(`Chroma at ${options.where} did not answer ${what} within ${options.timeoutMs} ms`);
         }
         if (error instanceof ChromaConnectionError) {
-          throw options.unavailable(`Chroma does not answer at ${options.where} (CHROMA_URL): start it, or point CHROMA_URL at a running server`);
+          throw options.unavailable(noAnswer(options.where));
         }
         throw error;
       }

@@ -10,7 +10,7 @@ import { ConfigError } from "../config/config-error.js";
 import { DEFAULTS, type NetworkOptions } from "../config/defaults.js";
 import { redactUrl } from "../redact.js";
 import { ChromaBulkGet, ChromaReadError } from "./chroma-bulk-get.js";
-import { limitChromaRequests } from "./chroma-fetch.js";
+import { limitChromaRequests, noAnswer } from "./chroma-fetch.js";
 import { featuresOfApi, type ChromaFeature } from "./chroma-features.js";
 import type { GetColumnsInput } from "./chroma-records.js";
 import { ChromaNoAnswerError, ChromaRest, type CollectionAnswer, type Preflight } from "./chroma-rest.js";
@@ -171,9 +171,7 @@ export class ChromaStore {
    */
   withOrigin(error: unknown): unknown {
     if (error instanceof ChromaConnectionError || error instanceof ChromaNoAnswerError) {
-      return new ChromaUnavailableError(
-        `Chroma does not answer at ${this.where} (CHROMA_URL): start it, or point CHROMA_URL at a running server`,
-      );
+      return new ChromaUnavailableError(noAnswer(this.where));
     }
     return error;
   }
