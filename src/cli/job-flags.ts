@@ -50,6 +50,9 @@ const FLAGS: FlagSpec[] = [
   { flag: "--target-recall <r>", field: "targetRecall", description: "tune: the recall@k to reach (0-1)", parse: number },
   { flag: "--ef-values <list>", field: "efValues", description: "tune: ef_search values to try, e.g. 10,20,40,80,160", parse: numberList },
   { flag: "--sample-records <n>", field: "sampleRecords", description: "drill: records compared with the backup and the source", parse: number },
+  { flag: "--max-records-per-second <n>", field: "maxRecordsPerSecond", description: "backup/archive/expire/drill/reindex: records a second at most, in each pass", parse: number },
+  { flag: "--adaptive", field: "adaptive", description: "backup/archive/expire/drill/reindex: slow down while the collection's query latency rises" },
+  { flag: "--latency-factor <x>", field: "latencyFactor", description: "with --adaptive: slow down while a probe query takes more than x times its idle latency", parse: number },
 ];
 
 const optionName = (spec: FlagSpec) =>

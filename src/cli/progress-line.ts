@@ -8,10 +8,10 @@ export function progressLine(label: string): { update(progress: Progress): Promi
   const tty = process.stderr.isTTY === true;
   let shown = false;
   return {
-    async update({ done, total, unit }) {
+    async update({ done, total, unit, note }) {
       if (!tty) return;
       const share = total ? ` (${Math.floor((done / Math.max(total, 1)) * 100)}%)` : "";
-      process.stderr.write(`\r${label}: ${done}${total !== undefined ? `/${total}` : ""} ${unit}${share}\x1b[K`);
+      process.stderr.write(`\r${label}: ${done}${total !== undefined ? `/${total}` : ""} ${unit}${share}${note ? `, ${note}` : ""}\x1b[K`);
       shown = true;
     },
     done() {

@@ -123,6 +123,37 @@ export interface BackupOptions {
   dedupeReadAhead: number;
 }
 
+/**
+ * How maintenance jobs (backup, archive, expire, drill, reindex) spare the queries of the collection they work on: a
+ * rate limit (`maxRecordsPerSecond`, none by default) and adaptive pacing, which measures the collection's query
+ * latency itself with a probe query (a stored embedding of the collection, so its dimension) before the job starts
+ * (idle) and while it runs, and slows down while that latency stays above `latencyFactor` times idle (each can be set
+ * per job or schedule entry, except the tuning below).
+ */
+export interface PacingOptions {
+  /** Adaptive pacing unless a job says otherwise. @defaultValue false */
+  adaptive: boolean;
+  /** Slow down while the probe query takes more than this multiple of its idle latency. @defaultValue 1.3 */
+  latencyFactor: number;
+  /** Pause between one probe query's answer and the next probe while the job runs. @defaultValue 250 */
+  probeIntervalMs: number;
+  /** Probe queries run before the job starts (after one that warms the path); their median is the idle latency. @defaultValue 9 */
+  idleProbes: number;
+  /** The latency compared with the limit is the median of this many latest probes, so one slow answer is not a trend. @defaultValue 3 */
+  probeWindow: number;
+  /** Each slowdown multiplies the rate by this (the multiplicative decrease of AIMD). @defaultValue 0.5 */
+  slowdown: number;
+  /** Each probe within the limit raises the rate by this share of the fastest rate seen (the additive increase). @defaultValue 0.1 */
+  speedupShare: number;
+  /**
+   * The slowest adaptive pacing goes, as a share of the fastest rate seen (or of `maxRecordsPerSecond`), so a collection
+   * whose queries are slow for other reasons still gets its maintenance. @defaultValue 0.1
+   */
+  floorShare: number;
+  /** Neighbours the probe query asks for. @defaultValue 10 */
+  probeResults: number;
+}
+
 /** How whole collections are read (backup, archive, lint, warm's samples, expire's audit). */
 export interface ReadOptions {
   /**
@@ -387,6 +418,17 @@ export const DEFAULTS = {
   } satisfies WarmOptions,
   recall: { k: 10, queries: 100, queryBatch: 1000, pageSize: 1000, readAhead: 2, efValues: [10, 20, 40, 80, 160] } satisfies RecallOptions,
   drill: { sampleRecords: 100, sampleChunks: 5 } satisfies DrillOptions,
+  pacing: {
+    adaptive: false,
+    latencyFactor: 1.3,
+    probeIntervalMs: 250,
+    idleProbes: 9,
+    probeWindow: 3,
+    slowdown: 0.5,
+    speedupShare: 0.1,
+    floorShare: 0.1,
+    probeResults: 10,
+  } satisfies PacingOptions,
   reads: { idWindow: 50_000, idOverlap: 1000, pageValues: 192_000 } satisfies ReadOptions,
   backup: {
     pageSize: 500,

@@ -17,6 +17,8 @@ import { failpoint } from "./failpoints.js";
 import { holdLease } from "./lease.js";
 import { defineJob, type JobContext } from "./job-context.js";
 import { alertAfterFailures, collectionName, metadataField } from "./payload-fields.js";
+import { pacingFields, startPacing } from "./pacing-fields.js";
+import type { Pacer, PacingReport } from "../storage/pacing.js";
 
 const d = DEFAULTS.lifecycle;
 export const OBJECT_STORE_TARGET = "object-store";
@@ -33,6 +35,7 @@ export const archivePayload = z
     batchSize: z.number().int().min(1).max(5000).default(d.batchSize),
     /** With `to: object-store`: chunks stored once per collection, shared with its deduplicated backups (format 3). */
     dedupe: z.boolean().default(DEFAULTS.backup.dedupe),
+    ...pacingFields,
   })
   .strict();
 
@@ -48,6 +51,8 @@ export interface ArchiveResult {
   deletedWhileReading: number;
   cutoff: number;
   durationMs: number;
+  /** How the passes (read, copy, delete) kept to the rate limit or spared the collection's queries (adaptive). */
+  pacing: PacingReport;
 }
 
 const DAY_MS = 86_400_000;
@@ -58,7 +63,7 @@ const DAY_MS = 86_400_000;
  * the next run finds the same records still matching in the source, upserts them again (a no-op) and finishes the
  * move, so no record ends up in both places.
  */
-async function archiveToCollection(payload: ArchivePayload, where: Where, source: Collection, ctx: JobContext): Promise<{ archived: number; target: string; deletedWhileReading?: number }> {
+async function archiveToCollection(payload: ArchivePayload, where: Where, source: Collection, ctx: JobContext, pacer: Pacer): Promise<{ archived: number; target: string; deletedWhileReading?: number }> {
   const target = payload.to.replaceAll("{name}", payload.collection);
   const valid = collectionName.safeParse(target);
   if (!valid.success || target === payload.collection) {
@@ -77,6 +82,7 @@ async function archiveToCollection(payload: ArchivePayload, where: Where, source
       await source.get({ where, limit: payload.batchSize, include: ["embeddings", "documents", "metadatas", "uris"] }),
     );
     if (batch.ids.length === 0) break;
+    await pacer.take(batch.ids.length, ctx.signal);
     await writeRecords(destination, batch, { limits, mode: "upsert" });
     const copied = columnsFromGet(await destination.get({ ids: batch.ids, include: ["embeddings", "documents", "metadatas", "uris"] }));
     const byId = new Map(copied.ids.map((id, index) => [id, index]));
@@ -90,7 +96,7 @@ async function archiveToCollection(payload: ArchivePayload, where: Where, source
     // The cutoff again: a record upserted since it was read (with a fresh creation time) stays, and keeps its new version.
     await source.delete({ ids: batch.ids, where });
     archived += batch.ids.length;
-    await ctx.progress({ done: archived, unit: "records archived" });
+    await ctx.progress({ done: archived, unit: "records archived", note: pacer.note });
   }
   return { archived, target };
 }
@@ -121,7 +127,7 @@ async function settlePreviousArchive(collection: string, source: Collection, ctx
  * (purpose "archive", never pruned, restorable like any backup). Records leave the source only once the manifest is
  * written, by the ids read back from the stored chunks, so a record is deleted only if it is in the archive.
  */
-async function archiveToObjectStore(payload: ArchivePayload, where: Where, cutoff: number, source: Collection, ctx: JobContext) {
+async function archiveToObjectStore(payload: ArchivePayload, where: Where, cutoff: number, source: Collection, ctx: JobContext, pacer: Pacer) {
   if (payload.dryRun) return { archived: await countIds(source, { where, signal: ctx.signal }), target: OBJECT_STORE_TARGET };
   const lease = await holdLease(ctx, `archive:${payload.collection}`, `an archive of ${payload.collection}`);
   try {
@@ -146,6 +152,7 @@ async function archiveToObjectStore(payload: ArchivePayload, where: Where, cutof
     const tally = { listed: 0, gone: 0 };
     const reading = { pageSize: payload.batchSize, readAhead: DEFAULTS.backup.readAhead, signal: lease.signal, where, tally };
     for await (const page of ctx.chroma.readPages(source, reading)) {
+      await pacer.take(page.ids.length, lease.signal);
       dimension ??= page.dimension;
       await writer.add(page);
       read += page.ids.length;
@@ -176,10 +183,11 @@ async function archiveToObjectStore(payload: ArchivePayload, where: Where, cutof
     let deleted = 0;
     for (const chunk of manifest.chunks) {
       const { ids } = await readChunk(ctx.backupStore, manifest, chunk);
+      await pacer.take(ids.length, lease.signal);
       // Limited to the cutoff, as settlePreviousArchive is: a record upserted since it was read is not in the archive.
       await source.delete({ ids, where });
       deleted += ids.length;
-      await ctx.progress({ done: deleted, total: read, unit: "records archived" });
+      await ctx.progress({ done: deleted, total: read, unit: "records archived", note: pacer.note });
     }
     return { archived: read, target: `${OBJECT_STORE_TARGET}:${backupId}`, deletedWhileReading: tally.gone };
   } finally {
@@ -196,10 +204,11 @@ export const archive = defineJob({
     const source = await ctx.chroma.openCollection(payload.collection);
     const cutoff = Date.now() - payload.olderThanDays * DAY_MS;
     const where: Where = { [payload.field]: { $lt: cutoff } };
-    const { archived, target, deletedWhileReading = 0 } =
-      payload.to === OBJECT_STORE_TARGET
-        ? await archiveToObjectStore(payload, where, cutoff, source, ctx)
-        : await archiveToCollection(payload, where, source, ctx);
+    const pacer = await startPacing(payload, source, ctx);
+    const { archived, target, deletedWhileReading = 0 } = await (payload.to === OBJECT_STORE_TARGET
+      ? archiveToObjectStore(payload, where, cutoff, source, ctx, pacer)
+      : archiveToCollection(payload, where, source, ctx, pacer)
+    ).finally(() => pacer.close());
     ctx.logger.info({ archived, target, dryRun: payload.dryRun }, "archive done");
     return {
       collection: payload.collection,
@@ -209,6 +218,7 @@ export const archive = defineJob({
       deletedWhileReading,
       cutoff,
       durationMs: Math.round(performance.now() - started),
+      pacing: pacer.report(),
     };
   },
 });

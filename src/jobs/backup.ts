@@ -15,6 +15,8 @@ import { failpoint } from "./failpoints.js";
 import { watchLease } from "./lease.js";
 import { defineJob } from "./job-context.js";
 import { alertAfterFailures, collectionName } from "./payload-fields.js";
+import { pacingFields, startPacing } from "./pacing-fields.js";
+import type { Pacer, PacingReport } from "../storage/pacing.js";
 
 const d = DEFAULTS.backup;
 
@@ -34,6 +36,7 @@ export const backupPayload = z
       .refine((c) => c !== "zstd" || zstdAvailable, { message: `zstd needs Node.js 22.15+ (this is ${process.version}); use gzip` }),
     /** Chunks stored once per collection and shared by its backups (format 3); false: a full copy (format 2). */
     dedupe: z.boolean().default(d.dedupe),
+    ...pacingFields,
   })
   .strict();
 
@@ -57,6 +60,8 @@ export interface BackupResult {
   /** Set when a running backup of the same collection made this one stand down (nothing was written). */
   skipped?: string;
   pruned?: { deleted: string[]; leftovers: string[]; bytesFreed: number };
+  /** How the backup kept to its rate limit or spared the collection's queries (adaptive). */
+  pacing?: PacingReport;
 }
 
 /**
@@ -90,9 +95,11 @@ export const backup = defineJob({
           d.dedupeUploads,
         )
       : new BackupWriter(backupStore, folder, payload.compression, { records: payload.chunkRecords, bytes: payload.chunkBytes });
+    let pacer: Pacer | undefined;
     try {
       await refusePlainWrites(backupStore);
       const collection = await chroma.openCollection(name);
+      pacer = await startPacing(payload, collection, ctx);
       const saved = collectionEntry(await chroma.describeCollection(name));
       const startedAt = new Date().toISOString();
       const countBefore = await collection.count();
@@ -102,11 +109,13 @@ export const backup = defineJob({
       await ctx.progress({ done: 0, total: countBefore, unit: "records" });
       const reading = { pageSize: payload.pageSize, readAhead: payload.readAhead, signal: held.signal, tally };
       for await (const page of chroma.readPages(collection, reading)) {
+        await pacer.take(page.ids.length, held.signal);
         dimension ??= page.dimension;
         await writer.add(page);
         read += page.ids.length;
-        await ctx.progress({ done: read, total: Math.max(countBefore, read), unit: "records" });
+        await ctx.progress({ done: read, total: Math.max(countBefore, read), unit: "records", note: pacer.note });
       }
+      pacer.close();
       await failpoint("backup:before-manifest");
       const countAfter = await collection.count();
       const consistent = countBefore === countAfter && read === countAfter;
@@ -150,6 +159,7 @@ export const backup = defineJob({
         consistent,
         deletedWhileReading: tally.gone,
         warnings,
+        pacing: pacer.report(),
       };
       if (payload.keep) {
         // This backup holds the collection's lease, so no other one is writing: the grace period alone decides.
@@ -169,6 +179,7 @@ export const backup = defineJob({
       await backupStore.collectUnfinished(folder, new Date()).catch(() => undefined);
       throw error;
     } finally {
+      pacer?.close();
       await lease.release();
     }
   },

@@ -17,6 +17,8 @@ import { failpoint } from "./failpoints.js";
 import { holdLease } from "./lease.js";
 import { defineJob, type JobContext } from "./job-context.js";
 import { alertAfterFailures, collectionName } from "./payload-fields.js";
+import { pacingFields, startPacing } from "./pacing-fields.js";
+import type { PacingReport } from "../storage/pacing.js";
 import { restore, restorePayload } from "./restore.js";
 
 const d = DEFAULTS.drill;
@@ -30,6 +32,7 @@ export const drillPayload = z
     backupId: backupIdField.optional(),
     /** Records compared with the backup and with the source. */
     sampleRecords: z.number().int().min(1).max(100_000).default(d.sampleRecords),
+    ...pacingFields,
   })
   .strict();
 
@@ -51,6 +54,8 @@ export interface DrillResult {
   /** Sampled records the source no longer holds. */
   goneFromSource: number;
   durationMs: number;
+  /** How the restore kept to the rate limit or spared the source's queries (adaptive). */
+  pacing: PacingReport;
 }
 
 /** Scratch collections of drills of `collection` are named `<collection>__vkdrill_<hex>`. */
@@ -116,10 +121,16 @@ export const drill = defineJob({
       const manifest = await chosenBackup(ctx, source, payload.backupId);
       const scratch = `${source}${DRILL_SCRATCH}${randomBytes(4).toString("hex")}`;
       try {
+        // Adaptive pacing watches the source's queries: the scratch collection has none, and the server is shared.
+        const sourceCollection = (await chroma.exists(source)) ? await chroma.openCollection(source) : undefined;
+        const pacer = await startPacing(payload, sourceCollection, ctx);
         const restoreStarted = performance.now();
         // The drill measures the restore users would run, without the warm that follows a real one.
-        await restore.process(restorePayload.parse({ collection: scratch, backupId: manifest.backupId }), { ...ctx, signal: lease.signal, followUp: async () => undefined });
+        await restore
+          .process(restorePayload.parse({ collection: scratch, backupId: manifest.backupId }), { ...ctx, signal: lease.signal, followUp: async () => undefined, pace: pacer })
+          .finally(() => pacer.close());
         const restoreSeconds = (performance.now() - restoreStarted) / 1000;
+        const pacing = pacer.report();
         await failpoint("drill:restored");
         const records = await (await chroma.openCollection(scratch)).count();
         if (records !== manifest.records) {
@@ -164,6 +175,7 @@ export const drill = defineJob({
           changedInSource,
           goneFromSource,
           durationMs: 0,
+          pacing,
         };
         await chroma.deleteCollection(scratch);
         result.durationMs = Math.round(performance.now() - started);

@@ -5,6 +5,8 @@ import { DEFAULTS } from "../config/defaults.js";
 import { listIds } from "../storage/linear-read.js";
 import { defineJob } from "./job-context.js";
 import { alertAfterFailures, collectionName, metadataField } from "./payload-fields.js";
+import { pacingFields, startPacing } from "./pacing-fields.js";
+import type { PacingReport } from "../storage/pacing.js";
 
 const d = DEFAULTS.lifecycle;
 
@@ -17,6 +19,7 @@ export const expirePayload = z
     /** Count what would be deleted; change nothing. */
     dryRun: z.boolean().default(false),
     batchSize: z.number().int().min(1).max(100_000).default(d.expireBatchSize),
+    ...pacingFields,
   })
   .strict();
 
@@ -31,6 +34,8 @@ export interface ExpireResult {
   /** The moment records had to expire before. */
   cutoff: number;
   durationMs: number;
+  /** How the deletes and the audit kept to the rate limit or spared the collection's queries (adaptive). */
+  pacing: PacingReport;
 }
 
 /** Batches of ids whose field is before the cutoff, for deleting: each is the first page of what still matches. */
@@ -62,29 +67,36 @@ export const expire = defineJob({
     const batch = Math.min(payload.batchSize, await ctx.chroma.maxBatchSize());
 
     let deleted = 0;
-    // A dry run deletes nothing, so it lists the matching ids in windows instead of walking offsets page by page.
-    const batches = payload.dryRun ? listIds(collection, { where, signal: ctx.signal }) : expiredIds(collection, where, batch, ctx.signal);
-    for await (const ids of batches) {
-      if (!payload.dryRun) await collection.delete({ ids });
-      deleted += ids.length;
-      await ctx.progress({ done: deleted, unit: payload.dryRun ? "records would expire" : "records deleted" });
-    }
-
     const notNumeric = { count: 0, sampleIds: [] as string[] };
-    const audit = { pageSize: d.auditPageSize, readAhead: 1, include: ["metadatas"] as const, signal: ctx.signal };
-    for await (const page of ctx.chroma.readPages(collection, audit)) {
-      page.metadatas.forEach((metadata, i) => {
-        const value = metadata?.[payload.field];
-        if (value === undefined || value === null || typeof value === "number") return;
-        notNumeric.count++;
-        if (notNumeric.sampleIds.length < d.sampleIds) notNumeric.sampleIds.push(page.ids[i]!);
-      });
-    }
-    if (notNumeric.count > 0) {
-      ctx.logger.warn(
-        { field: payload.field, ...notNumeric },
-        `${notNumeric.count} records hold ${payload.field} as something other than epoch milliseconds and never expire; see the README on converting them`,
-      );
+    const pacer = await startPacing(payload, collection, ctx);
+    try {
+      // A dry run deletes nothing, so it lists the matching ids in windows instead of walking offsets page by page.
+      const batches = payload.dryRun ? listIds(collection, { where, signal: ctx.signal }) : expiredIds(collection, where, batch, ctx.signal);
+      for await (const ids of batches) {
+        await pacer.take(ids.length, ctx.signal);
+        if (!payload.dryRun) await collection.delete({ ids });
+        deleted += ids.length;
+        await ctx.progress({ done: deleted, unit: payload.dryRun ? "records would expire" : "records deleted", note: pacer.note });
+      }
+
+      const audit = { pageSize: d.auditPageSize, readAhead: 1, include: ["metadatas"] as const, signal: ctx.signal };
+      for await (const page of ctx.chroma.readPages(collection, audit)) {
+        await pacer.take(page.ids.length, ctx.signal);
+        page.metadatas.forEach((metadata, i) => {
+          const value = metadata?.[payload.field];
+          if (value === undefined || value === null || typeof value === "number") return;
+          notNumeric.count++;
+          if (notNumeric.sampleIds.length < d.sampleIds) notNumeric.sampleIds.push(page.ids[i]!);
+        });
+      }
+      if (notNumeric.count > 0) {
+        ctx.logger.warn(
+          { field: payload.field, ...notNumeric },
+          `${notNumeric.count} records hold ${payload.field} as something other than epoch milliseconds and never expire; see the README on converting them`,
+        );
+      }
+    } finally {
+      pacer.close();
     }
     ctx.logger.info({ deleted, dryRun: payload.dryRun }, "expire done");
     return {
@@ -95,6 +107,7 @@ export const expire = defineJob({
       notNumeric,
       cutoff,
       durationMs: Math.round(performance.now() - started),
+      pacing: pacer.report(),
     };
   },
 });

@@ -3,6 +3,7 @@ import type { Logger } from "../logging.js";
 import type { JobKind } from "../queues/kinds.js";
 import type { ChromaStore } from "../storage/chroma.js";
 import type { ObjectStore } from "../storage/object-store.js";
+import type { Pacer } from "../storage/pacing.js";
 
 /** Progress as the dashboard and the CLI show it: units of work done out of a total, when the total is known. */
 export interface Progress {
@@ -10,6 +11,8 @@ export interface Progress {
   total?: number;
   /** What the units are ("records", "queries"). */
   unit: string;
+  /** How the job is held back, while it is (pacing: "throttled to 850 records/s: …"). */
+  note?: string | undefined;
 }
 
 /**
@@ -34,6 +37,8 @@ export interface JobContext {
    * next. Kinds this build does not serve are ignored.
    */
   followUp(kind: JobKind, payload: Record<string, unknown>): Promise<void>;
+  /** The pace of a job that runs this one inline (a drill's restore), which this one keeps to. */
+  pace?: Pacer | undefined;
 }
 
 export interface Lease {

@@ -154,8 +154,9 @@ export const restore = defineJob({
         // before.
         for await (const read of readChunks(backupStore, manifest, { ahead, signal: lease.signal })) {
           if ("problem" in read) throw read.problem;
+          await ctx.pace?.take(read.columns.ids.length, lease.signal);
           await writer.add(read.columns);
-          await ctx.progress({ done: writer.written, total, unit: "records" });
+          await ctx.progress({ done: writer.written, total, unit: "records", note: ctx.pace?.note });
         }
         await writer.finish();
         await ctx.progress({ done: writer.written, total, unit: "records" });

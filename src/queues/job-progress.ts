@@ -10,15 +10,16 @@ export interface StoredProgress extends Progress {
 }
 
 export function storedProgress(progress: Progress): StoredProgress {
-  const { done, total, unit } = progress;
-  if (!total) return { done, ...(total === undefined ? {} : { total }), unit };
-  return { progress: Math.min(100, Math.round((done / total) * 1000) / 10), done, total, unit };
+  const { done, total, unit, note } = progress;
+  const noted = note === undefined ? {} : { note };
+  if (!total) return { done, ...(total === undefined ? {} : { total }), unit, ...noted };
+  return { progress: Math.min(100, Math.round((done / total) * 1000) / 10), done, total, unit, ...noted };
 }
 
 /** The units done from a progress read back from BullMQ (an event or a job), when it is one vectorkeeper wrote. */
 export function progressOf(stored: unknown): Progress | undefined {
   if (typeof stored !== "object" || stored === null) return undefined;
-  const { done, total, unit } = stored as Record<string, unknown>;
+  const { done, total, unit, note } = stored as Record<string, unknown>;
   if (typeof done !== "number" || typeof unit !== "string") return undefined;
-  return typeof total === "number" ? { done, total, unit } : { done, unit };
+  return { done, ...(typeof total === "number" ? { total } : {}), unit, ...(typeof note === "string" ? { note } : {}) };
 }

@@ -1,0 +1,158 @@
+import { performance } from "node:perf_hooks";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { archive } from "../src/jobs/archive.js";
+import { backup } from "../src/jobs/backup.js";
+import { expire } from "../src/jobs/expire.js";
+import type { Progress } from "../src/jobs/job-context.js";
+import { parseScheduleYaml } from "../src/scheduling/schedule-file.js";
+import { runCli } from "./helpers/cli.js";
+import { startHttpFaultProxy, type HttpFaultProxy } from "./helpers/fault-proxy.js";
+import { chromaStore, jobContext, testEnv, uniqueName, vectors } from "./helpers/services.js";
+
+const chroma = chromaStore();
+const DAY_MS = 86_400_000;
+
+/** `count` records of 8 dimensions, created 10 days ago or more; every other one expired. */
+async function seed(name: string, count: number): Promise<void> {
+  const collection = await chroma.client.createCollection({ name, embeddingFunction: null });
+  const embeddings = vectors(count, 8, 5);
+  for (let start = 0; start < count; start += 500) {
+    const slice = embeddings.slice(start, start + 500);
+    await collection.add({
+      ids: slice.map((_, i) => `r${start + i}`),
+      embeddings: slice,
+      metadatas: slice.map((_, i) => {
+        const old = (start + i) % 2 === 0;
+        return { _expires_at: old ? 1_000_000_000_000 : 4_000_000_000_000, _created_at: Date.now() - (old ? 365 : 10) * DAY_MS };
+      }),
+    });
+  }
+}
+
+interface Seen extends Progress {
+  at: number;
+}
+
+/** A context that remembers every progress report with its time. */
+function watched(seen: Seen[], onProgress: (p: Progress) => void = () => undefined, chromaUrl?: string) {
+  return jobContext({
+    ...(chromaUrl ? { chroma: chromaStore(chromaUrl) } : {}),
+    progress: async (p) => {
+      seen.push({ ...p, at: performance.now() });
+      onProgress(p);
+    },
+  });
+}
+
+/** Records a second between the first and the last report (the first page passes at once; each later one waits its turn). */
+function rateOf(seen: readonly Seen[]): number {
+  const pages = seen.filter((s) => s.done > 0);
+  const first = pages[0]!;
+  const last = pages.at(-1)!;
+  return ((last.done - first.done) / (last.at - first.at)) * 1000;
+}
+
+describe("a fixed rate", () => {
+  it("bounds records a second in backup, expire and archive", async () => {
+    const name = uniqueName("pace_fixed");
+    await seed(name, 1000);
+
+    const backupSeen: Seen[] = [];
+    const result = await backup.process(backup.payload.parse({ collection: name, pageSize: 100, maxRecordsPerSecond: 2000 }), watched(backupSeen));
+    expect(result.records).toBe(1000);
+    expect(backupSeen.filter((s) => s.done > 0)).toHaveLength(10);
+    // 900 records after the first page at 2000 a second: at least 450 ms (timers fire late, never early).
+    expect(rateOf(backupSeen)).toBeLessThanOrEqual(2000 * 1.02);
+    expect(rateOf(backupSeen)).toBeGreaterThan(2000 * 0.5);
+    expect(result.pacing).toMatchObject({ maxRecordsPerSecond: 2000, adaptive: false, slowdowns: 0 });
+    expect(result.pacing!.waitedMs).toBeGreaterThan(300);
+    expect(backupSeen.at(-1)!.note).toBe("limited to 2000 records/s");
+
+    const expireSeen: Seen[] = [];
+    const expired = await expire.process(expire.payload.parse({ collection: name, batchSize: 50, maxRecordsPerSecond: 1000 }), watched(expireSeen));
+    expect(expired.deleted).toBe(500);
+    expect(await (await chroma.openCollection(name)).count()).toBe(500);
+    expect(rateOf(expireSeen)).toBeLessThanOrEqual(1000 * 1.02);
+    expect(rateOf(expireSeen)).toBeGreaterThan(1000 * 0.5);
+
+    // The survivors, created 10 days ago, move to another collection.
+    const archiveSeen: Seen[] = [];
+    const moved = await archive.process(
+      archive.payload.parse({ collection: name, olderThanDays: 5, to: "{name}_cold", batchSize: 100, maxRecordsPerSecond: 300 }),
+      watched(archiveSeen),
+    );
+    expect(moved.archived).toBe(500);
+    expect(await (await chroma.openCollection(`${name}_cold`)).count()).toBe(500);
+    expect(rateOf(archiveSeen)).toBeLessThanOrEqual(300 * 1.02);
+    expect(moved.pacing.waitedMs).toBeGreaterThan(0);
+  });
+});
+
+describe("adaptive pacing", () => {
+  let proxy: HttpFaultProxy;
+  beforeAll(async () => {
+    proxy = await startHttpFaultProxy(chroma.settings.url);
+  });
+  afterAll(() => proxy.close());
+
+  it("slows down while the collection's queries are slow and speeds up again when they recover", async () => {
+    const name = uniqueName("pace_adaptive");
+    await seed(name, 4000);
+    const seen: Seen[] = [];
+    let phase: "idle" | "slow" | "recovered" = "idle";
+    let slowAt = Number.POSITIVE_INFINITY;
+    let clearedAt = Number.POSITIVE_INFINITY;
+    const onProgress = (p: Progress) => {
+      const now = performance.now();
+      if (phase === "idle" && p.done >= 400) {
+        // What users would see: every query (the job's probes among them) 100 ms slower; reads are untouched.
+        proxy.inject({ method: "POST", path: /\/query$/, fault: { kind: "delay", ms: 100 } });
+        phase = "slow";
+        slowAt = now;
+      } else if (phase === "slow" && now - slowAt > 2000) {
+        proxy.clear();
+        phase = "recovered";
+        clearedAt = now;
+      }
+    };
+    const result = await backup.process(
+      backup.payload.parse({ collection: name, pageSize: 20, maxRecordsPerSecond: 1000, adaptive: true, latencyFactor: 3 }),
+      watched(seen, onProgress, proxy.url),
+    );
+    expect(result.records).toBe(4000);
+    expect(phase).toBe("recovered");
+    expect(result.pacing).toMatchObject({ adaptive: true, maxRecordsPerSecond: 1000 });
+    expect(result.pacing!.idleQueryMs).toBeLessThan(100);
+    expect(result.pacing!.slowdowns).toBeGreaterThanOrEqual(2);
+    expect(result.pacing!.lowestRecordsPerSecond).toBeLessThanOrEqual(250);
+
+    // While queries were slow the job went at under a third of its limit (its last second of them)...
+    const throttled = seen.filter((s) => s.at > clearedAt - 1000 && s.at < clearedAt);
+    expect(throttled.every((s) => s.note?.startsWith("throttled to"))).toBe(true);
+    expect(rateOf(throttled)).toBeLessThan(1000 / 3);
+    // ...and once they recovered it went back to its full rate.
+    const after = seen.filter((s) => s.at > clearedAt);
+    const full = after.findIndex((s) => s.note === "limited to 1000 records/s");
+    expect(full).toBeGreaterThan(0);
+    expect(rateOf(after.slice(full))).toBeGreaterThan(1000 / 2);
+  }, 30_000);
+});
+
+describe("bad pacing values", () => {
+  it("are refused in one line naming the flags, before anything runs", async () => {
+    const run = await runCli(["run", "backup", "--collection", "pace_bad", "--max-records-per-second", "0", "--latency-factor", "0.5"], testEnv());
+    expect(run.code).toBe(2);
+    expect(run.stderr.trim().split("\n")).toHaveLength(1);
+    expect(run.stderr).toContain("--max-records-per-second");
+    expect(run.stderr).toContain("--latency-factor");
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("are refused in a schedule entry, naming the field", () => {
+    expect(() => parseScheduleYaml(`jobs:\n  - { kind: expire, cron: "0 * * * *", collections: ["*"], maxRecordsPerSecond: -5 }\n`, "s.yaml")).toThrow(
+      /maxRecordsPerSecond/,
+    );
+    const schedule = parseScheduleYaml(`jobs:\n  - { kind: backup, cron: "0 3 * * *", collections: ["*"], adaptive: true, maxRecordsPerSecond: 5000 }\n`, "s.yaml");
+    expect(schedule.jobs[0]).toMatchObject({ adaptive: true, maxRecordsPerSecond: 5000, latencyFactor: 1.3 });
+  });
+});
