@@ -16,6 +16,8 @@ export interface Outcome {
   error?: string;
   /** A variant's own result (the recall job's). */
   recall?: unknown;
+  /** What a backup's pacing did (adaptive, rate limit). */
+  pacing?: unknown;
 }
 
 const VARIANT = fileURLToPath(new URL("./variant.js", import.meta.url));

@@ -4,12 +4,13 @@ import { benchDedupe } from "./dedupe-bench.js";
 import { EncryptedStore } from "../src/storage/backup-format/encrypted-store.js";
 import { FsStore } from "../src/storage/fs-store.js";
 import { benchExpire } from "./expire-bench.js";
+import { benchMaintenance } from "./maintenance-bench.js";
 import { benchProbeAndEnqueue } from "./probe-and-enqueue.js";
 import { benchRecall } from "./recall-bench.js";
 import { benchScale, parseScaleCases, SCALE_CASES } from "./scale-bench.js";
 
 /**
- * `npm run bench [-- --sizes 50000,100000] [-- --only probe|backup|expire|scale|recall|dedupe]`: every benchmark prints its figures
+ * `npm run bench [-- --sizes 50000,100000] [-- --only probe|backup|expire|scale|recall|dedupe|maintenance]`: every benchmark prints its figures
  * beside a baseline measured in the same run. The scale run (a million records; also part of a full run) takes
  * `--scale-cases 1000000x16,50000x384`, `--rounds N`, `--no-restore` (backups only) and `--chroma-dir DIR` to keep its
  * seeded Chroma for the next run.
@@ -32,6 +33,7 @@ try {
   if (!only || only === "expire") await benchExpire(services);
   if (!only || only === "scale") await benchScale(services, scaleCases, rounds, !args.includes("--no-restore"));
   if (!only || only === "recall") await benchRecall(services);
+  if (!only || only === "maintenance") await benchMaintenance(services, rounds);
   if (!only || only === "dedupe") {
     await benchDedupe(services, [
       { name: "encrypted", store: (dir) => new EncryptedStore(new FsStore(dir), Buffer.from("a bench passphrase, not a secret")) },

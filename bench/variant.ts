@@ -29,7 +29,7 @@ const ctxFor = (dir: string) => ({
   progress: async () => undefined,
 });
 
-async function run(): Promise<{ records: number; bytes?: number; backupId?: string; recall?: unknown }> {
+async function run(): Promise<{ records: number; bytes?: number; backupId?: string; recall?: unknown; pacing?: unknown }> {
   switch (variant) {
     case "raw-read": {
       const c = await store.openCollection(collection);
@@ -90,7 +90,7 @@ async function run(): Promise<{ records: number; bytes?: number; backupId?: stri
       // An optional JSON object of payload options, for comparing settings.
       const [dir = "", options = "{}"] = rest;
       const result = await backup.process(backup.payload.parse({ ...(JSON.parse(options) as object), collection }), ctxFor(dir));
-      return { records: result.records, bytes: result.bytes, backupId: result.backupId };
+      return { records: result.records, bytes: result.bytes, backupId: result.backupId, pacing: result.pacing };
     }
     case "restore": {
       const [dir = "", backupId = "", options = "{}"] = rest;
