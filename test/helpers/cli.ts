@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { inject } from "vitest";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
-const TSX = import.meta.resolve("tsx");
+/** src/cli/main.ts compiled for this run by the global setup (compiled-cli.ts says why not tsx). */
+const MAIN = inject("cliMain");
 
 export interface CliResult {
   code: number | null;
@@ -12,9 +13,9 @@ export interface CliResult {
   stderr: string;
 }
 
-/** The real CLI in a child process (TypeScript through tsx), with exactly the given environment on top of PATH. */
+/** The real CLI in a child process (this checkout's sources), with exactly the given environment on top of PATH. */
 export function spawnCli(args: string[], env: Record<string, string>, cwd: string = ROOT): ChildProcess {
-  return spawn(process.execPath, ["--import", TSX, MAIN, ...args], {
+  return spawn(process.execPath, [MAIN, ...args], {
     cwd,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -26,7 +27,7 @@ export function spawnCli(args: string[], env: Record<string, string>, cwd: strin
  * way, as on a full disk, without needing a small file system (which only root could mount).
  */
 export function spawnCliWithFileLimit(args: string[], env: Record<string, string>, blocks: number): ChildProcess {
-  return spawn("/bin/sh", ["-c", `ulimit -f ${blocks} && exec "$0" "$@"`, process.execPath, "--import", TSX, MAIN, ...args], {
+  return spawn("/bin/sh", ["-c", `ulimit -f ${blocks} && exec "$0" "$@"`, process.execPath, MAIN, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -54,7 +55,7 @@ const shellQuote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
  * stdout and stderr arrive interleaved in `stdout`, as a terminal shows them.
  */
 export function runCliOnTty(args: string[], env: Record<string, string>): Promise<CliResult> {
-  const command = [process.execPath, "--import", TSX, MAIN, ...args].map(shellQuote).join(" ");
+  const command = [process.execPath, MAIN, ...args].map(shellQuote).join(" ");
   return collect(
     spawn("script", ["-qefc", command, "/dev/null"], {
       cwd: ROOT,
@@ -66,7 +67,7 @@ export function runCliOnTty(args: string[], env: Record<string, string>): Promis
 
 /** The real CLI with stderr merged into stdout, so the order of log lines and printed output is kept as written. */
 export function spawnCliMerged(args: string[], env: Record<string, string>, cwd: string = ROOT): ChildProcess {
-  return spawn("sh", ["-c", 'exec "$@" 2>&1', "sh", process.execPath, "--import", TSX, MAIN, ...args], {
+  return spawn("sh", ["-c", 'exec "$@" 2>&1', "sh", process.execPath, MAIN, ...args], {
     cwd,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -2,12 +2,14 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import S3rver from "s3rver";
 import type {} from "vitest";
 import type { TestProject } from "vitest/node";
 import { z } from "zod";
 import { startLocalChroma } from "../../src/storage/local-chroma.js";
 import { LOCAL_CHROMA_SERVERS, type LocalChromaServer } from "../../src/storage/local-chroma-binding.js";
+import { compileCli } from "./compiled-cli.js";
 import { deleteKeysUnder } from "./redis-keys.js";
 
 declare module "vitest" {
@@ -20,6 +22,8 @@ declare module "vitest" {
     runPrefix: string;
     /** An S3 protocol server (s3rver) with the bucket `vk-test`; credentials S3RVER/S3RVER. */
     s3Endpoint: string;
+    /** The CLI's entry, compiled for this run (see compiled-cli.ts); tests start it through test/helpers/cli.ts. */
+    cliMain: string;
   }
 }
 
@@ -47,12 +51,15 @@ export default async function setup(project: TestProject) {
   const s3 = new S3rver({ address: "127.0.0.1", port: 0, directory: s3Dir, silent: true, configureBuckets: [{ name: "vk-test" }] });
   const { port } = await s3.run();
   project.provide("s3Endpoint", `http://127.0.0.1:${port}`);
+  const cli = await compileCli(fileURLToPath(new URL("../..", import.meta.url)));
+  project.provide("cliMain", cli.main);
 
   return async () => {
     await chroma.stop();
     await s3.close();
     rmSync(dir, { recursive: true, force: true });
     rmSync(s3Dir, { recursive: true, force: true });
+    cli.remove();
     await deleteKeysUnder(redisUrl, runPrefix);
   };
 }
