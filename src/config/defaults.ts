@@ -121,6 +121,12 @@ export interface BackupOptions {
   dedupeUploads: number;
   /** With dedupe, chunks downloaded ahead of the one being checked or restored. @defaultValue 16 */
   dedupeReadAhead: number;
+  /**
+   * How long a process that set up an encrypted store's header waits before reading it back and using whichever
+   * header the store kept: longer than a listing and a write take, so processes setting up one store at once all
+   * read back after the last write and agree on one key. Paid once per store, by its first backups. @defaultValue 1000
+   */
+  headerSettleMs: number;
 }
 
 /**
@@ -443,5 +449,6 @@ export const DEFAULTS = {
     dedupeMaxRecords: 32,
     dedupeUploads: 8,
     dedupeReadAhead: 16,
+    headerSettleMs: 1000,
   } satisfies BackupOptions,
 } as const;

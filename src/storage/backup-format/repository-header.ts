@@ -1,8 +1,10 @@
+import { setTimeout } from "node:timers/promises";
 import { z } from "zod";
 import { ConfigError } from "../../config/config-error.js";
+import { DEFAULTS } from "../../config/defaults.js";
 import { IntegrityError } from "../../errors.js";
 import { ObjectNotFoundError, type ObjectStore } from "../object-store.js";
-import { deriveKeys, KeyError, newKdfParams, type RepositoryKeys } from "./encryption.js";
+import { deriveKeys, KeyError, newKdfParams, sealedKeyId, type RepositoryKeys } from "./encryption.js";
 
 /**
  * The one readable object of an encrypted store, at its root: the format, the key id and scrypt's parameters. It holds
@@ -24,18 +26,15 @@ const headerSchema = z
         p: z.number().int().min(1).max(16),
         salt: z.string().min(16),
       })
-      .strict(),
+      .strict()
+      // What scrypt accepts, and at most 256 MiB of its memory: an altered header must not stall or crash a reader.
+      .refine((kdf) => (kdf.N & (kdf.N - 1)) === 0 && kdf.N * kdf.r <= 2 ** 21, { message: "N must be a power of 2, and N × r at most 2^21" }),
   })
   .strict();
 
 /** The key id an encrypted store's header names, or undefined for a store without one. */
 export async function storeKeyId(store: ObjectStore): Promise<string | undefined> {
-  try {
-    return parseHeader(await store.get(HEADER_KEY), store.description).keyId;
-  } catch (error) {
-    if (error instanceof ObjectNotFoundError) return undefined;
-    throw error;
-  }
+  return (await readHeader(store))?.keyId;
 }
 
 function parseHeader(body: Buffer, where: string): z.output<typeof headerSchema> {
@@ -57,24 +56,17 @@ function parseHeader(body: Buffer, where: string): z.output<typeof headerSchema>
  * nothing yet (one store holds one key: encrypted and plain backups never mix).
  */
 export async function openRepository(store: ObjectStore, secret: Buffer): Promise<RepositoryKeys> {
-  let body: Buffer | undefined;
-  try {
-    body = await store.get(HEADER_KEY);
-  } catch (error) {
-    if (!(error instanceof ObjectNotFoundError)) throw error;
-  }
-  if (body) {
-    const header = parseHeader(body, store.description);
-    const { name: _name, ...kdf } = header.kdf;
-    const keys = deriveKeys(secret, kdf);
-    if (keys.keyId !== header.keyId) {
-      throw new KeyError(
-        `${store.description} is encrypted with key ${header.keyId}, but VK_BACKUP_KEY_FILE holds key ${keys.keyId}: use the key file its backups were made with`,
+  const found = await readHeader(store);
+  if (found) return keysOf(found, secret, store.description);
+  for await (const object of store.list("")) {
+    // Written since the read above: another process is setting the store up; its header is read back below.
+    if (object.key === HEADER_KEY) break;
+    const keyId = sealedKeyId(await store.get(object.key));
+    if (keyId !== undefined) {
+      throw new IntegrityError(
+        `${HEADER_KEY} is missing from ${store.description}, whose objects are encrypted with key ${keyId}: put back a copy of it (without its salt no key file can open them)`,
       );
     }
-    return keys;
-  }
-  for await (const object of store.list("")) {
     throw new ConfigError(
       `${store.description} holds unencrypted backups (${object.key}) and one store holds one key: give encrypted backups a new BACKUP_URL, or unset VK_BACKUP_KEY_FILE`,
     );
@@ -83,5 +75,31 @@ export async function openRepository(store: ObjectStore, secret: Buffer): Promis
   const keys = deriveKeys(secret, kdf);
   const header = { format: "vectorkeeper-repository", version: 1, encryption: "aes-256-gcm", keyId: keys.keyId, kdf: { name: "scrypt", ...kdf } };
   await store.put(HEADER_KEY, Buffer.from(`${JSON.stringify(header, null, 2)}\n`, "utf8"));
+  // Processes that found the store empty at once each wrote a header, and the store kept one: all of them read it back
+  // once every write is done, and seal with its key, so no backup is sealed under a header that was overwritten.
+  await setTimeout(DEFAULTS.backup.headerSettleMs);
+  const kept = await readHeader(store);
+  if (!kept) throw new IntegrityError(`${HEADER_KEY} was deleted from ${store.description} while this process set the store up`);
+  return kept.kdf.salt === kdf.salt && kept.keyId === keys.keyId ? keys : keysOf(kept, secret, store.description);
+}
+
+async function readHeader(store: ObjectStore): Promise<z.output<typeof headerSchema> | undefined> {
+  try {
+    return parseHeader(await store.get(HEADER_KEY), store.description);
+  } catch (error) {
+    if (error instanceof ObjectNotFoundError) return undefined;
+    throw error;
+  }
+}
+
+function keysOf(header: z.output<typeof headerSchema>, secret: Buffer, where: string): RepositoryKeys {
+  const { name: _name, ...kdf } = header.kdf;
+  const keys = deriveKeys(secret, kdf);
+  if (keys.keyId !== header.keyId) {
+    // A wrong key file and an altered header (salt, parameters or key id) look the same: both are named.
+    throw new KeyError(
+      `${where} is encrypted with key ${header.keyId}, but VK_BACKUP_KEY_FILE holds key ${keys.keyId}: use the key file its backups were made with (if it is that one, ${HEADER_KEY} was altered: put back a copy)`,
+    );
+  }
   return keys;
 }
