@@ -58,9 +58,16 @@ function parseHeader(body: Buffer, where: string): z.output<typeof headerSchema>
 export async function openRepository(store: ObjectStore, secret: Buffer): Promise<RepositoryKeys> {
   const found = await readHeader(store);
   if (found) return keysOf(found, secret, store.description);
+  // Derived before the store is checked for emptiness, so that check and the header's write follow each other closely.
+  const kdf = newKdfParams();
+  const keys = deriveKeys(secret, kdf);
+  let written = false;
   for await (const object of store.list("")) {
-    // Written since the read above: another process is setting the store up; its header is read back below.
-    if (object.key === HEADER_KEY) break;
+    // Written since the read above: another process set the store up; its header is read back below.
+    if (object.key === HEADER_KEY) {
+      written = true;
+      break;
+    }
     const keyId = sealedKeyId(await store.get(object.key));
     if (keyId !== undefined) {
       throw new IntegrityError(
@@ -71,13 +78,13 @@ export async function openRepository(store: ObjectStore, secret: Buffer): Promis
       `${store.description} holds unencrypted backups (${object.key}) and one store holds one key: give encrypted backups a new BACKUP_URL, or unset VK_BACKUP_KEY_FILE`,
     );
   }
-  const kdf = newKdfParams();
-  const keys = deriveKeys(secret, kdf);
-  const header = { format: "vectorkeeper-repository", version: 1, encryption: "aes-256-gcm", keyId: keys.keyId, kdf: { name: "scrypt", ...kdf } };
-  await store.put(HEADER_KEY, Buffer.from(`${JSON.stringify(header, null, 2)}\n`, "utf8"));
-  // Processes that found the store empty at once each wrote a header, and the store kept one: all of them read it back
-  // once every write is done, and seal with its key, so no backup is sealed under a header that was overwritten.
-  await setTimeout(DEFAULTS.backup.headerSettleMs);
+  if (!written) {
+    const header = { format: "vectorkeeper-repository", version: 1, encryption: "aes-256-gcm", keyId: keys.keyId, kdf: { name: "scrypt", ...kdf } };
+    await store.put(HEADER_KEY, Buffer.from(`${JSON.stringify(header, null, 2)}\n`, "utf8"));
+    // Processes that found the store empty at once each wrote a header, and the store kept one: all of them read it
+    // back once every write is done, and seal with its key, so no backup is sealed under a header that was overwritten.
+    await setTimeout(DEFAULTS.backup.headerSettleMs);
+  }
   const kept = await readHeader(store);
   if (!kept) throw new IntegrityError(`${HEADER_KEY} was deleted from ${store.description} while this process set the store up`);
   return kept.kdf.salt === kdf.salt && kept.keyId === keys.keyId ? keys : keysOf(kept, secret, store.description);
