@@ -112,6 +112,8 @@ export const backup = defineJob({
         await pacer.take(page.ids.length, held.signal);
         dimension ??= page.dimension;
         await writer.add(page);
+        // Crash tests stop here with the first page's chunks uploaded or on their way, the rest unread.
+        if (read === 0) await failpoint("backup:after-first-page");
         read += page.ids.length;
         await ctx.progress({ done: read, total: Math.max(countBefore, read), unit: "records", note: pacer.note });
       }
