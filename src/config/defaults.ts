@@ -158,6 +158,8 @@ export interface PacingOptions {
   floorShare: number;
   /** Neighbours the probe query asks for. @defaultValue 10 */
   probeResults: number;
+  /** A probe query that takes longer is abandoned, and counts as that slow. @defaultValue 10000 */
+  probeTimeoutMs: number;
 }
 
 /** How whole collections are read (backup, archive, lint, warm's samples, expire's audit). */
@@ -434,6 +436,7 @@ export const DEFAULTS = {
     speedupShare: 0.1,
     floorShare: 0.1,
     probeResults: 10,
+    probeTimeoutMs: 10_000,
   } satisfies PacingOptions,
   reads: { idWindow: 50_000, idOverlap: 1000, pageValues: 192_000 } satisfies ReadOptions,
   backup: {

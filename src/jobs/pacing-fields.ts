@@ -18,5 +18,6 @@ export const pacingFields = {
 
 /** A pacer for a job on `collection` (probed when adaptive); the caller closes it when the job ends. */
 export function startPacing(pace: Pace, collection: Collection | undefined, ctx: JobContext): Promise<Pacer> {
-  return Pacer.start({ maxRecordsPerSecond: pace.maxRecordsPerSecond, adaptive: pace.adaptive, latencyFactor: pace.latencyFactor }, collection, ctx.logger);
+  const target = collection ? { chroma: ctx.chroma, collection } : undefined;
+  return Pacer.start({ maxRecordsPerSecond: pace.maxRecordsPerSecond, adaptive: pace.adaptive, latencyFactor: pace.latencyFactor }, target, ctx.logger);
 }

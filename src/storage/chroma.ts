@@ -16,6 +16,7 @@ import type { GetColumnsInput } from "./chroma-records.js";
 import { ChromaNoAnswerError, ChromaRest, type CollectionAnswer, type Preflight } from "./chroma-rest.js";
 import type { WriteLimits } from "./chroma-writer.js";
 import { createOptionsFrom } from "./collection-config.js";
+import type { ProbeRequest } from "./latency-probe.js";
 import { idsAt, readRecords, type GetRequest, type IdListing, type LinearReading } from "./linear-read.js";
 import type { RecordColumns } from "./record-columns.js";
 import { withRetries } from "../retries.js";
@@ -67,6 +68,7 @@ export class ChromaStore {
   private readonly bulk: ChromaBulkGet;
   private readonly network: NetworkOptions;
   private readonly rest: ChromaRest;
+  private readonly headers: Record<string, string>;
   private preflightAnswer: Promise<Preflight> | undefined;
   private apiFeatures: Promise<Set<ChromaFeature> | undefined> | undefined;
   /** The server's URL as it may be shown (messages, logs, `/readyz`): credentials stripped. */
@@ -79,6 +81,7 @@ export class ChromaStore {
     const headers: Record<string, string> = settings.token
       ? { authorization: `Bearer ${settings.token}`, "x-chroma-token": settings.token }
       : {};
+    this.headers = headers;
     this.client = new ChromaClient({
       host: url.hostname,
       port: url.port ? Number(url.port) : ssl ? 443 : 80,
@@ -304,6 +307,22 @@ export class ChromaStore {
   /** The server as messages name it (credentials in the URL redacted). */
   get description(): string {
     return `the Chroma at ${this.where}`;
+  }
+
+  /**
+   * A nearest-neighbour query of the collection as a plain REST request (URL, headers, body), for a probe that runs on
+   * a thread of its own (see LatencyProbe).
+   */
+  queryRequest(collection: Collection, embedding: readonly number[], nResults: number, timeoutMs: number): ProbeRequest {
+    const { tenant, database } = this.settings;
+    const path = `api/v2/tenants/${encodeURIComponent(tenant)}/databases/${encodeURIComponent(database)}/collections/${encodeURIComponent(collection.id)}/query`;
+    const base = this.settings.url.endsWith("/") ? this.settings.url : `${this.settings.url}/`;
+    return {
+      url: new URL(path, base).href,
+      headers: this.headers,
+      body: JSON.stringify({ query_embeddings: [embedding], n_results: nResults, include: ["distances"] }),
+      timeoutMs,
+    };
   }
 
   /** One stored embedding of the collection, or undefined when it is empty. */

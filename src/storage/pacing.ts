@@ -3,6 +3,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Collection } from "chromadb";
 import { DEFAULTS, type PacingOptions } from "../config/defaults.js";
 import type { Logger } from "../logging.js";
+import type { ChromaStore } from "./chroma.js";
+import { LatencyProbe, type ProbeMessage } from "./latency-probe.js";
 
 /** How fast one maintenance job may go (its payload's pacing fields). */
 export interface Pace {
@@ -36,24 +38,18 @@ const median = (values: readonly number[]) => {
   return sorted[Math.floor(sorted.length / 2)]!;
 };
 
-/** The query pacing measures latency with: a stored embedding of the collection, so its dimension and its real index. */
-async function probeQuery(collection: Collection, results: number): Promise<(() => Promise<number>) | undefined> {
+/** An embedding stored in the collection (so of its dimension), and how many neighbours a query of it can ask. */
+async function probeEmbedding(collection: Collection, results: number): Promise<{ embedding: number[]; nResults: number } | undefined> {
   const count = await collection.count();
   if (count === 0) return undefined;
   const page = await collection.get({ limit: 1, include: ["embeddings"] });
   const embedding = page.embeddings[0];
-  if (!embedding) return undefined;
-  const nResults = Math.min(results, count);
-  return async () => {
-    const started = performance.now();
-    await collection.query({ queryEmbeddings: [embedding], nResults, include: ["distances"] });
-    return performance.now() - started;
-  };
+  return embedding ? { embedding, nResults: Math.min(results, count) } : undefined;
 }
 
 /**
  * Keeps a job to its pace: `take(n)` before each page of n records waits as long as the rate asks. The rate is
- * `maxRecordsPerSecond` (or none); adaptive pacing runs a probe query every `probeIntervalMs` in the background and,
+ * `maxRecordsPerSecond` (or none); adaptive pacing runs a probe query every `probeIntervalMs` on a thread of its own and,
  * AIMD-style, halves the rate while the median of the latest `probeWindow` probes is above `latencyFactor` × the idle
  * latency measured before the job began, and raises it by a share of the fastest rate seen while it is below, back
  * to full speed. Pages wait; requests in flight are never held, so a slowdown shows within a page or two.
@@ -71,7 +67,6 @@ export class Pacer {
   /** The fastest rate the job reached, records a second. */
   private peak = 0;
   private readonly recent: number[] = [];
-  private readonly stopped = new AbortController();
   private throttled = false;
   private lastProbeMs: number | undefined;
   private readonly tally = { probes: 0, slowdowns: 0, lowest: Number.POSITIVE_INFINITY, waitedMs: 0 };
@@ -81,6 +76,7 @@ export class Pacer {
     private readonly logger: Logger,
     private readonly tuning: PacingOptions,
     private readonly idleMs: number | undefined,
+    private readonly probe?: LatencyProbe,
   ) {
     this.ceiling = pace.maxRecordsPerSecond ?? Number.POSITIVE_INFINITY;
     this.rate = this.ceiling;
@@ -90,19 +86,31 @@ export class Pacer {
    * A pacer for a job on `collection`. Adaptive pacing first measures the idle latency (nothing to measure in an
    * empty or missing collection: then only the rate limit applies), then probes until `close`.
    */
-  static async start(pace: Pace, collection: Collection | undefined, logger: Logger, tuning: PacingOptions = DEFAULTS.pacing): Promise<Pacer> {
-    if (!pace.adaptive || !collection) return new Pacer(pace, logger, tuning, undefined);
-    const probe = await probeQuery(collection, tuning.probeResults);
-    if (!probe) {
+  static async start(
+    pace: Pace,
+    target: { chroma: ChromaStore; collection: Collection } | undefined,
+    logger: Logger,
+    tuning: PacingOptions = DEFAULTS.pacing,
+  ): Promise<Pacer> {
+    if (!pace.adaptive || !target) return new Pacer(pace, logger, tuning, undefined);
+    const { chroma, collection } = target;
+    const query = await probeEmbedding(collection, tuning.probeResults);
+    if (!query) {
       logger.info({ collection: collection.name }, "adaptive pacing: nothing to query in the collection, so only the rate limit applies");
       return new Pacer(pace, logger, tuning, undefined);
     }
-    await probe();
-    const idle: number[] = [];
-    for (let i = 0; i < tuning.idleProbes; i++) idle.push(await probe());
-    const pacer = new Pacer(pace, logger, tuning, median(idle));
+    const probe = new LatencyProbe(chroma.queryRequest(collection, query.embedding, query.nResults, tuning.probeTimeoutMs));
+    // The first query warms the path (connection, index pages); the rest measure.
+    await probe.measure(1);
+    const idle = await probe.measure(tuning.idleProbes);
+    if (idle.length === 0) {
+      await probe.close();
+      logger.warn({ collection: collection.name }, "adaptive pacing: the probe query failed, so only the rate limit applies");
+      return new Pacer(pace, logger, tuning, undefined);
+    }
+    const pacer = new Pacer(pace, logger, tuning, median(idle), probe);
     logger.info({ collection: collection.name, idleQueryMs: round(median(idle)), latencyFactor: pace.latencyFactor }, "adaptive pacing: idle query latency measured");
-    void pacer.watch(probe);
+    probe.watch(tuning.probeIntervalMs, (message) => pacer.heard(message));
     return pacer;
   }
 
@@ -145,24 +153,18 @@ export class Pacer {
 
   /** Stops the probes. */
   close(): void {
-    this.stopped.abort();
+    void this.probe?.close();
   }
 
-  private async watch(probe: () => Promise<number>): Promise<void> {
-    const { signal } = this.stopped;
-    while (!signal.aborted) {
-      const slept = await sleep(this.tuning.probeIntervalMs, true, { signal, ref: false }).catch(() => false);
-      if (!slept) return;
-      // A failed probe is no measurement: the job's own requests report a server that went away.
-      const ms = await probe().catch((error: unknown) => {
-        this.logger.debug({ err: error }, "adaptive pacing: probe query failed");
-        return undefined;
-      });
-      if (ms === undefined || signal.aborted) continue;
-      this.tally.probes++;
-      this.lastProbeMs = ms;
-      this.adjust(ms);
+  /** A probe's answer. A failed probe is no measurement (the job's own requests report a server gone), unless it timed out. */
+  private heard(message: ProbeMessage): void {
+    if (message.error !== undefined && message.ms < this.tuning.probeTimeoutMs) {
+      this.logger.debug({ reason: message.error }, "adaptive pacing: probe query failed");
+      return;
     }
+    this.tally.probes++;
+    this.lastProbeMs = message.ms;
+    this.adjust(message.ms);
   }
 
   private adjust(ms: number): void {
