@@ -2,6 +2,7 @@ import { performance } from "node:perf_hooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { archive } from "../src/jobs/archive.js";
 import { backup } from "../src/jobs/backup.js";
+import { drill } from "../src/jobs/drill.js";
 import { expire } from "../src/jobs/expire.js";
 import type { Progress } from "../src/jobs/job-context.js";
 import { parseScheduleYaml } from "../src/scheduling/schedule-file.js";
@@ -53,12 +54,13 @@ function rateOf(seen: readonly Seen[]): number {
 }
 
 describe("a fixed rate", () => {
-  it("bounds records a second in backup, expire and archive", async () => {
+  it("bounds records a second in backup, drill, expire and archive", async () => {
     const name = uniqueName("pace_fixed");
     await seed(name, 1000);
 
     const backupSeen: Seen[] = [];
-    const result = await backup.process(backup.payload.parse({ collection: name, pageSize: 100, maxRecordsPerSecond: 1000 }), watched(backupSeen));
+    const ctx = watched(backupSeen);
+    const result = await backup.process(backup.payload.parse({ collection: name, pageSize: 100, chunkRecords: 100, maxRecordsPerSecond: 1000 }), ctx);
     expect(result.records).toBe(1000);
     expect(backupSeen.filter((s) => s.done > 0)).toHaveLength(10);
     // 900 records after the first page at 1000 a second: at least 900 ms (timers fire late, never early).
@@ -66,6 +68,13 @@ describe("a fixed rate", () => {
     expect(result.pacing).toMatchObject({ maxRecordsPerSecond: 1000, adaptive: false, slowdowns: 0 });
     expect(result.pacing!.waitedMs).toBeGreaterThan(0);
     expect(backupSeen.at(-1)!.note).toBe("limited to 1000 records/s");
+
+    // A drill's restore takes the backup's 100-record chunks at 2000 a second: 900 after the first, at least 450 ms.
+    const drilled = await drill.process(drill.payload.parse({ collection: name, maxRecordsPerSecond: 2000 }), ctx);
+    expect(drilled.records).toBe(1000);
+    expect(drilled.restoreSeconds).toBeGreaterThanOrEqual(0.45);
+    expect(drilled.pacing).toMatchObject({ maxRecordsPerSecond: 2000, adaptive: false });
+    expect(drilled.pacing.waitedMs).toBeGreaterThan(0);
 
     const expireSeen: Seen[] = [];
     const expired = await expire.process(expire.payload.parse({ collection: name, batchSize: 50, maxRecordsPerSecond: 500 }), watched(expireSeen));

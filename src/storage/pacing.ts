@@ -61,9 +61,12 @@ export class Pacer {
   /** When the next page may go: pages are spaced by their records / rate, with no credit saved while the job is slower. */
   private next = 0;
   private taken = 0;
-  private takenAtTick = 0;
-  /** When the last probe was judged; the rate the job went at since is measured from it (from its first page on). */
-  private tickAt: number | undefined;
+  /**
+   * Records taken by the time of each of the latest probes (from the job's first page on): the rate the job went at is
+   * measured over `probeWindow` probes, since pages read ahead arrive in bursts that one probe interval would mistake
+   * for speed.
+   */
+  private readonly ticks: { at: number; taken: number }[] = [];
   /** The fastest rate the job reached, records a second. */
   private peak = 0;
   private readonly recent: number[] = [];
@@ -117,7 +120,7 @@ export class Pacer {
   /** Counts `records` through and waits as long as the current rate asks (not at all without a limit). */
   async take(records: number, signal?: AbortSignal): Promise<void> {
     const now = performance.now();
-    this.tickAt ??= now;
+    if (this.ticks.length === 0) this.ticks.push({ at: now, taken: 0 });
     this.taken += records;
     if (!Number.isFinite(this.rate)) {
       this.next = now;
@@ -170,13 +173,13 @@ export class Pacer {
   private adjust(ms: number): void {
     this.recent.push(ms);
     if (this.recent.length > this.tuning.probeWindow) this.recent.shift();
-    if (this.tickAt === undefined) return;
+    if (this.ticks.length === 0) return;
     const now = performance.now();
-    const seconds = (now - this.tickAt) / 1000;
-    const observed = seconds > 0 ? (this.taken - this.takenAtTick) / seconds : 0;
-    this.tickAt = now;
-    this.takenAtTick = this.taken;
-    if (!this.throttled) this.peak = Math.max(this.peak, observed);
+    this.ticks.push({ at: now, taken: this.taken });
+    if (this.ticks.length > this.tuning.probeWindow + 1) this.ticks.shift();
+    const since = this.ticks[0]!;
+    const observed = now > since.at ? ((this.taken - since.taken) / (now - since.at)) * 1000 : 0;
+    if (!this.throttled && this.ticks.length > this.tuning.probeWindow) this.peak = Math.max(this.peak, observed);
     // A judgement needs a full window: one slow answer on a busy machine is not a trend.
     if (this.recent.length < this.tuning.probeWindow) return;
     const level = median(this.recent);
@@ -194,6 +197,7 @@ export class Pacer {
       this.rate = rate;
       // The next slowdown waits for probes taken at this rate (the window refills), as AIMD waits a round trip.
       this.recent.splice(0, this.recent.length - 1);
+      this.ticks.splice(0, this.ticks.length - 1);
       this.tally.slowdowns++;
       this.tally.lowest = Math.min(this.tally.lowest, rate);
     } else if (this.throttled) {
