@@ -256,6 +256,21 @@ export interface DrillOptions {
   sampleChunks: number;
 }
 
+/** Reindexing (rebuilding a collection's index with new settings, swapped in under its name). */
+export interface ReindexOptions {
+  /**
+   * Catch-up passes before the swap, and reconcile passes after it, at most: each reads the collection once and carries
+   * over what changed since the pass before; they stop at the first that finds nothing. @defaultValue 5
+   */
+  maxPasses: number;
+  /** How long the replaced collection is kept aside for `--rollback` before a later reindex deletes it. @defaultValue 72 */
+  keepOldHours: number;
+  /** Records per page of the copy's and the passes' reads. @defaultValue 500 */
+  pageSize: number;
+  /** Pages requested ahead of the one being written. @defaultValue 2 */
+  readAhead: number;
+}
+
 /** When alerts fire and where they go (besides the log, always). */
 export interface AlertOptions {
   /** Consecutive failed probes of a collection before an alert (env `VK_ALERT_PROBE_FAILURES`). @defaultValue 3 */
@@ -359,7 +374,7 @@ export const DEFAULTS = {
   /** Log level of one-shot commands (run, enqueue, status, …) when LOG_LEVEL is unset: their output is the result. */
   commandLogLevel: "warn",
   worker: {
-    concurrency: { backup: 1, restore: 1, verify: 1, prune: 1, expire: 1, archive: 1, lint: 1, warm: 2, probe: 4, recall: 1, tune: 1, drill: 1 },
+    concurrency: { backup: 1, restore: 1, verify: 1, prune: 1, expire: 1, archive: 1, lint: 1, warm: 2, probe: 4, recall: 1, tune: 1, drill: 1, reindex: 1 },
     shutdownTimeoutMs: 30_000,
     leaseTtlMs: 30_000,
   } satisfies WorkerOptions,
@@ -438,6 +453,7 @@ export const DEFAULTS = {
     probeResults: 10,
     probeTimeoutMs: 10_000,
   } satisfies PacingOptions,
+  reindex: { maxPasses: 5, keepOldHours: 72, pageSize: 500, readAhead: 2 } satisfies ReindexOptions,
   reads: { idWindow: 50_000, idOverlap: 1000, pageValues: 192_000 } satisfies ReadOptions,
   backup: {
     pageSize: 500,

@@ -9,6 +9,7 @@ import { lint } from "../jobs/lint.js";
 import { probe } from "../jobs/probe.js";
 import { prune } from "../jobs/prune.js";
 import { recall } from "../jobs/recall.js";
+import { reindex } from "../jobs/reindex.js";
 import { restore } from "../jobs/restore.js";
 import { tune } from "../jobs/tune.js";
 import { verify } from "../jobs/verify.js";
@@ -45,6 +46,8 @@ const CATALOGUE = {
   tune: { job: tune, overrides: { attempts: 1 } },
   // A failed drill is the news (its alert fires); retrying at once would hide a flaky restore.
   drill: { job: drill, overrides: { attempts: 1 } },
+  // A retry first puts back what a crashed run left (a collection moved aside mid-swap) and builds again.
+  reindex: { job: reindex },
 } satisfies Partial<Record<JobKind, CatalogueEntry>>;
 
 export type ServedKind = keyof typeof CATALOGUE;

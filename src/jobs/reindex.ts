@@ -1,0 +1,422 @@
+import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import type { Collection, UpdateCollectionConfiguration } from "chromadb";
+import { z } from "zod";
+import { ConfigError } from "../config/config-error.js";
+import { DEFAULTS } from "../config/defaults.js";
+import type { Logger } from "../logging.js";
+import { ExactSearch, type DistanceSpace, type Query } from "../recall/exact-neighbours.js";
+import { indexRecall, sampleQueries, spaceOf, type RecallFigures } from "../recall/index-recall.js";
+import type { ChromaStore, SavedCollection } from "../storage/chroma.js";
+import { ChromaRequestError } from "../storage/chroma-rest.js";
+import { deleteTemporaries } from "../storage/chroma-temporaries.js";
+import { CollectionSync, type SyncPassOptions } from "../storage/collection-sync.js";
+import {
+  changesOf,
+  currentIndex,
+  flagOfSetting,
+  indexSettingsFields,
+  modifyConfiguration,
+  settingsProblem,
+  withSettings,
+  type CurrentIndex,
+  type IndexSettings,
+  type SettingName,
+} from "../storage/index-settings.js";
+import { failpoint } from "./failpoints.js";
+import { holdLease, type HeldLease } from "./lease.js";
+import { defineJob, type JobContext } from "./job-context.js";
+import { alertAfterFailures, collectionName } from "./payload-fields.js";
+import { recallFields } from "./recall-fields.js";
+import { warm, warmPayload, type WarmResult } from "./warm.js";
+
+const d = DEFAULTS.reindex;
+
+export const reindexPayload = z
+  .object({
+    collection: collectionName,
+    alertAfterFailures,
+    ...indexSettingsFields,
+    /** Build a new index even when no fixed setting changes (with the settings it has, or the in-place ones given). */
+    rebuild: z.boolean().default(false),
+    /** Put back the collection the last reindex (or rollback) of this one replaced, with the writes made since. */
+    rollback: z.boolean().default(false),
+    /** Delete the replaced collection once this run's swap is done; without a rebuild or rollback, those kept now. */
+    dropOld: z.boolean().default(false),
+    /** Replaced collections older than this are deleted by the next reindex of the collection. */
+    keepOldHours: z.number().min(0).max(87_600).default(d.keepOldHours),
+    /** Catch-up passes before the swap (and reconcile passes after it) at most. */
+    maxPasses: z.number().int().min(1).max(100).default(d.maxPasses),
+    /** Leave out measuring recall before and after (the copy then skips exact search). */
+    skipRecall: z.boolean().default(false),
+    k: recallFields.k,
+    queries: recallFields.queries,
+  })
+  .strict();
+
+type ReindexPayload = z.output<typeof reindexPayload>;
+
+/** Recall of one index, without the per-query detail. */
+export type IndexRecall = Omit<RecallFigures, "perQuery">;
+
+export interface ReindexResult {
+  collection: string;
+  /** rebuilt: a new index swapped in; modified: settings changed in place; rolledBack; droppedOld; unchanged. */
+  action: "rebuilt" | "modified" | "rolledBack" | "droppedOld" | "unchanged";
+  /** Index settings as the server reports them, before and after. */
+  before: Partial<Record<SettingName, unknown>>;
+  after: Partial<Record<SettingName, unknown>>;
+  /** Records under the name at the end. */
+  records: number;
+  /** Records written by the copy (rebuild), or by the first sync of the collection put back (rollback). */
+  copied: number;
+  /** Catch-up passes before the swap: what each carried over. */
+  passes: { written: number; deleted: number }[];
+  /** Reconcile passes after the swap: writes made meanwhile to the replaced collection, carried into the new one. */
+  reconciled: { passes: number; written: number; deleted: number } | null;
+  /** recall@k of the old and the new index over the same records and queries, measured just before the swap. */
+  recallBefore: IndexRecall | null;
+  recallAfter: IndexRecall | null;
+  k: number;
+  /** The new index's warm-up before the swap. */
+  warm: WarmResult | null;
+  /** The replaced collection, kept aside for --rollback (null when none, or dropped). */
+  keptAs: string | null;
+  /** Replaced collections deleted (--drop-old, or past --keep-old-hours). */
+  dropped: string[];
+  durationMs: number;
+}
+
+/** What each way of reindexing tells; the rest of the result is the same for all. */
+type Outcome = Omit<ReindexResult, "collection" | "action" | "before" | "after" | "dropped" | "durationMs">;
+
+/** A rebuild's new collection until its swap. */
+const BUILD = "__vkreindex_new_";
+/** The live collection between the two renames of a swap. */
+const SWAP = "__vkreindex_swap_";
+/** A replaced collection kept for --rollback: `<name>__vkreindex_old_<base36 ms set aside>_<hex>`. */
+const OLD = "__vkreindex_old_";
+
+const keptName = (name: string, suffix: string) => `${name}${OLD}${Date.now().toString(36)}_${suffix}`;
+
+/** Collections a reindex of `name` kept aside, newest first. */
+async function keptCollections(chroma: ChromaStore, name: string): Promise<{ name: string; keptAt: number }[]> {
+  const prefix = `${name}${OLD}`;
+  return (await chroma.listCollectionNames())
+    .filter((n) => n.startsWith(prefix))
+    .map((n) => ({ name: n, keptAt: parseInt(n.slice(prefix.length).split("_")[0] ?? "", 36) }))
+    .map((k) => ({ ...k, keptAt: Number.isFinite(k.keptAt) ? k.keptAt : 0 }))
+    .sort((a, b) => b.keptAt - a.keptAt);
+}
+
+async function rename(chroma: ChromaStore, from: string, to: string): Promise<void> {
+  await (await chroma.openCollection(from)).modify({ name: to });
+}
+
+/**
+ * Puts right what an interrupted reindex of `name` left: a collection moved aside mid-swap goes back under the name
+ * when the name is free (the swap never completed), else it is what the completed swap replaced and is kept aside;
+ * unfinished builds are deleted. Only under the reindex lease of `name`.
+ */
+async function recoverLeftovers(chroma: ChromaStore, name: string, logger: Logger): Promise<void> {
+  const names = await chroma.listCollectionNames();
+  let live = names.includes(name);
+  for (const aside of names.filter((n) => n.startsWith(`${name}${SWAP}`))) {
+    if (!live) {
+      await rename(chroma, aside, name);
+      live = true;
+      logger.warn({ collection: name, from: aside }, "a reindex killed mid-swap had moved the collection aside: put back under its name");
+    } else {
+      const kept = keptName(name, aside.slice(`${name}${SWAP}`.length));
+      await rename(chroma, aside, kept);
+      logger.warn({ collection: name, keptAs: kept }, "a reindex killed after its swap left the replaced collection; kept aside (writes made to it after the swap were not reconciled)");
+    }
+  }
+  await deleteTemporaries(chroma, `${name}${BUILD}`, logger, "the unfinished build of an interrupted reindex");
+}
+
+/** Deletes kept collections set aside before `cutoff` (ms); returns their names. */
+async function dropKept(chroma: ChromaStore, name: string, cutoff: number, logger: Logger, except?: string): Promise<string[]> {
+  const dropped: string[] = [];
+  for (const kept of await keptCollections(chroma, name)) {
+    if (kept.keptAt >= cutoff || kept.name === except) continue;
+    await chroma.deleteCollection(kept.name);
+    dropped.push(kept.name);
+    logger.info({ collection: name, dropped: kept.name }, "deleted a collection a reindex had kept aside");
+  }
+  return dropped;
+}
+
+/**
+ * Swaps `replacement` in under `name` by two renames: the live collection to `<name>__vkreindex_swap_…`, the
+ * replacement to `name`; if the second fails, the live one goes back before the error goes on. A crash between the
+ * two leaves the live collection under the swap name, which the next reindex (or the job's retry) puts back first.
+ * Returns the name the replaced collection is kept under.
+ */
+async function swapIn(live: Collection, replacement: Collection, name: string, logger: Logger): Promise<string> {
+  const suffix = randomBytes(4).toString("hex");
+  await live.modify({ name: `${name}${SWAP}${suffix}` });
+  await failpoint("reindex:between-renames");
+  try {
+    await replacement.modify({ name });
+  } catch (error) {
+    await live.modify({ name }).catch((rollback: unknown) => {
+      logger.error({ collection: name, err: rollback }, "could not put the collection back under its name; the next reindex of it will");
+    });
+    throw error;
+  }
+  const kept = keptName(name, suffix);
+  await live.modify({ name: kept }).catch((error: unknown) => {
+    logger.warn({ collection: name, err: error }, "could not rename the replaced collection; the next reindex of it will");
+  });
+  return kept;
+}
+
+const settingsOf = (payload: ReindexPayload): IndexSettings =>
+  Object.fromEntries(Object.keys(indexSettingsFields).flatMap((key) => (payload[key as SettingName] === undefined ? [] : [[key, payload[key as SettingName]]])));
+
+/** Exact search over the copy's pages for the recall of the old index (its space) and the new one (its space). */
+interface RecallTruth {
+  queries: Query[];
+  before: ExactSearch;
+  after: ExactSearch;
+  spaces: { before: DistanceSpace; after: DistanceSpace };
+}
+
+function recallTruth(queries: Query[], k: number, before: DistanceSpace, after: DistanceSpace): RecallTruth | undefined {
+  if (queries.length === 0) return undefined;
+  const search = new ExactSearch(queries, k, before);
+  return { queries, before: search, after: after === before ? search : new ExactSearch(queries, k, after), spaces: { before, after } };
+}
+
+const withoutDetail = ({ perQuery: _perQuery, ...figures }: RecallFigures): IndexRecall => figures;
+
+/** What a run shares between its steps. */
+interface Run {
+  ctx: JobContext;
+  payload: ReindexPayload;
+  signal: AbortSignal;
+  leases: HeldLease[];
+}
+
+const passOptions = (run: Run, mode: SyncPassOptions["mode"]): SyncPassOptions => ({
+  mode,
+  pageSize: d.pageSize,
+  readAhead: d.readAhead,
+  signal: run.signal,
+});
+
+/** Catch-up passes until one finds nothing, at most `maxPasses`. */
+async function catchUp(run: Run, sync: CollectionSync, what: string): Promise<{ written: number; deleted: number }[]> {
+  const passes: { written: number; deleted: number }[] = [];
+  while (passes.length < run.payload.maxPasses) {
+    const { written, deleted } = await sync.pass(passOptions(run, "upsert"));
+    passes.push({ written, deleted });
+    await run.ctx.progress({ done: passes.length, total: run.payload.maxPasses, unit: `${what} passes` });
+    await failpoint("reindex:pass");
+    if (written + deleted === 0) break;
+  }
+  return passes;
+}
+
+/** Warms the replacement (so its first users do not meet a cold index) and confirms every lease before a swap. */
+async function readyToSwap(run: Run, replacement: Collection): Promise<WarmResult> {
+  const warmed = await warm.process(warmPayload.parse({ collection: replacement.name }), { ...run.ctx, signal: run.signal });
+  for (const lease of run.leases) await lease.confirm();
+  return warmed;
+}
+
+/**
+ * Carries into the swapped-in collection every write made to the replaced one since the last pass (clients that
+ * opened it before the swap keep writing there): at least two passes, so a write sent just before the swap is read by
+ * a pass that started after it landed, then until one finds nothing.
+ */
+async function reconcile(run: Run, sync: CollectionSync, name: string): Promise<NonNullable<ReindexResult["reconciled"]>> {
+  const { ctx } = run;
+  ctx.logger.info({ collection: name }, "swapped in; reconciling writes made to the replaced collection");
+  await ctx.progress({ done: 0, unit: "reconcile passes" });
+  const reconciled = { passes: 0, written: 0, deleted: 0 };
+  while (reconciled.passes < Math.max(2, run.payload.maxPasses)) {
+    const { written, deleted } = await sync.pass(passOptions(run, "upsert"));
+    reconciled.passes++;
+    reconciled.written += written;
+    reconciled.deleted += deleted;
+    await ctx.progress({ done: reconciled.passes, unit: "reconcile passes" });
+    if (reconciled.passes >= 2 && written + deleted === 0) break;
+  }
+  return reconciled;
+}
+
+/** Deletes the collection this run set aside with --drop-old, and those past their retention either way. */
+async function finishKept(run: Run, name: string, keptAs: string | null): Promise<{ keptAs: string | null; dropped: string[] }> {
+  const { chroma, logger } = run.ctx;
+  const dropped = await dropKept(chroma, name, Date.now() - run.payload.keepOldHours * 3_600_000, logger, keptAs ?? undefined);
+  if (keptAs && run.payload.dropOld) {
+    await chroma.deleteCollection(keptAs);
+    dropped.push(keptAs);
+    return { keptAs: null, dropped };
+  }
+  return { keptAs, dropped };
+}
+
+/** The creation of the new collection, with Chroma's refusal of its settings as one line. */
+async function createBuild(chroma: ChromaStore, name: string, saved: SavedCollection): Promise<Collection> {
+  try {
+    return await chroma.createLike(name, saved);
+  } catch (error) {
+    const status = error instanceof ChromaRequestError ? error.status : undefined;
+    const refused = (status !== undefined && status < 500) || (error instanceof Error && /ChromaClientError|ChromaValueError/.test(error.name));
+    if (refused) throw new ConfigError(`Chroma refused the new index settings: ${(error as Error).message.split("\n")[0]}`);
+    throw error;
+  }
+}
+
+/** Refuses, by flag, a setting the new collection does not report as asked (Chroma ignored it). */
+function checkApplied(wanted: IndexSettings, reported: CurrentIndex, what: string): void {
+  for (const name of Object.keys(wanted) as SettingName[]) {
+    const value = reported.values[name];
+    if (value !== undefined && value !== wanted[name]) {
+      throw new Error(`${flagOfSetting(name)}: Chroma kept ${String(value)} on ${what} after it was asked for ${String(wanted[name])}`);
+    }
+  }
+}
+
+async function rebuild(run: Run, current: CurrentIndex, saved: SavedCollection, wanted: IndexSettings): Promise<Outcome> {
+  const { ctx, payload } = run;
+  const { chroma, logger } = ctx;
+  const name = payload.collection;
+  const source = await chroma.openCollection(name);
+  const buildName = `${name}${BUILD}${randomBytes(4).toString("hex")}`;
+  const target = await createBuild(chroma, buildName, withSettings(saved, current.kind, wanted));
+  let swapped = false;
+  try {
+    checkApplied(wanted, currentIndex(await chroma.describeCollection(buildName)), buildName);
+    const size = await source.count();
+    const space = spaceOf(source);
+    const queries = !payload.skipRecall && size > 1 ? await sampleQueries(chroma, source, payload.queries, size) : [];
+    const truth = recallTruth(queries, payload.k, space, wanted.space ?? space);
+    const sync = new CollectionSync(chroma, source, target, await chroma.writeLimits());
+    // The copy is Chroma's add, as a plain copy would make it; exact search rides along on the pages it reads (the
+    // client has a core to spare while Chroma indexes).
+    const copy = await sync.pass({
+      ...passOptions(run, "add"),
+      onPage: (page) => {
+        truth?.before.add(page);
+        if (truth && truth.after !== truth.before) truth.after.add(page);
+      },
+      onRecords: async (records) => {
+        await ctx.progress({ done: records, total: size, unit: "records copied" });
+        await failpoint("reindex:copying");
+      },
+    });
+    const passes = await catchUp(run, sync, "catch-up");
+    let recallBefore: IndexRecall | null = null;
+    let recallAfter: IndexRecall | null = null;
+    if (truth) {
+      // Both indexes hold the same records now; the truth was taken from the copy's read (a record written since
+      // that is nearer than the k-th counts as found, see indexRecall).
+      recallBefore = withoutDetail(await indexRecall(source, truth.queries, truth.before.result(), payload.k, sync.size, truth.spaces.before, run.signal));
+      recallAfter = withoutDetail(await indexRecall(target, truth.queries, truth.after.result(), payload.k, sync.size, truth.spaces.after, run.signal));
+    }
+    const warmed = await readyToSwap(run, target);
+    const keptAs = await swapIn(source, target, name, logger);
+    swapped = true;
+    const reconciled = await reconcile(run, sync, name);
+    logger.info({ collection: name, records: sync.size, recallBefore, recallAfter }, "reindexed");
+    return { records: await target.count(), copied: copy.written, passes, reconciled, recallBefore, recallAfter, k: payload.k, warm: warmed, keptAs };
+  } finally {
+    // Before the swap the build is only ours; after it, it holds the name.
+    if (!swapped) await chroma.deleteCollection(buildName).catch(() => undefined);
+  }
+}
+
+/**
+ * Puts back the newest collection a reindex of `name` kept aside: it is first brought up to date with the live
+ * collection (its own content read once, then passes carrying over what differs), then swapped in like a rebuild;
+ * the collection it replaces is kept aside in turn, so a rollback can itself be rolled back.
+ */
+async function rollback(run: Run): Promise<Outcome> {
+  const { ctx, payload } = run;
+  const { chroma } = ctx;
+  const name = payload.collection;
+  const [newest] = await keptCollections(chroma, name);
+  if (!newest) throw new ConfigError(`${name} has no collection kept aside by a reindex to roll back to (kept ${payload.keepOldHours} hours, --keep-old-hours)`);
+  const live = await chroma.openCollection(name);
+  const kept = await chroma.openCollection(newest.name);
+  const sync = new CollectionSync(chroma, live, kept, await chroma.writeLimits());
+  await sync.adoptTarget(passOptions(run, "upsert"));
+  const first = await sync.pass(passOptions(run, "upsert"));
+  const passes = [{ written: first.written, deleted: first.deleted }, ...(await catchUp(run, sync, "catch-up"))];
+  const warmed = await readyToSwap(run, kept);
+  const keptAs = await swapIn(live, kept, name, ctx.logger);
+  const reconciled = await reconcile(run, sync, name);
+  return { records: await kept.count(), copied: first.written, passes, reconciled, recallBefore: null, recallAfter: null, k: payload.k, warm: warmed, keptAs };
+}
+
+const unchanged: Omit<Outcome, "k"> = { records: 0, copied: 0, passes: [], reconciled: null, recallBefore: null, recallAfter: null, warm: null, keptAs: null };
+
+/**
+ * Changes a collection's index settings. Those Chroma can change in place (ef_search, num_threads, batch_size,
+ * sync_threshold, resize_factor) are set with `modify`; the fixed ones (space, max_neighbors, ef_construction), or
+ * `--rebuild`, build a new collection with the old one's metadata, schema and embedding function and the new settings,
+ * copy every record into it (linear reads, byte-bounded writes), catch up with the writes made meanwhile (passes over
+ * ids and content hashes until one finds nothing), measure recall of both indexes, warm the new one and swap it in
+ * under the name; writes made to the old collection since are then reconciled into the new one, and the old one is
+ * kept aside for `--rollback` until `--drop-old` or `--keep-old-hours`. The live collection keeps its name, readable
+ * and complete, at every step but the instant between the swap's two renames; a run killed there is put right by the
+ * next reindex of the collection, which also deletes an interrupted build.
+ */
+export const reindex = defineJob({
+  kind: "reindex",
+  payload: reindexPayload,
+  async process(payload, ctx): Promise<ReindexResult> {
+    const started = performance.now();
+    const { chroma, logger } = ctx;
+    const name = payload.collection;
+    const settings = settingsOf(payload);
+    const named = Object.keys(settings).length > 0;
+    if (payload.rollback && (named || payload.rebuild)) throw new ConfigError("--rollback puts back the replaced collection as it was: it takes no settings and no --rebuild");
+    if (!named && !payload.rebuild && !payload.rollback && !payload.dropOld) {
+      throw new ConfigError("reindex: name a setting to change (--space, --max-neighbors, --ef-construction, --ef-search, …), or pass --rebuild, --rollback or --drop-old");
+    }
+    const lease = await holdLease(ctx, `reindex:${name}`, `a reindex of ${name}`);
+    const leases: HeldLease[] = [lease];
+    try {
+      // A restore --replace renames the collection too: the two never run at once.
+      leases.push(await holdLease(ctx, `restore:${name}`, `a restore into ${name}`));
+      const run: Run = { ctx, payload, leases, signal: AbortSignal.any(leases.map((l) => l.signal)) };
+      await recoverLeftovers(chroma, name, logger);
+      const described = await chroma.describeCollection(name);
+      const current = currentIndex(described);
+      const problem = settingsProblem(current, settings);
+      if (problem) throw new ConfigError(problem);
+      const { fixed, inPlace } = changesOf(current, settings);
+      const finish = async (action: ReindexResult["action"], outcome: Outcome, droppedNow: string[] = []) => {
+        const kept = await finishKept(run, name, outcome.keptAs);
+        kept.dropped.unshift(...droppedNow);
+        const after = currentIndex(await chroma.describeCollection(name)).values;
+        const result: ReindexResult = { collection: name, action, before: current.values, after, ...outcome, ...kept, durationMs: Math.round(performance.now() - started) };
+        if (action !== "rebuilt" && action !== "rolledBack") result.records = await (await chroma.openCollection(name)).count();
+        logger.info({ reindex: { ...result } }, `reindex: ${action}`);
+        return result;
+      };
+
+      if (payload.rollback) return await finish("rolledBack", await rollback(run));
+      if (Object.keys(fixed).length > 0 || payload.rebuild) {
+        return await finish("rebuilt", await rebuild(run, current, { metadata: described.metadata ?? null, configuration: described.configuration_json ?? {}, schema: described.schema ?? undefined }, { ...inPlace, ...fixed }));
+      }
+      if (Object.keys(inPlace).length > 0) {
+        const collection = await chroma.openCollection(name);
+        await collection.modify({ configuration: modifyConfiguration(current.kind, inPlace) as UpdateCollectionConfiguration });
+        checkApplied(inPlace, currentIndex(await chroma.describeCollection(name)), name);
+        return await finish("modified", { ...unchanged, k: payload.k });
+      }
+      if (payload.dropOld) {
+        return await finish("droppedOld", { ...unchanged, k: payload.k }, await dropKept(chroma, name, Number.POSITIVE_INFINITY, logger));
+      }
+      return await finish("unchanged", { ...unchanged, k: payload.k });
+    } finally {
+      for (const held of leases.reverse()) await held.release();
+    }
+  },
+});

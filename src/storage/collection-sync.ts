@@ -1,0 +1,138 @@
+import { createHash } from "node:crypto";
+import type { Collection, Metadata } from "chromadb";
+import type { ChromaStore } from "./chroma.js";
+import { columnsFromGet } from "./chroma-records.js";
+import { BatchedWriter, type WriteLimits } from "./chroma-writer.js";
+import { RECORD_FIELDS } from "./linear-read.js";
+import { concatColumns, sliceColumns, type RecordColumns } from "./record-columns.js";
+
+/** Metadata as one string whatever the key order; Chroma 1.0.x answers `{}` for none (see chroma-writer). */
+const canonicalMetadata = (metadata: Metadata | null | undefined) =>
+  metadata && Object.keys(metadata).length > 0 ? Object.keys(metadata).sort().map((key) => [key, metadata[key]]) : null;
+
+/**
+ * A record's content as a 48-bit number (of its SHA-1): embedding bytes, document, metadata and URI. Two versions of a
+ * record collide with odds of 2⁻⁴⁸; a number keeps the map of a million records near 100 MB where hex strings would
+ * double it.
+ */
+export function contentHash(columns: RecordColumns, i: number): number {
+  const embedding = columns.embeddings.subarray(i * columns.dimension, (i + 1) * columns.dimension);
+  return createHash("sha1")
+    .update(new Uint8Array(embedding.buffer, embedding.byteOffset, embedding.byteLength))
+    .update(JSON.stringify([columns.ids[i], columns.documents[i] ?? null, canonicalMetadata(columns.metadatas[i]), columns.uris[i] ?? null]))
+    .digest()
+    .readUIntBE(0, 6);
+}
+
+/** How one pass reads and writes. */
+export interface SyncPassOptions {
+  /** `add` for the first copy into an empty collection (what a plain copy does), `upsert` for every pass after. */
+  mode: "add" | "upsert";
+  pageSize: number;
+  readAhead: number;
+  signal: AbortSignal;
+  /** Sees each page read from the source (the copy feeds exact search with it). */
+  onPage?: ((page: RecordColumns) => void) | undefined;
+  /** Records read so far in this pass. */
+  onRecords?: ((records: number) => Promise<void>) | undefined;
+}
+
+/** What one pass found and carried over. */
+export interface SyncPassOutcome {
+  read: number;
+  /** Records new or changed in the source since the last pass, written to the target. */
+  written: number;
+  /** Records gone from the source since the last pass, deleted from the target. */
+  deleted: number;
+}
+
+/**
+ * Keeps a target collection equal to a source that is being written, without a change feed: it remembers a content
+ * hash per id of what it last carried over, and each pass reads the source linearly and carries over what is new,
+ * changed or gone since. A pass that finds nothing means the target held what the source held while it was read.
+ * Memory: one hash and one id per record.
+ */
+export class CollectionSync {
+  /** What the target holds of the source, by id, as of the last pass. */
+  private readonly hashes = new Map<string, number>();
+
+  constructor(
+    private readonly chroma: ChromaStore,
+    readonly source: Collection,
+    readonly target: Collection,
+    private readonly limits: WriteLimits,
+  ) {}
+
+  /** Records the target holds of the source, as of the last pass. */
+  get size(): number {
+    return this.hashes.size;
+  }
+
+  /**
+   * Takes what the target already holds as carried over (its content hashes, from one linear read), so the first pass
+   * writes only what differs: a rollback syncs the collection kept aside this way.
+   */
+  async adoptTarget(options: Pick<SyncPassOptions, "pageSize" | "readAhead" | "signal">): Promise<void> {
+    for await (const page of this.chroma.readPages(this.target, options)) {
+      for (let i = 0; i < page.ids.length; i++) this.hashes.set(page.ids[i]!, contentHash(page, i));
+    }
+  }
+
+  async pass(options: SyncPassOptions): Promise<SyncPassOutcome> {
+    const seen = new Set<string>();
+    const outcome: SyncPassOutcome = { read: 0, written: 0, deleted: 0 };
+    let writer: BatchedWriter | undefined;
+    const carry = async (page: RecordColumns) => {
+      const changed: number[] = [];
+      for (let i = 0; i < page.ids.length; i++) {
+        const id = page.ids[i]!;
+        seen.add(id);
+        const hash = contentHash(page, i);
+        if (this.hashes.get(id) === hash) continue;
+        this.hashes.set(id, hash);
+        changed.push(i);
+      }
+      if (changed.length === 0) return;
+      writer ??= new BatchedWriter(this.target, { limits: this.limits, mode: options.mode }, page.dimension);
+      await writer.add(changed.length === page.ids.length ? page : rowsOf(page, changed));
+      outcome.written += changed.length;
+    };
+    try {
+      for await (const page of this.chroma.readPages(this.source, { ...options, include: RECORD_FIELDS })) {
+        options.onPage?.(page);
+        outcome.read += page.ids.length;
+        await carry(page);
+        await options.onRecords?.(outcome.read);
+      }
+      // Carried over before but not read now: deleted from the source, or passed over by the id listing (when more
+      // records than its overlap were deleted in front of a window). Asked for by id, those still there are carried.
+      const unseen = [...this.hashes.keys()].filter((id) => !seen.has(id));
+      for (let start = 0; start < unseen.length; start += this.limits.records) {
+        const ids = unseen.slice(start, start + this.limits.records);
+        const still = columnsFromGet(await this.source.get({ ids, include: [...RECORD_FIELDS] }));
+        if (still.ids.length > 0) await carry(still);
+        const gone = ids.filter((id) => !seen.has(id));
+        if (gone.length === 0) continue;
+        await this.target.delete({ ids: gone });
+        for (const id of gone) this.hashes.delete(id);
+        outcome.deleted += gone.length;
+      }
+      await writer?.finish();
+    } finally {
+      await writer?.abandon();
+    }
+    return outcome;
+  }
+}
+
+/** The given rows of a page, in order, as columns of their own. */
+function rowsOf(page: RecordColumns, rows: readonly number[]): RecordColumns {
+  const runs: RecordColumns[] = [];
+  for (let k = 0; k < rows.length; ) {
+    let end = k + 1;
+    while (end < rows.length && rows[end] === rows[end - 1]! + 1) end++;
+    runs.push(sliceColumns(page, rows[k]!, rows[end - 1]! + 1));
+    k = end;
+  }
+  return concatColumns(runs, page.dimension);
+}
