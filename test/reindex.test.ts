@@ -1,9 +1,13 @@
+import { setTimeout } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
+import { ConfigError } from "../src/config/config-error.js";
 import { reindex, reindexPayload } from "../src/jobs/reindex.js";
 import type { Progress } from "../src/jobs/job-context.js";
+import { parseScheduleYaml } from "../src/scheduling/schedule-file.js";
 import { currentIndex } from "../src/storage/index-settings.js";
-import { RECORD_FIELDS } from "../src/storage/linear-read.js";
-import { chromaStore, jobContext, uniqueName, vectors } from "./helpers/services.js";
+import { runCli } from "./helpers/cli.js";
+import { contents } from "./helpers/collection-contents.js";
+import { chromaStore, jobContext, testEnv, uniqueName, vectors } from "./helpers/services.js";
 
 const chroma = chromaStore();
 const DIM = 8;
@@ -28,20 +32,6 @@ async function seed(name: string, count: number): Promise<void> {
   }
 }
 
-/** Every record of a collection as one comparable line, sorted by id. */
-export async function contents(name: string): Promise<string[]> {
-  const collection = await chroma.openCollection(name);
-  const lines: string[] = [];
-  for await (const page of chroma.readPages(collection, { pageSize: 500, readAhead: 1, include: RECORD_FIELDS })) {
-    page.ids.forEach((id, i) => {
-      const metadata = page.metadatas[i];
-      const sorted = metadata ? Object.keys(metadata).sort().map((key) => [key, metadata[key]]) : null;
-      lines.push(JSON.stringify([id, page.documents[i], sorted, Array.from(page.embeddings.subarray(i * page.dimension, (i + 1) * page.dimension))]));
-    });
-  }
-  return lines.sort();
-}
-
 const settings = async (name: string) => currentIndex(await chroma.describeCollection(name)).values;
 const leftovers = async (name: string, kind: "new" | "swap" | "old") =>
   (await chroma.listCollectionNames()).filter((n) => n.startsWith(`${name}__vkreindex_${kind}_`));
@@ -53,7 +43,7 @@ describe("reindex job", () => {
   it("rebuilds with new fixed settings, keeps every record, metadata and in-place settings, reports recall, and rolls back", async () => {
     const name = uniqueName("reidx");
     await seed(name, 1200);
-    const before = await contents(name);
+    const before = await contents(chroma, name);
     const oldId = (await chroma.openCollection(name)).id;
 
     const result = await run({ collection: name, space: "ip", maxNeighbors: 24, efConstruction: 120, efSearch: 60, queries: 20 });
@@ -70,7 +60,7 @@ describe("reindex job", () => {
     const swapped = await chroma.openCollection(name);
     expect(swapped.id).not.toBe(oldId);
     expect(swapped.metadata).toMatchObject({ owner: "search-team" });
-    expect(await contents(name)).toEqual(before);
+    expect(await contents(chroma, name)).toEqual(before);
     expect(await leftovers(name, "new")).toEqual([]);
     expect(await leftovers(name, "swap")).toEqual([]);
     expect(await leftovers(name, "old")).toEqual([result.keptAs]);
@@ -79,12 +69,12 @@ describe("reindex job", () => {
     // Written after the reindex, through the name: a rollback keeps it.
     await swapped.upsert({ ids: ["r5", "late"], embeddings: vectors(2, DIM, 9), documents: ["changed", "late"], metadatas: [{ n: -5 }, { n: -1 }] });
     await swapped.delete({ ids: ["r7"] });
-    const written = await contents(name);
+    const written = await contents(chroma, name);
     const back = await run({ collection: name, rollback: true });
     expect(back).toMatchObject({ action: "rolledBack", records: 1200 });
     expect(back.after).toMatchObject({ space: "l2", maxNeighbors: 8, efConstruction: 40 });
     expect((await chroma.openCollection(name)).id).toBe(oldId);
-    expect(await contents(name)).toEqual(written);
+    expect(await contents(chroma, name)).toEqual(written);
     // The rebuilt collection is kept aside in turn; --drop-old deletes what is kept.
     expect(await leftovers(name, "old")).toEqual([back.keptAs]);
     const dropped = await run({ collection: name, dropOld: true });
@@ -124,5 +114,83 @@ describe("reindex job", () => {
     const got = await now.get({ ids: ["r1", "after-swap", "r2"], include: ["documents"] });
     expect(Object.fromEntries(got.ids.map((id, i) => [id, got.documents[i]]))).toEqual({ r1: "updated", "after-swap": "new" });
     expect(await leftovers(name, "old")).toEqual([]);
+  });
+
+  it("loses nothing while a writer runs throughout (re-opening the collection by name, as applications should)", async () => {
+    const name = uniqueName("reidx_writer");
+    await seed(name, 1000);
+    const expected = new Map(Array.from({ length: 1000 }, (_, i) => [`r${i}`, `doc ${i}`]));
+    // Each existing record is updated or deleted at most once, in an order spread over the collection.
+    const pool = Array.from({ length: 1000 }, (_, i) => `r${(i * 379) % 1000}`);
+    let stop = false;
+    let rounds = 0;
+    const writer = (async () => {
+      while (!stop && rounds * 2 + 2 <= pool.length) {
+        const fresh = [`w${rounds}a`, `w${rounds}b`];
+        await (await chroma.openCollection(name)).add({ ids: fresh, embeddings: vectors(2, DIM, 100 + rounds), documents: fresh.map((id) => `new ${id}`) });
+        fresh.forEach((id) => expected.set(id, `new ${id}`));
+        const [updated, deleted] = [pool[rounds * 2]!, pool[rounds * 2 + 1]!];
+        await (await chroma.openCollection(name)).upsert({ ids: [updated], embeddings: vectors(1, DIM, 500 + rounds), documents: [`updated ${updated}`] });
+        expected.set(updated, `updated ${updated}`);
+        await (await chroma.openCollection(name)).delete({ ids: [deleted] });
+        expected.delete(deleted);
+        rounds++;
+        await setTimeout(10);
+      }
+    })();
+    const result = await run({ collection: name, maxNeighbors: 16, queries: 10 });
+    stop = true;
+    await writer;
+    expect(rounds).toBeGreaterThan(5);
+    expect(result).toMatchObject({ action: "rebuilt", after: { maxNeighbors: 16 } });
+    const all = await (await chroma.openCollection(name)).get({ include: ["documents"] });
+    expect(new Map(all.ids.map((id, i) => [id, all.documents[i]]))).toEqual(expected);
+  });
+
+  it("refuses bad settings in one line naming the parameter, creating and changing nothing", async () => {
+    const name = uniqueName("reidx_bad");
+    await seed(name, 20);
+    const before = await settings(name);
+    for (const [payload, named] of [
+      [{ space: "euclid" }, "space"],
+      [{ maxNeighbors: 1 }, "maxNeighbors"],
+      [{ efSearch: 0 }, "efSearch"],
+      [{ resizeFactor: 1 }, "resizeFactor"],
+      [{ m: 16 }, "m"],
+    ] as const) {
+      const parsed = reindexPayload.safeParse({ collection: name, ...payload });
+      expect(parsed.success, JSON.stringify(payload)).toBe(false);
+      expect(parsed.error!.issues.map((issue) => issue.path.join(".") || ("keys" in issue ? issue.keys.join() : ""))).toContain(named);
+    }
+    for (const [payload, message] of [
+      [{ hnswBatchSize: 5000 }, "--hnsw-batch-size: Chroma requires batch_size (5000) at most sync_threshold (1000)"],
+      [{}, "name a setting to change"],
+      [{ rollback: true }, "no collection kept aside by a reindex to roll back to"],
+      [{ rollback: true, space: "ip" }, "--rollback puts back the replaced collection as it was"],
+    ] as const) {
+      const attempt = run({ collection: name, ...payload });
+      await expect(attempt).rejects.toThrow(ConfigError);
+      await expect(attempt).rejects.toThrow(message);
+    }
+    const env = testEnv();
+    for (const [flags, named] of [
+      [["--space", "euclid"], "--space"],
+      [["--sync-threshold", "10", "--hnsw-batch-size", "100"], "--hnsw-batch-size"],
+    ] as const) {
+      const cli = await runCli(["run", "reindex", "--collection", name, ...flags], env);
+      expect(cli.code, cli.stderr).toBe(2);
+      expect(cli.stderr.trim().split("\n")).toHaveLength(1);
+      expect(cli.stderr).toContain(named);
+    }
+    expect((await chroma.listCollectionNames()).filter((n) => n.startsWith(name) && n !== name)).toEqual([]);
+    expect(await settings(name)).toEqual(before);
+  });
+
+  it("is scheduled like any kind; its settings are checked by entry", () => {
+    const schedule = parseScheduleYaml(`jobs: [{ kind: reindex, cron: "0 3 * * 6", collections: ["products_v1"], maxNeighbors: 32, efConstruction: 200, dropOld: true }]`, "test");
+    expect(schedule.jobs).toMatchObject([{ kind: "reindex", maxNeighbors: 32, efConstruction: 200, dropOld: true, keepOldHours: 72 }]);
+    const bad = () => parseScheduleYaml(`jobs: [{ kind: reindex, cron: "0 3 * * 6", collections: ["x1y"], space: "hamming" }]`, "test");
+    expect(bad).toThrow(ConfigError);
+    expect(bad).toThrow("jobs[0].space");
   });
 });

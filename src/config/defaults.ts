@@ -263,6 +263,11 @@ export interface ReindexOptions {
    * over what changed since the pass before; they stop at the first that finds nothing. @defaultValue 5
    */
   maxPasses: number;
+  /**
+   * Reconcile passes go on until one that found nothing started at least this long after the swap: a write a client
+   * sent to the replaced collection just before the swap lands within it. @defaultValue 2000
+   */
+  reconcileGraceMs: number;
   /** How long the replaced collection is kept aside for `--rollback` before a later reindex deletes it. @defaultValue 72 */
   keepOldHours: number;
   /** Records per page of the copy's and the passes' reads. @defaultValue 500 */
@@ -453,7 +458,7 @@ export const DEFAULTS = {
     probeResults: 10,
     probeTimeoutMs: 10_000,
   } satisfies PacingOptions,
-  reindex: { maxPasses: 5, keepOldHours: 72, pageSize: 500, readAhead: 2 } satisfies ReindexOptions,
+  reindex: { maxPasses: 5, reconcileGraceMs: 2000, keepOldHours: 72, pageSize: 500, readAhead: 2 } satisfies ReindexOptions,
   reads: { idWindow: 50_000, idOverlap: 1000, pageValues: 192_000 } satisfies ReadOptions,
   backup: {
     pageSize: 500,

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
+import { setTimeout } from "node:timers/promises";
 import type { Collection, UpdateCollectionConfiguration } from "chromadb";
 import { z } from "zod";
 import { ConfigError } from "../config/config-error.js";
@@ -228,21 +229,26 @@ async function readyToSwap(run: Run, replacement: Collection): Promise<WarmResul
 
 /**
  * Carries into the swapped-in collection every write made to the replaced one since the last pass (clients that
- * opened it before the swap keep writing there): at least two passes, so a write sent just before the swap is read by
- * a pass that started after it landed, then until one finds nothing.
+ * opened it before the swap keep writing there), until a pass finds nothing; that pass starts at least
+ * `reconcileGraceMs` after the swap, so a write sent to the replaced collection just before the swap has landed by
+ * then. At most `maxPasses` passes that find something.
  */
 async function reconcile(run: Run, sync: CollectionSync, name: string): Promise<NonNullable<ReindexResult["reconciled"]>> {
   const { ctx } = run;
+  const graceEnds = performance.now() + d.reconcileGraceMs;
   ctx.logger.info({ collection: name }, "swapped in; reconciling writes made to the replaced collection");
   await ctx.progress({ done: 0, unit: "reconcile passes" });
   const reconciled = { passes: 0, written: 0, deleted: 0 };
-  while (reconciled.passes < Math.max(2, run.payload.maxPasses)) {
+  let busy = 0;
+  for (;;) {
+    const early = graceEnds - performance.now();
+    if (early > 0) await setTimeout(early, undefined, { signal: run.signal });
     const { written, deleted } = await sync.pass(passOptions(run, "upsert"));
     reconciled.passes++;
     reconciled.written += written;
     reconciled.deleted += deleted;
     await ctx.progress({ done: reconciled.passes, unit: "reconcile passes" });
-    if (reconciled.passes >= 2 && written + deleted === 0) break;
+    if (written + deleted === 0 || ++busy >= run.payload.maxPasses) break;
   }
   return reconciled;
 }
