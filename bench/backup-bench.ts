@@ -34,7 +34,7 @@ const DIMENSION = 384;
  * with Node's defaults, as an operator's script would.
  */
 const PRODUCT_NODE_FLAGS = ["--max-semi-space-size=4"];
-const PRODUCT_VARIANTS = new Set(["backup", "restore", "expire"]);
+const PRODUCT_VARIANTS = new Set(["backup", "restore", "expire", "reindex"]);
 
 export function runVariant(args: string[]): Promise<Outcome> {
   return new Promise((resolve, reject) => {

@@ -7,10 +7,11 @@ import { benchExpire } from "./expire-bench.js";
 import { benchMaintenance } from "./maintenance-bench.js";
 import { benchProbeAndEnqueue } from "./probe-and-enqueue.js";
 import { benchRecall } from "./recall-bench.js";
+import { benchReindex } from "./reindex-bench.js";
 import { benchScale, parseScaleCases, SCALE_CASES } from "./scale-bench.js";
 
 /**
- * `npm run bench [-- --sizes 50000,100000] [-- --only probe|backup|expire|scale|recall|dedupe|maintenance]`: every benchmark prints its figures
+ * `npm run bench [-- --sizes 50000,100000] [-- --only probe|backup|expire|scale|recall|dedupe|maintenance|reindex]`: every benchmark prints its figures
  * beside a baseline measured in the same run. The scale run (a million records; also part of a full run) takes
  * `--scale-cases 1000000x16,50000x384`, `--rounds N`, `--no-restore` (backups only) and `--chroma-dir DIR` to keep its
  * seeded Chroma for the next run.
@@ -34,6 +35,7 @@ try {
   if (!only || only === "scale") await benchScale(services, scaleCases, rounds, !args.includes("--no-restore"));
   if (!only || only === "recall") await benchRecall(services);
   if (!only || only === "maintenance") await benchMaintenance(services, rounds);
+  if (!only || only === "reindex") await benchReindex(services, rounds);
   if (!only || only === "dedupe") {
     await benchDedupe(services, [
       { name: "encrypted", store: (dir) => new EncryptedStore(new FsStore(dir), Buffer.from("a bench passphrase, not a secret")) },

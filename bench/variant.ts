@@ -4,10 +4,12 @@ import { performance } from "node:perf_hooks";
 import { backup } from "../src/jobs/backup.js";
 import { expire } from "../src/jobs/expire.js";
 import { recall } from "../src/jobs/recall.js";
+import { reindex } from "../src/jobs/reindex.js";
 import { restore } from "../src/jobs/restore.js";
 import { createLogger } from "../src/logging.js";
 import { LocalLocks } from "../src/queues/locks.js";
 import { ChromaStore } from "../src/storage/chroma.js";
+import { BatchedWriter } from "../src/storage/chroma-writer.js";
 import { FsStore } from "../src/storage/fs-store.js";
 import { acceptedBatch, recordBatch } from "./records.js";
 
@@ -112,6 +114,27 @@ async function run(): Promise<{ records: number; bytes?: number; backupId?: stri
       const [queries = "100"] = rest;
       const result = await recall.process(recall.payload.parse({ collection, queries: Number(queries) }), ctxFor("/tmp"));
       return { records: await (await store.openCollection(collection)).count(), recall: result };
+    }
+    case "plain-copy": {
+      // A copy into a new collection as a careful script makes it: the linear read (ids listed in windows, records
+      // fetched by id, two pages ahead) and Chroma's add in the largest batches a request may carry, one in flight.
+      const [target = ""] = rest;
+      const source = await store.openCollection(collection);
+      const copy = await client.createCollection({ name: target, embeddingFunction: null });
+      const limits = await store.writeLimits();
+      let writer: BatchedWriter | undefined;
+      for await (const page of store.readPages(source, { pageSize: 500, readAhead: 2 })) {
+        writer ??= new BatchedWriter(copy, { limits, mode: "add" }, page.dimension);
+        await writer.add(page);
+      }
+      await writer?.finish();
+      return { records: await copy.count() };
+    }
+    case "reindex": {
+      // A rebuild with the collection's own settings, everything else as `run reindex --rebuild` does it.
+      const [options = "{}"] = rest;
+      const result = await reindex.process(reindex.payload.parse({ rebuild: true, ...(JSON.parse(options) as object), collection }), ctxFor("/tmp"));
+      return { records: result.records, recall: result };
     }
     case "expire": {
       const result = await expire.process(expire.payload.parse({ collection }), ctxFor(rest[0] ?? "/tmp"));
