@@ -67,5 +67,6 @@ describe("reindex killed", () => {
     // Only the collection this run replaced (the one put back) is left, kept aside for --rollback.
     expect(await temporaries(name)).toEqual([result.keptAs]);
     expect(await contents(chroma, result.keptAs!)).toEqual(whole);
-  });
+    // Three CLI runs: each starts tsx, which takes tens of seconds on a loaded 2-core machine.
+  }, 240_000);
 });

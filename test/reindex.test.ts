@@ -184,7 +184,7 @@ describe("reindex job", () => {
     }
     expect((await chroma.listCollectionNames()).filter((n) => n.startsWith(name) && n !== name)).toEqual([]);
     expect(await settings(name)).toEqual(before);
-  });
+  }, 120_000);
 
   it("is scheduled like any kind; its settings are checked by entry", () => {
     const schedule = parseScheduleYaml(`jobs: [{ kind: reindex, cron: "0 3 * * 6", collections: ["products_v1"], maxNeighbors: 32, efConstruction: 200, dropOld: true }]`, "test");
