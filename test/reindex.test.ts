@@ -4,6 +4,7 @@ import { ConfigError } from "../src/config/config-error.js";
 import { reindex, reindexPayload } from "../src/jobs/reindex.js";
 import type { Progress } from "../src/jobs/job-context.js";
 import { parseScheduleYaml } from "../src/scheduling/schedule-file.js";
+import { CollectionNotFoundError } from "../src/storage/chroma.js";
 import { currentIndex } from "../src/storage/index-settings.js";
 import { runCli } from "./helpers/cli.js";
 import { contents } from "./helpers/collection-contents.js";
@@ -124,15 +125,28 @@ describe("reindex job", () => {
     const pool = Array.from({ length: 1000 }, (_, i) => `r${(i * 379) % 1000}`);
     let stop = false;
     let rounds = 0;
+    // Between the swap's two renames (two requests apart) the name resolves to nothing: the writer retries, as the
+    // README tells applications to.
+    let notFound = 0;
+    const open = async () => {
+      for (;;) {
+        try {
+          return await chroma.openCollection(name);
+        } catch (error) {
+          if (!(error instanceof CollectionNotFoundError) || ++notFound > 50) throw error;
+          await setTimeout(20);
+        }
+      }
+    };
     const writer = (async () => {
       while (!stop && rounds * 2 + 2 <= pool.length) {
         const fresh = [`w${rounds}a`, `w${rounds}b`];
-        await (await chroma.openCollection(name)).add({ ids: fresh, embeddings: vectors(2, DIM, 100 + rounds), documents: fresh.map((id) => `new ${id}`) });
+        await (await open()).add({ ids: fresh, embeddings: vectors(2, DIM, 100 + rounds), documents: fresh.map((id) => `new ${id}`) });
         fresh.forEach((id) => expected.set(id, `new ${id}`));
         const [updated, deleted] = [pool[rounds * 2]!, pool[rounds * 2 + 1]!];
-        await (await chroma.openCollection(name)).upsert({ ids: [updated], embeddings: vectors(1, DIM, 500 + rounds), documents: [`updated ${updated}`] });
+        await (await open()).upsert({ ids: [updated], embeddings: vectors(1, DIM, 500 + rounds), documents: [`updated ${updated}`] });
         expected.set(updated, `updated ${updated}`);
-        await (await chroma.openCollection(name)).delete({ ids: [deleted] });
+        await (await open()).delete({ ids: [deleted] });
         expected.delete(deleted);
         rounds++;
         await setTimeout(10);
