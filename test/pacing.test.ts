@@ -4,6 +4,7 @@ import { archive } from "../src/jobs/archive.js";
 import { backup } from "../src/jobs/backup.js";
 import { drill } from "../src/jobs/drill.js";
 import { expire } from "../src/jobs/expire.js";
+import { reindex } from "../src/jobs/reindex.js";
 import type { Progress } from "../src/jobs/job-context.js";
 import { parseScheduleYaml } from "../src/scheduling/schedule-file.js";
 import { runCli } from "./helpers/cli.js";
@@ -103,6 +104,22 @@ describe("a fixed rate", () => {
     expect(moved.archived).toBe(500);
     expect(await (await chroma.openCollection(`${name}_cold`)).count()).toBe(500);
     expect(boundedRate(archiveSeen, started)).toBeLessThanOrEqual(300 * 1.01);
+  });
+});
+
+describe("a fixed rate in a reindex", () => {
+  it("bounds the copy's records a second", async () => {
+    const name = uniqueName("pace_reindex");
+    await seed(name, 1500);
+    const seen: Seen[] = [];
+    const started = performance.now();
+    const result = await reindex.process(reindex.payload.parse({ collection: name, rebuild: true, skipRecall: true, maxRecordsPerSecond: 1000 }), watched(seen));
+    expect(result).toMatchObject({ action: "rebuilt", records: 1500, copied: 1500, pacing: { maxRecordsPerSecond: 1000, adaptive: false } });
+    const copied = seen.filter((s) => s.unit === "records copied");
+    expect(copied.at(-1)!.done).toBe(1500);
+    // Pages of 500: the last was taken no sooner than a second after the start.
+    expect(boundedRate(copied, started)).toBeLessThanOrEqual(1000 * 1.01);
+    expect(result.pacing!.waitedMs).toBeGreaterThan(0);
   });
 });
 

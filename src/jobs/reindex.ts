@@ -28,6 +28,8 @@ import { failpoint } from "./failpoints.js";
 import { holdLease, type HeldLease } from "./lease.js";
 import { defineJob, type JobContext } from "./job-context.js";
 import { alertAfterFailures, collectionName } from "./payload-fields.js";
+import { pacingFields, startPacing } from "./pacing-fields.js";
+import type { Pacer, PacingReport } from "../storage/pacing.js";
 import { recallFields } from "./recall-fields.js";
 import { warm, warmPayload, type WarmResult } from "./warm.js";
 
@@ -52,6 +54,7 @@ export const reindexPayload = z
     skipRecall: z.boolean().default(false),
     k: recallFields.k,
     queries: recallFields.queries,
+    ...pacingFields,
   })
   .strict();
 
@@ -86,10 +89,12 @@ export interface ReindexResult {
   /** Replaced collections deleted (--drop-old, or past --keep-old-hours). */
   dropped: string[];
   durationMs: number;
+  /** How the copy and the passes kept to the rate limit or spared the collection's queries (rebuild, rollback). */
+  pacing?: PacingReport;
 }
 
 /** What each way of reindexing tells; the rest of the result is the same for all. */
-type Outcome = Omit<ReindexResult, "collection" | "action" | "before" | "after" | "dropped" | "durationMs">;
+type Outcome = Omit<ReindexResult, "collection" | "action" | "before" | "after" | "dropped" | "durationMs" | "pacing">;
 
 /** A rebuild's new collection until its swap. */
 const BUILD = "__vkreindex_new_";
@@ -198,6 +203,8 @@ interface Run {
   payload: ReindexPayload;
   signal: AbortSignal;
   leases: HeldLease[];
+  /** The pace of the copy and the passes (set for a rebuild or a rollback). */
+  pacer?: Pacer | undefined;
 }
 
 const passOptions = (run: Run, mode: SyncPassOptions["mode"]): SyncPassOptions => ({
@@ -205,6 +212,7 @@ const passOptions = (run: Run, mode: SyncPassOptions["mode"]): SyncPassOptions =
   pageSize: d.pageSize,
   readAhead: d.readAhead,
   signal: run.signal,
+  pacer: run.pacer,
 });
 
 /** Catch-up passes until one finds nothing, at most `maxPasses`. */
@@ -311,7 +319,7 @@ async function rebuild(run: Run, current: CurrentIndex, saved: SavedCollection, 
         if (truth && truth.after !== truth.before) truth.after.add(page);
       },
       onRecords: async (records) => {
-        await ctx.progress({ done: records, total: size, unit: "records copied" });
+        await ctx.progress({ done: records, total: size, unit: "records copied", note: run.pacer?.note });
         await failpoint("reindex:copying");
       },
     });
@@ -387,6 +395,7 @@ export const reindex = defineJob({
     }
     const lease = await holdLease(ctx, `reindex:${name}`, `a reindex of ${name}`);
     const leases: HeldLease[] = [lease];
+    let pacer: Pacer | undefined;
     try {
       // A restore --replace renames the collection too: the two never run at once.
       leases.push(await holdLease(ctx, `restore:${name}`, `a restore into ${name}`));
@@ -401,12 +410,16 @@ export const reindex = defineJob({
         const kept = await finishKept(run, name, outcome.keptAs);
         kept.dropped.unshift(...droppedNow);
         const after = currentIndex(await chroma.describeCollection(name)).values;
-        const result: ReindexResult = { collection: name, action, before: current.values, after, ...outcome, ...kept, durationMs: Math.round(performance.now() - started) };
+        const result: ReindexResult = { collection: name, action, before: current.values, after, ...outcome, ...kept, durationMs: Math.round(performance.now() - started), ...(pacer ? { pacing: pacer.report() } : {}) };
         if (action !== "rebuilt" && action !== "rolledBack") result.records = await (await chroma.openCollection(name)).count();
         logger.info({ reindex: { ...result } }, `reindex: ${action}`);
         return result;
       };
 
+      if (payload.rollback || Object.keys(fixed).length > 0 || payload.rebuild) {
+        // The copy and the passes read the live collection: its users' queries are the ones to spare.
+        run.pacer = pacer = await startPacing(payload, await chroma.openCollection(name), ctx);
+      }
       if (payload.rollback) return await finish("rolledBack", await rollback(run));
       if (Object.keys(fixed).length > 0 || payload.rebuild) {
         return await finish("rebuilt", await rebuild(run, current, { metadata: described.metadata ?? null, configuration: described.configuration_json ?? {}, schema: described.schema ?? undefined }, { ...inPlace, ...fixed }));
@@ -422,6 +435,7 @@ export const reindex = defineJob({
       }
       return await finish("unchanged", { ...unchanged, k: payload.k });
     } finally {
+      pacer?.close();
       for (const held of leases.reverse()) await held.release();
     }
   },

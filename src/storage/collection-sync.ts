@@ -4,6 +4,7 @@ import type { ChromaStore } from "./chroma.js";
 import { columnsFromGet } from "./chroma-records.js";
 import { BatchedWriter, type WriteLimits } from "./chroma-writer.js";
 import { RECORD_FIELDS } from "./linear-read.js";
+import type { Pacer } from "./pacing.js";
 import { concatColumns, sliceColumns, type RecordColumns } from "./record-columns.js";
 
 /** Metadata as one string whatever the key order; Chroma 1.0.x answers `{}` for none (see chroma-writer). */
@@ -35,6 +36,8 @@ export interface SyncPassOptions {
   onPage?: ((page: RecordColumns) => void) | undefined;
   /** Records read so far in this pass. */
   onRecords?: ((records: number) => Promise<void>) | undefined;
+  /** Holds each page read to the job's pace (rate limit, adaptive). */
+  pacer?: Pacer | undefined;
 }
 
 /** What one pass found and carried over. */
@@ -72,8 +75,9 @@ export class CollectionSync {
    * Takes what the target already holds as carried over (its content hashes, from one linear read), so the first pass
    * writes only what differs: a rollback syncs the collection kept aside this way.
    */
-  async adoptTarget(options: Pick<SyncPassOptions, "pageSize" | "readAhead" | "signal">): Promise<void> {
+  async adoptTarget(options: Pick<SyncPassOptions, "pageSize" | "readAhead" | "signal" | "pacer">): Promise<void> {
     for await (const page of this.chroma.readPages(this.target, options)) {
+      await options.pacer?.take(page.ids.length, options.signal);
       for (let i = 0; i < page.ids.length; i++) this.hashes.set(page.ids[i]!, contentHash(page, i));
     }
   }
@@ -99,6 +103,7 @@ export class CollectionSync {
     };
     try {
       for await (const page of this.chroma.readPages(this.source, { ...options, include: RECORD_FIELDS })) {
+        await options.pacer?.take(page.ids.length, options.signal);
         options.onPage?.(page);
         outcome.read += page.ids.length;
         await carry(page);
