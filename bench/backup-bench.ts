@@ -18,6 +18,10 @@ export interface Outcome {
   recall?: unknown;
   /** What a backup's pacing did (adaptive, rate limit). */
   pacing?: unknown;
+  /** A backup's: what it wrote, the chunks it reused, the chunks it lists. */
+  uploadedBytes?: number;
+  reusedChunks?: number;
+  chunks?: number;
 }
 
 const VARIANT = fileURLToPath(new URL("./variant.js", import.meta.url));

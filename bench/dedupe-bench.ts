@@ -1,20 +1,16 @@
+import { loadavg } from "node:os";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
-import { backup, type BackupResult } from "../src/jobs/backup.js";
-import { restore } from "../src/jobs/restore.js";
-import { createLogger } from "../src/logging.js";
-import { LocalLocks } from "../src/queues/locks.js";
 import { ChromaStore } from "../src/storage/chroma.js";
-import { FsStore } from "../src/storage/fs-store.js";
-import type { ObjectStore } from "../src/storage/object-store.js";
 import type { benchServices } from "./bench-kit.js";
-import { dropCollections, seed } from "./backup-bench.js";
+import { dropCollections, median, rate, runVariant, seed, type Outcome } from "./backup-bench.js";
 import { recordBatch } from "./records.js";
 
 type Services = Awaited<ReturnType<typeof benchServices>>;
 
 const RECORDS = 100_000;
 const DIMENSION = 384;
+/** The encrypted variants' passphrase: a bench value, not a secret. */
+const PASSPHRASE = "a bench passphrase, not a secret";
 
 /** Deterministic picks of `count` distinct record numbers below `size` (a fixed-seed shuffle's head). */
 function pick(count: number, size: number, seed: number): number[] {
@@ -27,89 +23,103 @@ function pick(count: number, size: number, seed: number): number[] {
   return [...chosen];
 }
 
+/** Options of the dedupe bench. */
+export interface DedupeBenchOptions {
+  /** Rounds of the plain / deduplicating / encrypted full backups, alternating. */
+  rounds: number;
+  /** Rounds of the full and incremental restores, alternating (0: no restore; a restore of 100,000 records takes minutes). */
+  restoreRounds: number;
+}
+
 /**
  * Deduplicated backups of one 100,000 × 384 collection through a chain of changes: what each backup uploads against
- * the first one's bytes, and the speed of a deduplicating backup against a plain full one (format 2).
+ * the first one's bytes; the speed and peak RSS of a deduplicating (and an encrypted) full backup against a plain full
+ * one (format 2), and of restoring an incremental backup against a full one. Every backup and restore runs in a
+ * process of its own (its peak RSS is its own), the variants alternating round by round; medians are reported.
  */
-export async function benchDedupe(services: Services, extraStores: { name: string; store: (dir: string) => ObjectStore }[] = []): Promise<void> {
+export async function benchDedupe(services: Services, options: DedupeBenchOptions): Promise<void> {
   const url = services.chroma.url;
   const name = "bench_dedupe";
   const started = Date.now();
   await seed(url, name, RECORDS, DIMENSION);
   console.log(`\nseeded ${RECORDS} x ${DIMENSION} dims in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-  const chroma = new ChromaStore({ url, tenant: "default_tenant", database: "default_database" });
-  const ctx = (store: ObjectStore) => ({
-    logger: createLogger("silent"),
-    chroma,
-    backupStore: store,
-    locks: new LocalLocks(),
-    runner: "bench",
-    followUp: async () => undefined,
-    signal: new AbortController().signal,
-    progress: async () => undefined,
-  });
-  const run = async (store: ObjectStore, dedupe: boolean): Promise<BackupResult & { ms: number }> => {
-    const t = performance.now();
-    const result = await backup.process(backup.payload.parse({ collection: name, dedupe }), ctx(store));
-    return { ...result, ms: performance.now() - t };
-  };
-  const plainStore = new FsStore(join(services.dir, "dedupe_plain"));
-  const dedupeStore = new FsStore(join(services.dir, "dedupe_shared"));
-  // Plain and deduplicating full backups alternate twice (the machine is shared: single runs vary); each its best.
-  const plains = [await run(plainStore, false)];
-  const firsts = [await run(new FsStore(join(services.dir, "dedupe_first0")), true)];
-  plains.push(await run(plainStore, false));
-  const first = await run(dedupeStore, true);
-  firsts.push(first);
-  const extras: { name: string; result: BackupResult & { ms: number } }[] = [];
-  for (const extra of extraStores) extras.push({ name: extra.name, result: await run(extra.store(join(services.dir, `dedupe_${extra.name}`)), true) });
-  const unchanged = await run(dedupeStore, true);
+  const dir = (label: string) => join(services.dir, `dedupe_${label}`);
+  const backupOf = (store: string, settings: object) => runVariant(["backup", url, name, dir(store), JSON.stringify(settings)]);
+  const variants = [
+    { label: "plain full backup (format 2)", settings: { dedupe: false } },
+    { label: "deduplicating full backup", settings: { dedupe: true } },
+    { label: "deduplicating and encrypted", settings: { dedupe: true, passphrase: PASSPHRASE } },
+  ];
+  const runs: Outcome[][] = variants.map(() => []);
+  for (let round = 0; round < options.rounds; round++) {
+    // A fresh store each round: every run is a first, full backup.
+    for (const [i, variant] of variants.entries()) runs[i]!.push(await backupOf(`${i}_${round}`, variant.settings));
+  }
+  const failed = runs.flat().find((o) => o.error);
+  if (failed) throw new Error(`a backup failed: ${failed.error}`);
 
-  const collection = await chroma.openCollection(name);
+  // The chain continues in the last round's deduplicating store.
+  const chainStore = `1_${options.rounds - 1}`;
+  const first = runs[1]!.at(-1)!;
+  const chain = (label: string) => backupOf(chainStore, { dedupe: true }).then((o) => ({ label, o }));
+  const steps = [await chain("second backup, unchanged")];
+  const collection = await new ChromaStore({ url, tenant: "default_tenant", database: "default_database" }).openCollection(name);
   const updated = pick(RECORDS / 100, RECORDS, 11);
   const fresh = recordBatch(RECORDS * 3, updated.length, DIMENSION);
   const updateIds = updated.map((i) => recordBatch(i, 1, 0).ids[0]!);
   for (let i = 0; i < updateIds.length; i += 500) {
     await collection.update({ ids: updateIds.slice(i, i + 500), embeddings: fresh.embeddings.slice(i, i + 500) });
   }
-  const afterUpdate = await run(dedupeStore, true);
+  steps.push(await chain("after updating 1% at random"));
   for (let start = RECORDS; start < RECORDS * 1.05; start += 1000) await collection.add(recordBatch(start, 1000, DIMENSION));
-  const afterAppend = await run(dedupeStore, true);
+  steps.push(await chain("after appending 5%"));
   const deleteIds = pick(RECORDS / 100, RECORDS, 23).map((i) => recordBatch(i, 1, 0).ids[0]!);
   for (let i = 0; i < deleteIds.length; i += 500) await collection.delete({ ids: deleteIds.slice(i, i + 500) });
-  const afterDelete = await run(dedupeStore, true);
+  steps.push(await chain("after deleting 1% at random"));
 
-  const best = (runs: { records: number; ms: number }[]) => Math.max(...runs.map((r) => (r.records / r.ms) * 1000));
-  const plainRate = best(plains);
-  const pct = (r: BackupResult) => `${((r.uploadedBytes / first.bytes) * 100).toFixed(2)}%`;
-  const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+  const mb = (bytes = 0) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+  const pct = (o: Outcome) => `${(((o.uploadedBytes ?? 0) / (first.bytes ?? 1)) * 100).toFixed(2)}%`;
+  const goals = ["≤ 2%", "≤ 15%", "≤ 10%", "≤ 15%"];
   console.log(`deduplicated backups of ${RECORDS} x ${DIMENSION} (first backup: ${mb(first.bytes)} in ${first.chunks} chunks)`);
   console.log(`${"".padEnd(40)}${"uploaded".padStart(11)}${"of first".padStart(10)}${"reused".padStart(8)}${"goal".padStart(8)}`);
-  const line = (label: string, r: BackupResult, goal: string) =>
-    console.log(`${label.padEnd(40)}${mb(r.uploadedBytes).padStart(11)}${pct(r).padStart(10)}${String(r.reusedChunks).padStart(8)}${goal.padStart(8)}`);
+  const line = (label: string, o: Outcome, goal: string) =>
+    console.log(`${label.padEnd(40)}${mb(o.uploadedBytes).padStart(11)}${pct(o).padStart(10)}${String(o.reusedChunks).padStart(8)}${goal.padStart(8)}`);
   line("first (full) backup", first, "");
-  line("second backup, unchanged", unchanged, "≤ 2%");
-  line("after updating 1% at random", afterUpdate, "≤ 15%");
-  line("after appending 5%", afterAppend, "≤ 10%");
-  line("after deleting 1% at random", afterDelete, "≤ 15%");
-  console.log(`backup speed (best of 2 each; goal ≥ 0.90x of a plain full backup)`);
-  console.log(`  plain full backup (format 2)        ${plainRate.toFixed(0).padStart(8)} records/s  1.00x  (runs ${plains.map((r) => ((r.records / r.ms) * 1000).toFixed(0)).join(", ")})`);
-  console.log(`  deduplicating full backup           ${best(firsts).toFixed(0).padStart(8)} records/s  ${(best(firsts) / plainRate).toFixed(2)}x  (runs ${firsts.map((r) => ((r.records / r.ms) * 1000).toFixed(0)).join(", ")})`);
-  for (const extra of extras) {
-    const rate = (extra.result.records / extra.result.ms) * 1000;
-    console.log(`  ${`deduplicating, ${extra.name}`.padEnd(36)}${rate.toFixed(0).padStart(8)} records/s  ${(rate / plainRate).toFixed(2)}x`);
-  }
-  const timeRestore = async (store: ObjectStore, backupId: string, target: string) => {
-    const t = performance.now();
-    await restore.process(restore.payload.parse({ collection: target, backupId }), ctx(store));
-    const ms = performance.now() - t;
-    await dropCollections(url, [target]);
-    return ms;
-  };
-  const plainAfter = await run(plainStore, false);
-  const restoreFull = await timeRestore(plainStore, plainAfter.backupId, `${name}_full_restored`);
-  const restoreIncremental = await timeRestore(dedupeStore, afterDelete.backupId, `${name}_incr_restored`);
+  for (const [i, step] of steps.entries()) line(step.label, step.o, goals[i]!);
 
+  const base = rate(median(runs[0]!));
+  console.log(`full backups, median of ${options.rounds} alternating rounds (goal: ≥ 0.90x of plain, peak RSS unchanged); load average ${loadAverage()}`);
+  for (const [i, variant] of variants.entries()) {
+    const m = median(runs[i]!);
+    const rss = runs[i]!.map((o) => o.peakRssMb).sort((a, b) => a - b)[Math.floor(options.rounds / 2)]!;
+    console.log(
+      `  ${variant.label.padEnd(32)}${rate(m).toFixed(0).padStart(8)} records/s ${`${(rate(m) / base).toFixed(2)}x`.padStart(6)}  peak RSS ${rss.toFixed(0)} MB (median)` +
+        `  (runs ${runs[i]!.map((o) => rate(o).toFixed(0)).join(", ")} records/s; ${runs[i]!.map((o) => o.peakRssMb.toFixed(0)).join(", ")} MB)`,
+    );
+  }
+
+  if (options.restoreRounds > 0) {
+    // The same state both ways: a plain full backup of the collection as the chain left it, and the chain's last backup.
+    const full = await backupOf("restore_full", { dedupe: false });
+    const incremental = steps.at(-1)!.o;
+    const restores: [Outcome[], Outcome[]] = [[], []];
+    for (let round = 0; round < options.restoreRounds; round++) {
+      for (const [i, [store, backupId]] of ([["restore_full", full.backupId], [chainStore, incremental.backupId]] as const).entries()) {
+        const target = `${name}_restored_${i}_${round}`;
+        restores[i]!.push(await runVariant(["restore", url, target, dir(store), backupId ?? ""]));
+        await dropCollections(url, [target]);
+      }
+    }
+    const [fulls, incrementals] = restores.map((outcomes) => median(outcomes));
+    const seconds = (o: Outcome) => `${((o.ms ?? 0) / 1000).toFixed(1)} s`;
+    console.log(
+      `restore of ${incremental.records} records, median of ${options.restoreRounds}: full (format 2) ${seconds(fulls!)}, peak RSS ${fulls!.peakRssMb.toFixed(0)} MB; ` +
+        `incremental (deduplicated, after the chain) ${seconds(incrementals!)} (${(rate(incrementals!) / rate(fulls!)).toFixed(2)}x), peak RSS ${incrementals!.peakRssMb.toFixed(0)} MB` +
+        ` (runs: full ${restores[0].map(seconds).join(", ")}; incremental ${restores[1].map(seconds).join(", ")})`,
+    );
+  }
   await dropCollections(url, [name]);
-  console.log(`restore: full (format 2) ${(restoreFull / 1000).toFixed(1)} s, incremental (format 3, after the chain) ${(restoreIncremental / 1000).toFixed(1)} s`);
 }
+
+/** The machine is shared: the load the figures were taken under, as a minute's load average. */
+const loadAverage = () => loadavg()[0]!.toFixed(1);

@@ -1,8 +1,6 @@
 import { benchBackup } from "./backup-bench.js";
 import { benchServices } from "./bench-kit.js";
 import { benchDedupe } from "./dedupe-bench.js";
-import { EncryptedStore } from "../src/storage/backup-format/encrypted-store.js";
-import { FsStore } from "../src/storage/fs-store.js";
 import { benchExpire } from "./expire-bench.js";
 import { benchMaintenance } from "./maintenance-bench.js";
 import { benchProbeAndEnqueue } from "./probe-and-enqueue.js";
@@ -14,7 +12,8 @@ import { benchScale, parseScaleCases, SCALE_CASES } from "./scale-bench.js";
  * `npm run bench [-- --sizes 50000,100000] [-- --only probe|backup|expire|scale|recall|dedupe|maintenance|reindex]`: every benchmark prints its figures
  * beside a baseline measured in the same run. The scale run (a million records; also part of a full run) takes
  * `--scale-cases 1000000x16,50000x384`, `--rounds N`, `--no-restore` (backups only) and `--chroma-dir DIR` to keep its
- * seeded Chroma for the next run.
+ * seeded Chroma for the next run. The dedupe run takes `--rounds N` (full backups, alternating), `--restore-rounds N`
+ * (restores of a full and an incremental backup, alternating; 1 by default) and `--no-restore`.
  */
 const args = process.argv.slice(2);
 const option = (name: string) => {
@@ -37,9 +36,7 @@ try {
   if (!only || only === "maintenance") await benchMaintenance(services, rounds);
   if (!only || only === "reindex") await benchReindex(services, rounds);
   if (!only || only === "dedupe") {
-    await benchDedupe(services, [
-      { name: "encrypted", store: (dir) => new EncryptedStore(new FsStore(dir), Buffer.from("a bench passphrase, not a secret")) },
-    ]);
+    await benchDedupe(services, { rounds, restoreRounds: args.includes("--no-restore") ? 0 : Number(option("--restore-rounds") ?? "1") });
   }
 } finally {
   await services.close();

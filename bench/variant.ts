@@ -11,6 +11,7 @@ import { LocalLocks } from "../src/queues/locks.js";
 import { ChromaStore } from "../src/storage/chroma.js";
 import { BatchedWriter } from "../src/storage/chroma-writer.js";
 import { FsStore } from "../src/storage/fs-store.js";
+import { EncryptedStore } from "../src/storage/backup-format/encrypted-store.js";
 import { acceptedBatch, recordBatch } from "./records.js";
 
 /**
@@ -20,10 +21,11 @@ import { acceptedBatch, recordBatch } from "./records.js";
 const [variant = "", url = "", collection = "", ...rest] = process.argv.slice(2);
 const store = new ChromaStore({ url, tenant: "default_tenant", database: "default_database" });
 const client = store.client;
-const ctxFor = (dir: string) => ({
+/** A bench passphrase (not a secret) for the encrypted variants: set by a `"passphrase"` in the options. */
+const ctxFor = (dir: string, passphrase?: string) => ({
   logger: createLogger("silent"),
   chroma: store,
-  backupStore: new FsStore(dir),
+  backupStore: passphrase ? new EncryptedStore(new FsStore(dir), Buffer.from(passphrase)) : new FsStore(dir),
   locks: new LocalLocks(),
   runner: "bench",
   followUp: async () => undefined,
@@ -31,7 +33,16 @@ const ctxFor = (dir: string) => ({
   progress: async () => undefined,
 });
 
-async function run(): Promise<{ records: number; bytes?: number; backupId?: string; recall?: unknown; pacing?: unknown }> {
+async function run(): Promise<{
+  records: number;
+  bytes?: number;
+  backupId?: string;
+  recall?: unknown;
+  pacing?: unknown;
+  uploadedBytes?: number;
+  reusedChunks?: number;
+  chunks?: number;
+}> {
   switch (variant) {
     case "raw-read": {
       const c = await store.openCollection(collection);
@@ -91,12 +102,15 @@ async function run(): Promise<{ records: number; bytes?: number; backupId?: stri
     case "backup": {
       // An optional JSON object of payload options, for comparing settings.
       const [dir = "", options = "{}"] = rest;
-      const result = await backup.process(backup.payload.parse({ ...(JSON.parse(options) as object), collection }), ctxFor(dir));
-      return { records: result.records, bytes: result.bytes, backupId: result.backupId, pacing: result.pacing };
+      const { passphrase, ...payload } = JSON.parse(options) as { passphrase?: string };
+      const result = await backup.process(backup.payload.parse({ ...payload, collection }), ctxFor(dir, passphrase));
+      const { records, bytes, backupId, pacing, uploadedBytes, reusedChunks, chunks } = result;
+      return { records, bytes, backupId, pacing, uploadedBytes, reusedChunks, chunks };
     }
     case "restore": {
       const [dir = "", backupId = "", options = "{}"] = rest;
-      const result = await restore.process(restore.payload.parse({ ...(JSON.parse(options) as object), collection, backupId }), ctxFor(dir));
+      const { passphrase, ...payload } = JSON.parse(options) as { passphrase?: string };
+      const result = await restore.process(restore.payload.parse({ ...payload, collection, backupId }), ctxFor(dir, passphrase));
       return { records: result.records };
     }
     case "plain-add": {

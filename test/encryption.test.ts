@@ -8,6 +8,7 @@ import { restore } from "../src/jobs/restore.js";
 import { verify } from "../src/jobs/verify.js";
 import { completeBackups, readManifest } from "../src/storage/backup-format/backup-catalog.js";
 import { EncryptedStore, readKeyFile } from "../src/storage/backup-format/encrypted-store.js";
+import { SEALED_OVERHEAD } from "../src/storage/backup-format/encryption.js";
 import { chunksFolder } from "../src/storage/backup-format/layout.js";
 import { HEADER_KEY } from "../src/storage/backup-format/repository-header.js";
 import type { ObjectStore } from "../src/storage/object-store.js";
@@ -92,6 +93,16 @@ describe.each(STORES)("encrypted backups on $name", ({ open }) => {
     expect(second.reusedChunks).toBe(second.chunks);
   });
 
+  it("counts what a run wrote as stored: each object with its envelope", async () => {
+    // Every chunk of the first backup was new; each object (chunks, manifest) carries the envelope once.
+    expect(deduped.uploadedBytes).toBe(deduped.bytes + SEALED_OVERHEAD * (deduped.chunks + 1));
+    expect(full.uploadedBytes).toBe(full.bytes + SEALED_OVERHEAD * (full.chunks + 1));
+    let stored = 0;
+    for await (const object of inner.list(`${source}/${full.backupId}/`)) stored += object.size;
+    expect(full.uploadedBytes).toBe(stored);
+  });
+
+
   it("a missing or wrong key names the key id the backups need; mixing keys or plain backups is refused", async () => {
     const keyId = (JSON.parse((await inner.get(HEADER_KEY)).toString("utf8")) as { keyId: string }).keyId;
     await expect(completeBackups(inner, source)).rejects.toThrow(`the backups are encrypted with key ${keyId}: set VK_BACKUP_KEY_FILE`);
@@ -137,4 +148,17 @@ describe.each(STORES)("encrypted backups on $name", ({ open }) => {
     expect(good.code).toBe(0);
     expect(good.stderr).not.toContain(readKeyFile(keyPath).toString());
   }, 60_000);
+});
+
+describe("conditional create (how the repository header is written)", () => {
+  it("of writers racing for one key on file://, exactly one wins and its object stands whole", async () => {
+    const { store } = STORES[0]!.open();
+    const bodies = Array.from({ length: 8 }, (_, i) => Buffer.alloc(64 * 1024, i));
+    const won = await Promise.all(bodies.map((body) => store.create("header.json", body)));
+    expect(won.filter(Boolean)).toHaveLength(1);
+    expect((await store.get("header.json")).equals(bodies[won.indexOf(true)]!)).toBe(true);
+    expect(await store.create("header.json", Buffer.from("later"))).toBe(false);
+    // No temp file is left behind by the losers.
+    expect(await store.collectUnfinished("", new Date(Date.now() + 60_000), true)).toEqual([]);
+  });
 });

@@ -154,7 +154,7 @@ export const backup = defineJob({
         collection: name,
         records: read,
         bytes: writer.bytes,
-        uploadedBytes: writer instanceof ContentWriter ? writer.uploadedBytes : writer.bytes,
+        uploadedBytes: writer.uploadedBytes,
         reusedChunks: writer instanceof ContentWriter ? writer.reusedChunks : 0,
         chunks: manifest.chunks.length,
         durationMs: Math.round(performance.now() - started),

@@ -1,11 +1,14 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
+import { link, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
 import { ConfigError } from "../config/config-error.js";
 import { ObjectNotFoundError, type ObjectStore, type StoredObject } from "./object-store.js";
 
 /** The suffix of the temp file a write goes through; a crash mid-write leaves one behind. */
 const PARTIAL = ".partial";
+
+/** Files stat'ed at once by a listing. */
+const STAT_BATCH = 64;
 
 /** The longest file or directory name Linux, macOS and Windows file systems accept, in bytes. */
 const MAX_NAME_BYTES = 255;
@@ -42,10 +45,9 @@ export class FsStore implements ObjectStore {
 
   async put(key: string, body: Uint8Array): Promise<void> {
     const target = this.path(key);
-    await mkdir(dirname(target), { recursive: true });
     const temp = `${target}.${randomBytes(6).toString("hex")}${PARTIAL}`;
     try {
-      await writeFile(temp, body);
+      await this.writeInFolder(temp, body);
       await rename(temp, target);
     } catch (error) {
       // A full disk fails the write part way: take the part back now rather than leave it for prune.
@@ -53,6 +55,44 @@ export class FsStore implements ObjectStore {
       const reason = error instanceof Error ? error.message : String(error);
       throw new Error(`could not write ${key} to ${this.description}: ${reason}`, { cause: error });
     }
+  }
+
+  async create(key: string, body: Uint8Array): Promise<boolean> {
+    const target = this.path(key);
+    const temp = `${target}.${randomBytes(6).toString("hex")}${PARTIAL}`;
+    try {
+      await this.writeInFolder(temp, body);
+      // link, unlike rename, fails when the target exists: atomic create-if-absent, and readers never see half a file.
+      await link(temp, target);
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new Error(`could not write ${key} to ${this.description}: ${reason}`, { cause: error });
+    } finally {
+      await rm(temp, { force: true }).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Folders this store made or found, so a put skips the mkdir call: a deduplicated backup writes thousands of small
+   * chunks into one folder, and each file system call is a trip through libuv's small thread pool. A folder removed
+   * since (prune drops empty ones) fails the write with ENOENT: made again, and the write retried.
+   */
+  private readonly folders = new Set<string>();
+
+  private async writeInFolder(file: string, body: Uint8Array): Promise<void> {
+    const folder = dirname(file);
+    if (this.folders.has(folder)) {
+      try {
+        return await writeFile(file, body);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      }
+    }
+    await mkdir(folder, { recursive: true });
+    this.folders.add(folder);
+    await writeFile(file, body);
   }
 
   async get(key: string): Promise<Buffer> {
@@ -78,13 +118,17 @@ export class FsStore implements ObjectStore {
       if (error.code === "ENOENT") return [];
       throw error;
     });
-    for (const entry of entries) {
-      if (!entry.isFile() || entry.name.endsWith(PARTIAL) !== partial) continue;
+    const files = entries.flatMap((entry) => {
+      if (!entry.isFile() || entry.name.endsWith(PARTIAL) !== partial) return [];
       const full = join(entry.parentPath, entry.name);
       const key = relative(this.root, full).split(sep).join("/");
-      if (!key.startsWith(prefix)) continue;
-      const info = await stat(full).catch(() => undefined);
-      if (info) yield { key, size: info.size, lastModified: info.mtime };
+      return key.startsWith(prefix) ? [{ full, key }] : [];
+    });
+    // A folder of shared chunks holds thousands of files: their stats run a batch at a time, not one after another.
+    for (let i = 0; i < files.length; i += STAT_BATCH) {
+      const batch = files.slice(i, i + STAT_BATCH);
+      const infos = await Promise.all(batch.map((file) => stat(file.full).catch(() => undefined)));
+      for (const [j, info] of infos.entries()) if (info) yield { key: batch[j]!.key, size: info.size, lastModified: info.mtime };
     }
   }
 

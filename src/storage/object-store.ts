@@ -15,6 +15,12 @@ export interface ObjectStore {
   readonly description: string;
   /** Writes a whole object; a reader never sees it half written. */
   put(key: string, body: Uint8Array): Promise<void>;
+  /**
+   * Writes a whole object only if none has its key yet (a conditional create, so two writers racing for one key agree
+   * on the winner); false when one had. A store that cannot refuse (an S3 server ignoring `If-None-Match`) writes and
+   * answers true: callers read the object back to learn what stands.
+   */
+  create(key: string, body: Uint8Array): Promise<boolean>;
   /** Reads a whole object, or throws {@link ObjectNotFoundError}. */
   get(key: string): Promise<Buffer>;
   /** Every object whose key starts with `prefix`. */
@@ -32,7 +38,12 @@ export interface ObjectStore {
    * HMAC, so names reveal no hash of the plaintext. Without it a chunk's name is the SHA-256 of its bytes.
    */
   contentName?(body: Uint8Array): Promise<string>;
+  /** What an object of `bytes` bytes takes on the store, when the store adds to it (an encrypted store's envelope). */
+  storedBytes?(bytes: number): number;
 }
+
+/** What writing `bytes` bytes puts on the store (an encrypted store adds its envelope to each object). */
+export const storedBytes = (store: ObjectStore, bytes: number): number => store.storedBytes?.(bytes) ?? bytes;
 
 export class ObjectNotFoundError extends Error {
   override readonly name = "ObjectNotFoundError";

@@ -3,6 +3,7 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   ListMultipartUploadsCommand,
+  PutObjectCommand,
   ListObjectsV2Command,
   S3Client,
   S3ServiceException,
@@ -113,6 +114,18 @@ export class S3Store implements ObjectStore {
       await upload.done();
     } catch (error) {
       if (upload.uploadId) await this.abortUpload(this.root + key, upload.uploadId).catch(() => undefined);
+      this.explain(error, key);
+    }
+  }
+
+  /** A conditional PUT (`If-None-Match: *`): 412, or 409 for a racing one, means another writer's object stands. */
+  async create(key: string, body: Uint8Array): Promise<boolean> {
+    try {
+      await this.client.send(new PutObjectCommand({ Bucket: this.settings.bucket, Key: this.root + key, Body: body, IfNoneMatch: "*" }));
+      return true;
+    } catch (error) {
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status === 412 || status === 409) return false;
       this.explain(error, key);
     }
   }

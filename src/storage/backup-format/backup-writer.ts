@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { recordFeatures, type ChromaFeature } from "../chroma-features.js";
-import type { ObjectStore } from "../object-store.js";
+import { storedBytes, type ObjectStore } from "../object-store.js";
 import { concatColumns, sliceColumns, type RecordColumns } from "../record-columns.js";
 import { encodeChunk } from "./chunk-codec.js";
 import { compressors, type Compression } from "./compression.js";
@@ -28,6 +28,8 @@ export class BackupWriter {
   private dimension = 0;
   records = 0;
   bytes = 0;
+  /** What this run wrote to the store, as stored (encrypted objects with their envelope). */
+  uploadedBytes = 0;
   /** What the records written so far hold that not every server can (for the manifest's `features`). */
   readonly features = new Set<ChromaFeature>();
 
@@ -84,6 +86,7 @@ export class BackupWriter {
     this.chunks[index] = entry;
     this.records += entry.records;
     this.bytes += entry.bytes;
+    this.uploadedBytes += storedBytes(this.store, entry.bytes);
   }
 
   private async settle(): Promise<void> {
@@ -105,6 +108,7 @@ export class BackupWriter {
     const body = serializeManifest(unsigned);
     await this.store.put(this.folder + MANIFEST, body);
     this.bytes += body.length;
+    this.uploadedBytes += storedBytes(this.store, body.length);
     return unsigned;
   }
 

@@ -47,6 +47,25 @@ const gzipChunk = async ({ text, floats }: ChunkParts): Promise<Buffer> => {
   return Buffer.concat([head, tail]);
 };
 
+/**
+ * gzip for the small chunks of deduplicated backups (a few records each), still read by any gunzip: one member per
+ * part, compressed on the calling thread. Deflate's fixed cost per call (and the async codec's stream and thread hop)
+ * outweighs its work on a chunk this small: Huffman coding 9 KB of floats took ~400 µs, four times its cost per byte
+ * on a big chunk. So only what compresses is coded: the record text at level 1 and the last plane of the shuffled
+ * floats (sign and high exponent bits) with Huffman coding alone; the other three planes are mantissa bits, near
+ * random, and go in a stored member (no search, no coding). Coding that plane alone also gives it a Huffman table of
+ * its own, so the chunk comes out smaller than with one table over all four planes (the floats of 500 six-record
+ * chunks of 384-dim embeddings: 3.8 MB against 4.2 MB; the whole chunk in about a third of the time).
+ */
+export function gzipSmallChunk({ text, floats }: ChunkParts): Buffer {
+  const plane = floats.length / 4;
+  return Buffer.concat([
+    zlib.gzipSync(text, { level: 1, windowBits: 12, memLevel: 4 }),
+    zlib.gzipSync(floats.subarray(0, 3 * plane), { level: 0 }),
+    zlib.gzipSync(floats.subarray(3 * plane), { level: 1, strategy: zlib.constants.Z_HUFFMAN_ONLY }),
+  ]);
+}
+
 const whole = ({ text, floats }: ChunkParts) => Buffer.concat([text, floats]);
 
 const zstdCompress = zstdCodec("zstdCompress");

@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
 import { recordFeatures, type ChromaFeature } from "../chroma-features.js";
-import type { ObjectStore } from "../object-store.js";
+import { storedBytes, type ObjectStore } from "../object-store.js";
 import { concatColumns, type RecordColumns } from "../record-columns.js";
 import { ChunkCutter, type CutRules } from "./chunk-cutter.js";
 import { encodeChunk } from "./chunk-codec.js";
-import { compressors, type Compression } from "./compression.js";
+import { compressors, gzipSmallChunk, type Compression } from "./compression.js";
 import { backupFolder, chunksFolder, MANIFEST } from "./layout.js";
 import { serializeManifest, type ManifestChunk, type UnsignedManifest } from "./manifest.js";
 
@@ -42,7 +42,7 @@ export class ContentWriter {
   records = 0;
   /** Logical size: every chunk the backup lists, and its manifest, whether uploaded now or before. */
   bytes = 0;
-  /** What this run wrote to the store. */
+  /** What this run wrote to the store, as stored (encrypted objects with their envelope). */
   uploadedBytes = 0;
   /** Chunks the store already held (from earlier backups), not uploaded again. */
   reusedChunks = 0;
@@ -80,7 +80,8 @@ export class ContentWriter {
   }
 
   private async put(index: number, columns: RecordColumns): Promise<void> {
-    const body = await compressors[this.compression](encodeChunk(withSortedMetadata(columns)));
+    const parts = encodeChunk(withSortedMetadata(columns));
+    const body = this.compression === "gzip" ? gzipSmallChunk(parts) : await compressors[this.compression](parts);
     const key = await chunkName(this.store, body);
     this.chunks[index] = { key, records: columns.ids.length, bytes: body.length };
     this.records += columns.ids.length;
@@ -91,7 +92,7 @@ export class ContentWriter {
     }
     this.written.add(key);
     await this.store.put(chunksFolder(this.collection) + key, body);
-    this.uploadedBytes += body.length;
+    this.uploadedBytes += storedBytes(this.store, body.length);
   }
 
   private check(): void {
@@ -122,7 +123,7 @@ export class ContentWriter {
     const body = serializeManifest(unsigned);
     await this.store.put(backupFolder(this.collection, this.backupId) + MANIFEST, body);
     this.bytes += body.length;
-    this.uploadedBytes += body.length;
+    this.uploadedBytes += storedBytes(this.store, body.length);
     return unsigned;
   }
 

@@ -30,6 +30,14 @@ export class EncryptedStore implements ObjectStore {
     await this.inner.put(key, seal(await this.ready(), key, body));
   }
 
+  async create(key: string, body: Uint8Array): Promise<boolean> {
+    return this.inner.create(key, seal(await this.ready(), key, body));
+  }
+
+  storedBytes(bytes: number): number {
+    return (this.inner.storedBytes?.(bytes + SEALED_OVERHEAD)) ?? bytes + SEALED_OVERHEAD;
+  }
+
   async get(key: string): Promise<Buffer> {
     const keys = await this.ready();
     return unseal(keys, key, await this.inner.get(key), this.inner.description);

@@ -80,7 +80,8 @@ export async function openRepository(store: ObjectStore, secret: Buffer): Promis
   }
   if (!written) {
     const header = { format: "vectorkeeper-repository", version: 1, encryption: "aes-256-gcm", keyId: keys.keyId, kdf: { name: "scrypt", ...kdf } };
-    await store.put(HEADER_KEY, Buffer.from(`${JSON.stringify(header, null, 2)}\n`, "utf8"));
+    // Conditional where the store honours it (file://, AWS S3, MinIO, R2): then only one header is ever written.
+    await store.create(HEADER_KEY, Buffer.from(`${JSON.stringify(header, null, 2)}\n`, "utf8"));
     // Processes that found the store empty at once each wrote a header, and the store kept one: all of them read it
     // back once every write is done, and seal with its key, so no backup is sealed under a header that was overwritten.
     await setTimeout(DEFAULTS.backup.headerSettleMs);
