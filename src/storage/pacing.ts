@@ -179,7 +179,8 @@ export class Pacer {
     if (this.ticks.length > this.tuning.probeWindow + 1) this.ticks.shift();
     const since = this.ticks[0]!;
     const observed = now > since.at ? ((this.taken - since.taken) / (now - since.at)) * 1000 : 0;
-    if (!this.throttled && this.ticks.length > this.tuning.probeWindow) this.peak = Math.max(this.peak, observed);
+    // Also while throttled: a peak caught early on a busy machine would otherwise pin the floor and the step too low.
+    if (this.ticks.length > this.tuning.probeWindow) this.peak = Math.max(this.peak, observed);
     // A judgement needs a full window: one slow answer on a busy machine is not a trend.
     if (this.recent.length < this.tuning.probeWindow) return;
     const level = median(this.recent);
@@ -201,7 +202,7 @@ export class Pacer {
       this.tally.slowdowns++;
       this.tally.lowest = Math.min(this.tally.lowest, rate);
     } else if (this.throttled) {
-      this.rate += this.tuning.speedupShare * fastest;
+      this.rate += this.tuning.speedupShare * Math.max(fastest, this.rate);
       if (this.rate >= fastest) {
         this.rate = this.ceiling;
         this.throttled = false;
