@@ -132,10 +132,10 @@ async function run(): Promise<{
     case "plain-copy": {
       // A copy into a new collection as a careful script makes it: the linear read (ids listed in windows, records
       // fetched by id, two pages ahead) and Chroma's add in the largest batches a request may carry, one in flight.
-      const [target = ""] = rest;
+      const [target = "", batch] = rest;
       const source = await store.openCollection(collection);
       const copy = await client.createCollection({ name: target, embeddingFunction: null });
-      const limits = await store.writeLimits();
+      const limits = await store.writeLimits(batch ? Number(batch) : undefined);
       let writer: BatchedWriter | undefined;
       for await (const page of store.readPages(source, { pageSize: 500, readAhead: 2 })) {
         writer ??= new BatchedWriter(copy, { limits, mode: "add" }, page.dimension);

@@ -38,7 +38,7 @@ const FLAGS: FlagSpec[] = [
   { flag: "--field <name>", field: "field", description: "expire/archive: the lifecycle metadata field", parse: (t) => t },
   { flag: "--older-than-days <n>", field: "olderThanDays", description: "archive: move records created more than n days ago", parse: number },
   { flag: "--to <name>", field: "to", description: "restore: the collection to restore into; archive: target collection ({name} = source) or object-store", parse: (t) => t },
-  { flag: "--batch-size <n>", field: "batchSize", description: "expire/archive/restore: records per batch", parse: number },
+  { flag: "--batch-size <n>", field: "batchSize", description: "expire/archive/restore/reindex: records per batch", parse: number },
   { flag: "--compression <kind>", field: "compression", description: "backup: gzip (default), zstd or none", parse: (t) => t },
   { flag: "--dedupe", field: "dedupe", description: "backup: store chunks once per collection, shared by its backups (format 3)" },
   { flag: "--chunk-records <n>", field: "chunkRecords", description: "backup: records per chunk", parse: number },

@@ -50,6 +50,11 @@ export const reindexPayload = z
     keepOldHours: z.number().min(0).max(87_600).default(d.keepOldHours),
     /** Catch-up passes before the swap (and reconcile passes after it) at most. */
     maxPasses: z.number().int().min(1).max(100).default(d.maxPasses),
+    /**
+     * Records per write, at most the server's maximum batch size (the default, as for restore); smaller writes each
+     * take less time on a loaded server. A write never carries more than the request-body cap either way.
+     */
+    batchSize: z.number().int().min(1).max(100_000).optional(),
     /** Leave out measuring recall before and after (the copy then skips exact search). */
     skipRecall: z.boolean().default(false),
     k: recallFields.k,
@@ -309,7 +314,7 @@ async function rebuild(run: Run, current: CurrentIndex, saved: SavedCollection, 
     const space = spaceOf(source);
     const queries = !payload.skipRecall && size > 1 ? await sampleQueries(chroma, source, payload.queries, size) : [];
     const truth = recallTruth(queries, payload.k, space, wanted.space ?? space);
-    const sync = new CollectionSync(chroma, source, target, await chroma.writeLimits());
+    const sync = new CollectionSync(chroma, source, target, await chroma.writeLimits(payload.batchSize));
     // The copy is Chroma's add, as a plain copy would make it; exact search rides along on the pages it reads (the
     // client has a core to spare while Chroma indexes).
     const copy = await sync.pass({
@@ -357,7 +362,7 @@ async function rollback(run: Run): Promise<Outcome> {
   if (!newest) throw new ConfigError(`${name} has no collection kept aside by a reindex to roll back to (kept ${payload.keepOldHours} hours, --keep-old-hours)`);
   const live = await chroma.openCollection(name);
   const kept = await chroma.openCollection(newest.name);
-  const sync = new CollectionSync(chroma, live, kept, await chroma.writeLimits());
+  const sync = new CollectionSync(chroma, live, kept, await chroma.writeLimits(payload.batchSize));
   await sync.adoptTarget(passOptions(run, "upsert"));
   const first = await sync.pass(passOptions(run, "upsert"));
   const passes = [{ written: first.written, deleted: first.deleted }, ...(await catchUp(run, sync, "catch-up"))];
