@@ -100,7 +100,7 @@ describe("reindex job", () => {
     await seed(name, 300);
     const stale = await chroma.openCollection(name);
     let wrote = false;
-    const result = await run({ collection: name, maxNeighbors: 12, skipRecall: true, dropOld: true }, async (p) => {
+    const result = await run({ collection: name, maxNeighbors: 12, skipRecall: true, dropOld: true, batchSize: 128 }, async (p) => {
       // The first report after the swap: a client that opened the collection before it writes there now.
       if (p.unit === "reconcile passes" && !wrote) {
         wrote = true;
