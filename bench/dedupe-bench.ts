@@ -110,6 +110,7 @@ export async function benchDedupe(services: Services, options: DedupeBenchOption
         await dropCollections(url, [target]);
       }
     }
+    for (const outcome of restores.flat()) if (outcome.error) console.log(`a restore failed: ${outcome.error}`);
     const [fulls, incrementals] = restores.map((outcomes) => median(outcomes));
     const seconds = (o: Outcome) => `${((o.ms ?? 0) / 1000).toFixed(1)} s`;
     console.log(
