@@ -147,7 +147,7 @@ describe.each(STORES)("encrypted backups on $name", ({ open }) => {
     const good = await runCli(["backups", "list", "--json"], { ...env, VK_BACKUP_KEY_FILE: keyPath });
     expect(good.code).toBe(0);
     expect(good.stderr).not.toContain(readKeyFile(keyPath).toString());
-  }, 60_000);
+  });
 });
 
 describe("conditional create (how the repository header is written)", () => {
