@@ -28,6 +28,8 @@ export async function benchReindex(services: Services, rounds: number): Promise<
   const copies: Outcome[] = [];
   const reindexes: Outcome[] = [];
   for (let round = 0; round < rounds; round++) {
+    // An interrupted run may have left its copy.
+    await dropCollections(url, [`${name}_copy`]);
     copies.push(await runVariant(["plain-copy", url, name, `${name}_copy`, String(BATCH)]));
     await dropCollections(url, [`${name}_copy`]);
     const outcome = await runVariant(["reindex", url, name, JSON.stringify({ batchSize: BATCH })]);
@@ -53,6 +55,7 @@ export async function benchReindex(services: Services, rounds: number): Promise<
       `  median reindex: passes ${JSON.stringify(result.passes)}, reconciled ${JSON.stringify(result.reconciled)}, recall@${result.k} before ${result.recallBefore?.recall} (p50 ${result.recallBefore?.p50Ms} ms, p95 ${result.recallBefore?.p95Ms} ms), after ${result.recallAfter?.recall} (p50 ${result.recallAfter?.p50Ms} ms, p95 ${result.recallAfter?.p95Ms} ms), warm ${result.warm?.durationMs} ms`,
     );
   }
+  if (copy.error || ours.error || !rate(copy)) return void console.log("  goal: reindex ≥ 0.8x the plain copy: not measured (a run failed)");
   const ratio = rate(ours) / rate(copy);
   console.log(`  goal: reindex ≥ 0.8x the plain copy: ${ratio.toFixed(2)}x, ${ratio >= 0.8 ? "met" : "NOT met"}`);
 }
