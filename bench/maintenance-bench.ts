@@ -32,7 +32,11 @@ async function userQueries(collection: Collection, embeddings: number[][], until
   const latencies: number[] = [];
   const inFlight: Promise<void>[] = [];
   let done = false;
-  void until.finally(() => (done = true));
+  // Both ways, so a crashed variant is reported by its phase rather than as an unhandled rejection here.
+  const stop = () => {
+    done = true;
+  };
+  until.then(stop, stop);
   const started = performance.now();
   for (let i = 0; !done; i++) {
     const due = started + (i * 1000) / QUERIES_PER_SECOND;

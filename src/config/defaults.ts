@@ -149,7 +149,7 @@ export interface PacingOptions {
   probeWindow: number;
   /** Each slowdown multiplies the rate by this (the multiplicative decrease of AIMD). @defaultValue 0.5 */
   slowdown: number;
-  /** Each probe within the limit raises the rate by this share of the fastest rate seen, or of the current rate once above it. @defaultValue 0.1 */
+  /** Each probe within the limit raises the rate by this share of the fastest rate seen (the additive increase). @defaultValue 0.1 */
   speedupShare: number;
   /**
    * The slowest adaptive pacing goes, as a share of the fastest rate seen (or of `maxRecordsPerSecond`), so a collection

@@ -1,8 +1,23 @@
 import { z } from "zod";
 import { ConfigError, describeIssues } from "../config/config-error.js";
 
+/** Every point a run can stop at; a name not listed here is refused rather than waited for in vain. */
+export const FAILPOINTS = [
+  "archive:after-copy",
+  "archive:after-manifest",
+  "backup:after-first-page",
+  "backup:before-manifest",
+  "drill:restored",
+  "reindex:between-renames",
+  "reindex:copying",
+  "reindex:pass",
+  "restore:before-swap",
+  "tune:copied",
+] as const;
+export type Failpoint = (typeof FAILPOINTS)[number];
+
 const FailpointEnv = z.object({
-  VK_FAILPOINT: z.string().regex(/^[a-z]+:[a-z-]+$/, { message: "must be a failpoint name such as backup:before-manifest" }).optional(),
+  VK_FAILPOINT: z.enum(FAILPOINTS, { message: `must be one of ${FAILPOINTS.join(", ")}` }).optional(),
   VK_FAILPOINT_PAUSE: z.enum(["0", "1"], { message: "must be 1 (pause until SIGUSR2) or 0 (stop for good)" }).optional(),
 });
 let parsed: z.infer<typeof FailpointEnv> | undefined;
@@ -22,7 +37,7 @@ function failpointEnv(): z.infer<typeof FailpointEnv> {
  * when it receives SIGUSR2 instead, so a test can change the data under a run between two of its steps (say, between
  * reading records and deleting them). Unset, it costs one comparison.
  */
-export async function failpoint(name: string): Promise<void> {
+export async function failpoint(name: Failpoint): Promise<void> {
   const env = failpointEnv();
   if (env.VK_FAILPOINT !== name) return;
   if (env.VK_FAILPOINT_PAUSE !== "1") {

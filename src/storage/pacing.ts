@@ -202,7 +202,7 @@ export class Pacer {
       this.tally.slowdowns++;
       this.tally.lowest = Math.min(this.tally.lowest, rate);
     } else if (this.throttled) {
-      this.rate += this.tuning.speedupShare * Math.max(fastest, this.rate);
+      this.rate += this.tuning.speedupShare * fastest;
       if (this.rate >= fastest) {
         this.rate = this.ceiling;
         this.throttled = false;
