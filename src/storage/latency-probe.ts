@@ -45,6 +45,8 @@ parentPort.on("message", async ({ count, everyMs }) => {
 export class LatencyProbe {
   private readonly worker: Worker;
   private listener: ((message: ProbeMessage) => void) | undefined;
+  /** Why the first failed probe of a measurement failed, for the log when none succeeded. */
+  firstError: string | undefined;
 
   constructor(request: ProbeRequest) {
     this.worker = new Worker(THREAD, { eval: true, workerData: request });
@@ -57,14 +59,22 @@ export class LatencyProbe {
     return new Promise((resolve, reject) => {
       const latencies: number[] = [];
       let answered = 0;
-      const failed = (error: Error) => reject(error);
+      // A thread that dies or ends answers no more: without these the caller would wait for ever.
+      const failed = (error: Error) => settle(() => reject(error));
+      const ended = (code: number) => settle(() => reject(new Error(`the latency probe thread ended (exit code ${code})`)));
+      const settle = (finish: () => void) => {
+        this.worker.off("error", failed);
+        this.worker.off("exit", ended);
+        this.listener = undefined;
+        finish();
+      };
       this.worker.once("error", failed);
+      this.worker.once("exit", ended);
       this.listener = (message) => {
         if (message.error === undefined) latencies.push(message.ms);
+        else this.firstError ??= message.error;
         if (++answered < count) return;
-        this.worker.off("error", failed);
-        this.listener = undefined;
-        resolve(latencies);
+        settle(() => resolve(latencies));
       };
       this.worker.postMessage({ count });
     });

@@ -108,7 +108,7 @@ export class Pacer {
     const idle = await probe.measure(tuning.idleProbes);
     if (idle.length === 0) {
       await probe.close();
-      logger.warn({ collection: collection.name }, "adaptive pacing: the probe query failed, so only the rate limit applies");
+      logger.warn({ collection: collection.name, reason: probe.firstError }, "adaptive pacing: the probe query failed, so only the rate limit applies");
       return new Pacer(pace, logger, tuning, undefined);
     }
     const pacer = new Pacer(pace, logger, tuning, median(idle), probe);
