@@ -211,6 +211,12 @@ export interface LifecycleJobOptions {
   lintPageSize: number;
   /** Records per page (metadata only) when expire audits a collection for fields that are not numbers. @defaultValue 5000 */
   auditPageSize: number;
+  /**
+   * Expire's audit reads every record's metadata on every run, where `maxRecordsPerSecond` is set with its deletes in
+   * mind: each audited record counts as this share of one against the limit, so a gentle delete rate does not stretch
+   * the audit of a large collection past the next run (500/s would audit 1M records in 33 minutes). @defaultValue 0.1
+   */
+  auditPaceShare: number;
 }
 
 /** Index warming (each can be set per job or schedule entry). */
@@ -421,6 +427,7 @@ export const DEFAULTS = {
     sampleIds: 5,
     lintPageSize: 1000,
     auditPageSize: 5000,
+    auditPaceShare: 0.1,
   } satisfies LifecycleJobOptions,
   alerts: {
     probeAfterFailures: 3,

@@ -81,7 +81,7 @@ export const expire = defineJob({
 
       const audit = { pageSize: d.auditPageSize, readAhead: 1, include: ["metadatas"] as const, signal: ctx.signal };
       for await (const page of ctx.chroma.readPages(collection, audit)) {
-        await pacer.take(page.ids.length, ctx.signal);
+        await pacer.take(page.ids.length * d.auditPaceShare, ctx.signal);
         page.metadatas.forEach((metadata, i) => {
           const value = metadata?.[payload.field];
           if (value === undefined || value === null || typeof value === "number") return;
