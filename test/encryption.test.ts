@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -10,7 +11,8 @@ import { completeBackups, readManifest } from "../src/storage/backup-format/back
 import { EncryptedStore, readKeyFile } from "../src/storage/backup-format/encrypted-store.js";
 import { SEALED_OVERHEAD } from "../src/storage/backup-format/encryption.js";
 import { chunksFolder } from "../src/storage/backup-format/layout.js";
-import { HEADER_KEY } from "../src/storage/backup-format/repository-header.js";
+import { HEADER_KEY, openRepository } from "../src/storage/backup-format/repository-header.js";
+import { FsStore } from "../src/storage/fs-store.js";
 import type { ObjectStore } from "../src/storage/object-store.js";
 import { runCli } from "./helpers/cli.js";
 import { snapshotOf, STORES } from "./helpers/backup-fixtures.js";
@@ -160,5 +162,44 @@ describe("conditional create (how the repository header is written)", () => {
     expect(await store.create("header.json", Buffer.from("later"))).toBe(false);
     // No temp file is left behind by the losers.
     expect(await store.collectUnfinished("", new Date(Date.now() + 60_000), true)).toEqual([]);
+  });
+});
+
+/** A file:// store whose create cannot refuse, like an S3 server ignoring `If-None-Match`; its first create is held back. */
+class IgnoringStore extends FsStore {
+  private creates = 0;
+  private landed = (): void => undefined;
+  readonly firstLanded = new Promise<void>((resolve) => (this.landed = resolve));
+
+  override async create(key: string, body: Uint8Array): Promise<boolean> {
+    if (this.creates++ === 0) await sleep(600);
+    await this.put(key, body);
+    this.landed();
+    return true;
+  }
+}
+
+describe("setting up one encrypted store at once", () => {
+  it("three processes agree on one key, also the one adopting a header a late write replaces", async () => {
+    const store = new IgnoringStore(mkdtempSync(join(tmpdir(), "vk-fs-")));
+    const secret = readKeyFile(keyFile());
+    const writers = [openRepository(store, secret), openRepository(store, secret)];
+    // The third starts once one header stands, before the held-back one replaces it.
+    await store.firstLanded;
+    const adopter = await openRepository(store, secret);
+    const keyIds = [...(await Promise.all(writers)), adopter].map((keys) => keys.keyId);
+    const stands = (JSON.parse((await store.get(HEADER_KEY)).toString("utf8")) as { keyId: string }).keyId;
+    expect(keyIds).toEqual([stands, stands, stands]);
+  });
+
+  it("a header asking scrypt for too much work is refused in one line, without running it", async () => {
+    const store = new FsStore(mkdtempSync(join(tmpdir(), "vk-fs-")));
+    const kdf = { name: "scrypt", N: 2 ** 15, r: 8, p: 16, salt: randomBytes(16).toString("base64") };
+    const header = { format: "vectorkeeper-repository", version: 1, encryption: "aes-256-gcm", keyId: "0123456789abcdef", kdf };
+    await store.put(HEADER_KEY, Buffer.from(JSON.stringify(header)));
+    const started = Date.now();
+    const error = await openRepository(store, readKeyFile(keyFile())).then(() => undefined, (caught: unknown) => caught as Error);
+    expect(error?.message).toBe(`${HEADER_KEY} in ${store.description} is invalid at kdf: the repository header was damaged or altered`);
+    expect(Date.now() - started).toBeLessThan(1000);
   });
 });

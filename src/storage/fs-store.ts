@@ -12,6 +12,8 @@ const STAT_BATCH = 64;
 
 /** The longest file or directory name Linux, macOS and Windows file systems accept, in bytes. */
 const MAX_NAME_BYTES = 255;
+/** link() errors of file systems without hard links: `create` falls back to a plain write. */
+const NO_HARD_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "EXDEV", "ENOSYS"]);
 
 /** A directory as an object store: keys are relative paths, writes go through a temp file and a rename. */
 export class FsStore implements ObjectStore {
@@ -62,8 +64,14 @@ export class FsStore implements ObjectStore {
     const temp = `${target}.${randomBytes(6).toString("hex")}${PARTIAL}`;
     try {
       await this.writeInFolder(temp, body);
-      // link, unlike rename, fails when the target exists: atomic create-if-absent, and readers never see half a file.
-      await link(temp, target);
+      try {
+        // link, unlike rename, fails when the target exists: atomic create-if-absent, and readers never see half a file.
+        await link(temp, target);
+      } catch (error) {
+        if (!NO_HARD_LINKS.has((error as NodeJS.ErrnoException).code ?? "")) throw error;
+        // SMB/CIFS, some FUSE and NAS mounts, exFAT: a plain write, which cannot refuse; callers read back what stands.
+        await rename(temp, target);
+      }
       return true;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;

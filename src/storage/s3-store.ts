@@ -126,6 +126,12 @@ export class S3Store implements ObjectStore {
     } catch (error) {
       const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
       if (status === 412 || status === 409) return false;
+      // A server rejecting the condition (501 NotImplemented, 400): a plain put, which cannot refuse; callers read back
+      // what stands. A 400 for another reason fails the put the same way, and is explained there.
+      if (status === 501 || status === 400 || (error as { name?: string }).name === "NotImplemented") {
+        await this.put(key, body);
+        return true;
+      }
       this.explain(error, key);
     }
   }

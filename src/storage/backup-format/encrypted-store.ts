@@ -1,8 +1,10 @@
 import { readFileSync } from "node:fs";
 import { ConfigError } from "../../config/config-error.js";
+import { IntegrityError } from "../../errors.js";
 import type { ObjectStore, StoredObject } from "../object-store.js";
 import { contentName, SEALED_OVERHEAD, seal, unseal, type RepositoryKeys } from "./encryption.js";
-import { HEADER_KEY, openRepository } from "./repository-header.js";
+import { MANIFEST } from "./layout.js";
+import { HEADER_KEY, openRepository, storeKeyId } from "./repository-header.js";
 
 /**
  * An object store whose objects are encrypted and authenticated (AES-256-GCM, a random nonce each) on their way in
@@ -23,11 +25,31 @@ export class EncryptedStore implements ObjectStore {
   }
 
   private ready(): Promise<RepositoryKeys> {
-    return (this.keys ??= openRepository(this.inner, this.secret));
+    // A failed set-up (a transient S3 error, a header being written) is not kept: the next job tries again.
+    return (this.keys ??= openRepository(this.inner, this.secret).catch((error: unknown) => {
+      this.keys = undefined;
+      throw error;
+    }));
   }
 
   async put(key: string, body: Uint8Array): Promise<void> {
-    await this.inner.put(key, seal(await this.ready(), key, body));
+    const keys = await this.ready();
+    if (key.endsWith(`/${MANIFEST}`)) await this.checkHeader(keys);
+    await this.inner.put(key, seal(keys, key, body));
+  }
+
+  /**
+   * Before a backup becomes visible: the header must still name the key this process seals with. Processes that set
+   * up one store at once, on a store that cannot refuse a second header, could otherwise seal backups under a salt
+   * that was overwritten, which no key file can open. One GET per backup turns that silent loss into an error.
+   */
+  private async checkHeader(keys: RepositoryKeys): Promise<void> {
+    const stands = await storeKeyId(this.inner);
+    if (stands === keys.keyId) return;
+    this.keys = undefined;
+    throw new IntegrityError(
+      `${HEADER_KEY} in ${this.inner.description} names key ${stands ?? "none (it is missing)"}, but this backup was sealed with key ${keys.keyId} (another process set the store up at the same time): the backup was not completed; run it again`,
+    );
   }
 
   async create(key: string, body: Uint8Array): Promise<boolean> {

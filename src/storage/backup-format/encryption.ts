@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHmac, randomBytes, scryptSync } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, scrypt, type ScryptOptions } from "node:crypto";
 import { ConfigError } from "../../config/config-error.js";
 import { IntegrityError } from "../../errors.js";
 
@@ -36,8 +36,12 @@ export function newKdfParams(): KdfParams {
   return { N: 32768, r: 8, p: 1, salt: randomBytes(16).toString("base64") };
 }
 
-export function deriveKeys(secret: Buffer, kdf: KdfParams): RepositoryKeys {
-  const material = scryptSync(secret, Buffer.from(kdf.salt, "base64"), 64, { N: kdf.N, r: kdf.r, p: kdf.p, maxmem: 256 * kdf.N * kdf.r });
+/** On libuv's thread pool, not the main thread: lease renewals, lock extensions and /livez keep running meanwhile. */
+export async function deriveKeys(secret: Buffer, kdf: KdfParams): Promise<RepositoryKeys> {
+  const options: ScryptOptions = { N: kdf.N, r: kdf.r, p: kdf.p, maxmem: 256 * kdf.N * kdf.r };
+  const material = await new Promise<Buffer>((resolve, reject) => {
+    scrypt(secret, Buffer.from(kdf.salt, "base64"), 64, options, (error, key) => (error ? reject(error) : resolve(key)));
+  });
   const encrypt = material.subarray(0, 32);
   const name = material.subarray(32, 64);
   const keyId = createHmac("sha256", name).update("vectorkeeper key id").digest().subarray(0, KEY_ID_BYTES).toString("hex");

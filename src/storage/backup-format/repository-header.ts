@@ -3,7 +3,7 @@ import { z } from "zod";
 import { ConfigError } from "../../config/config-error.js";
 import { DEFAULTS } from "../../config/defaults.js";
 import { IntegrityError } from "../../errors.js";
-import { ObjectNotFoundError, type ObjectStore } from "../object-store.js";
+import { ObjectNotFoundError, type ObjectStore, type StoredObject } from "../object-store.js";
 import { deriveKeys, KeyError, newKdfParams, sealedKeyId, type RepositoryKeys } from "./encryption.js";
 
 /**
@@ -27,8 +27,9 @@ const headerSchema = z
         salt: z.string().min(16),
       })
       .strict()
-      // What scrypt accepts, and at most 256 MiB of its memory: an altered header must not stall or crash a reader.
-      .refine((kdf) => (kdf.N & (kdf.N - 1)) === 0 && kdf.N * kdf.r <= 2 ** 21, { message: "N must be a power of 2, and N × r at most 2^21" }),
+      // What scrypt accepts, and at most 8× the default's work and 256 MiB of memory: an altered header must not stall
+      // or crash a reader.
+      .refine((kdf) => (kdf.N & (kdf.N - 1)) === 0 && kdf.N * kdf.r * kdf.p <= 2 ** 21, { message: "N must be a power of 2, and N × r × p at most 2^21" }),
   })
   .strict();
 
@@ -37,7 +38,7 @@ export async function storeKeyId(store: ObjectStore): Promise<string | undefined
   return (await readHeader(store))?.keyId;
 }
 
-function parseHeader(body: Buffer, where: string): z.output<typeof headerSchema> {
+function parseHeader(body: Buffer, where: string): Header {
   let raw: unknown;
   try {
     raw = JSON.parse(body.toString("utf8"));
@@ -57,19 +58,22 @@ function parseHeader(body: Buffer, where: string): z.output<typeof headerSchema>
  */
 export async function openRepository(store: ObjectStore, secret: Buffer): Promise<RepositoryKeys> {
   const found = await readHeader(store);
-  if (found) return keysOf(found, secret, store.description);
+  if (found) return keysOf(await settled(store, found, undefined), secret, store.description);
   // Derived before the store is checked for emptiness, so that check and the header's write follow each other closely.
   const kdf = newKdfParams();
-  const keys = deriveKeys(secret, kdf);
-  let written = false;
+  const keys = await deriveKeys(secret, kdf);
+  let adopted: StoredObject | undefined;
   for await (const object of store.list("")) {
     // Written since the read above: another process set the store up; its header is read back below.
     if (object.key === HEADER_KEY) {
-      written = true;
+      adopted = object;
       break;
     }
     const keyId = sealedKeyId(await store.get(object.key));
     if (keyId !== undefined) {
+      // Another process may have set the store up since the read above, and its chunks list before the header.
+      const late = await readHeader(store);
+      if (late) return keysOf(await settled(store, late, undefined), secret, store.description);
       throw new IntegrityError(
         `${HEADER_KEY} is missing from ${store.description}, whose objects are encrypted with key ${keyId}: put back a copy of it (without its salt no key file can open them)`,
       );
@@ -78,7 +82,7 @@ export async function openRepository(store: ObjectStore, secret: Buffer): Promis
       `${store.description} holds unencrypted backups (${object.key}) and one store holds one key: give encrypted backups a new BACKUP_URL, or unset VK_BACKUP_KEY_FILE`,
     );
   }
-  if (!written) {
+  if (!adopted) {
     const header = { format: "vectorkeeper-repository", version: 1, encryption: "aes-256-gcm", keyId: keys.keyId, kdf: { name: "scrypt", ...kdf } };
     // Conditional where the store honours it (file://, AWS S3, MinIO, R2): then only one header is ever written.
     await store.create(HEADER_KEY, Buffer.from(`${JSON.stringify(header, null, 2)}\n`, "utf8"));
@@ -86,12 +90,31 @@ export async function openRepository(store: ObjectStore, secret: Buffer): Promis
     // back once every write is done, and seal with its key, so no backup is sealed under a header that was overwritten.
     await setTimeout(DEFAULTS.backup.headerSettleMs);
   }
-  const kept = await readHeader(store);
-  if (!kept) throw new IntegrityError(`${HEADER_KEY} was deleted from ${store.description} while this process set the store up`);
-  return kept.kdf.salt === kdf.salt && kept.keyId === keys.keyId ? keys : keysOf(kept, secret, store.description);
+  const kept = adopted ? await settled(store, await readHeader(store), adopted.lastModified) : await readHeader(store);
+  return kept?.kdf.salt === kdf.salt && kept.keyId === keys.keyId ? keys : keysOf(kept, secret, store.description);
 }
 
-async function readHeader(store: ObjectStore): Promise<z.output<typeof headerSchema> | undefined> {
+/**
+ * The header that stands. One younger than the settle time may still be replaced by a racing writer's, on a store
+ * that cannot refuse a second create: a process adopting it waits as its writers do, and reads it again.
+ */
+async function settled(store: ObjectStore, header: Header | undefined, lastModified: Date | undefined): Promise<Header | undefined> {
+  if (header === undefined) return undefined;
+  const written = lastModified ?? (await headerModified(store));
+  // S3 listings give whole seconds: a second of slack, so a header written late in one is not taken as older.
+  if (written === undefined || Date.now() - written.getTime() >= DEFAULTS.backup.headerSettleMs + 1000) return header;
+  await setTimeout(DEFAULTS.backup.headerSettleMs);
+  return readHeader(store);
+}
+
+async function headerModified(store: ObjectStore): Promise<Date | undefined> {
+  for await (const object of store.list(HEADER_KEY)) if (object.key === HEADER_KEY) return object.lastModified;
+  return undefined;
+}
+
+type Header = z.output<typeof headerSchema>;
+
+async function readHeader(store: ObjectStore): Promise<Header | undefined> {
   try {
     return parseHeader(await store.get(HEADER_KEY), store.description);
   } catch (error) {
@@ -100,9 +123,10 @@ async function readHeader(store: ObjectStore): Promise<z.output<typeof headerSch
   }
 }
 
-function keysOf(header: z.output<typeof headerSchema>, secret: Buffer, where: string): RepositoryKeys {
+async function keysOf(header: Header | undefined, secret: Buffer, where: string): Promise<RepositoryKeys> {
+  if (!header) throw new IntegrityError(`${HEADER_KEY} was deleted from ${where} while this process set the store up`);
   const { name: _name, ...kdf } = header.kdf;
-  const keys = deriveKeys(secret, kdf);
+  const keys = await deriveKeys(secret, kdf);
   if (keys.keyId !== header.keyId) {
     // A wrong key file and an altered header (salt, parameters or key id) look the same: both are named.
     throw new KeyError(
