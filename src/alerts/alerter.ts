@@ -27,7 +27,9 @@ export class Alerter {
     try {
       transition = await this.state.observe(check, subject, ok, threshold);
     } catch (error) {
-      this.logger.error({ err: error, check, subject }, "alert state unavailable; observation dropped");
+      // One line, no stack: this happens while Redis is away, where every log line must stay a single JSON line.
+      const reason = (error instanceof Error ? error.message : String(error)).split("\n")[0];
+      this.logger.error({ reason, check, subject }, "alert state unavailable; observation dropped");
       return undefined;
     }
     if (!transition) return undefined;
