@@ -14,8 +14,8 @@ import { NamedCollections } from "./src/scheduling/named-collections.js";
 import type { Schedule, ScheduleEntry } from "./src/scheduling/schedule-file.js";
 import { emptyOutcome, SlotEnqueuer, type SlotOutcome } from "./src/scheduling/slot-enqueuer.js";
 import { nextSlots, slotAtOrBefore } from "./src/scheduling/slots.js";
-import type { ChromaStore } from "./src/storage/chroma.js";
-import type { ObjectStore } from "./src/storage/object-store.js";
+import type { ChromaStore } from "./src/storage/chroma/client.js";
+import type { ObjectStore } from "./src/storage/objects/object-store.js";
 
 export interface SchedulerDeps {
   schedule: Schedule;

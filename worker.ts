@@ -22,9 +22,9 @@ import { RedisLocks } from "./src/queues/locks.js";
 import { redisUsualFailures, slotBackoffStrategy } from "./src/queues/slot-retry.js";
 import { isVectorkeeperTemporary } from "./src/scheduling/collection-globs.js";
 import { NamedCollections } from "./src/scheduling/named-collections.js";
-import type { ChromaStore } from "./src/storage/chroma.js";
-import type { ObjectStore } from "./src/storage/object-store.js";
-import { openObjectStore } from "./src/storage/open-object-store.js";
+import type { ChromaStore } from "./src/storage/chroma/client.js";
+import type { ObjectStore } from "./src/storage/objects/object-store.js";
+import { openObjectStore } from "./src/storage/objects/open-object-store.js";
 
 export interface WorkerDeps {
   config: Config;

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
-import { startLocalChroma, type LocalChroma } from "../src/storage/local-chroma.js";
+import { startLocalChroma, type LocalChroma } from "../src/storage/chroma/local-server.js";
 import { deleteKeysUnder } from "../test/helpers/redis-keys.js";
 
 /** One measured row: what ran, how many units of work, and how long it took. */

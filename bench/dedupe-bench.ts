@@ -1,6 +1,6 @@
 import { loadavg } from "node:os";
 import { join } from "node:path";
-import { ChromaStore } from "../src/storage/chroma.js";
+import { ChromaStore } from "../src/storage/chroma/client.js";
 import type { benchServices } from "./bench-kit.js";
 import { dropCollections, median, rate, runVariant, seed, type Outcome } from "./backup-bench.js";
 import { recordBatch } from "./records.js";

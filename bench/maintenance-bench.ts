@@ -5,7 +5,7 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Collection } from "chromadb";
 import { percentile } from "../src/recall/index-recall.js";
-import { ChromaStore } from "../src/storage/chroma.js";
+import { ChromaStore } from "../src/storage/chroma/client.js";
 import { rate, runVariant, type Outcome } from "./backup-bench.js";
 import type { benchServices } from "./bench-kit.js";
 import { nameOf, seedTo } from "./scale-bench.js";

@@ -4,8 +4,8 @@ import { createRedisConnection, waitForRedis } from "../src/queues/connection.js
 import { enqueue } from "../src/queues/enqueue.js";
 import { QueueSet } from "../src/queues/queue-set.js";
 import { LocalLocks } from "../src/queues/locks.js";
-import { ChromaStore } from "../src/storage/chroma.js";
-import { FsStore } from "../src/storage/fs-store.js";
+import { ChromaStore } from "../src/storage/chroma/client.js";
+import { FsStore } from "../src/storage/objects/fs-store.js";
 import { measure, printTable, type benchServices } from "./bench-kit.js";
 
 type Services = Awaited<ReturnType<typeof benchServices>>;

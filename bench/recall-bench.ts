@@ -1,6 +1,6 @@
 import { ChromaClient } from "chromadb";
 import type { RecallResult } from "../src/jobs/recall.js";
-import { ChromaStore } from "../src/storage/chroma.js";
+import { ChromaStore } from "../src/storage/chroma/client.js";
 import type { benchServices } from "./bench-kit.js";
 import { runVariant } from "./backup-bench.js";
 import { acceptedBatch, recordBatch } from "./records.js";

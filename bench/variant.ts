@@ -8,9 +8,9 @@ import { reindex } from "../src/jobs/reindex.js";
 import { restore } from "../src/jobs/restore.js";
 import { createLogger } from "../src/logging.js";
 import { LocalLocks } from "../src/queues/locks.js";
-import { ChromaStore } from "../src/storage/chroma.js";
-import { BatchedWriter } from "../src/storage/chroma-writer.js";
-import { FsStore } from "../src/storage/fs-store.js";
+import { ChromaStore } from "../src/storage/chroma/client.js";
+import { BatchedWriter } from "../src/storage/chroma/writer.js";
+import { FsStore } from "../src/storage/objects/fs-store.js";
 import { EncryptedStore } from "../src/storage/backup-format/encrypted-store.js";
 import { acceptedBatch, recordBatch } from "./records.js";
 

@@ -1,6 +1,6 @@
 // Makes the current Chroma bindings (`chroma-current` in package.json) runnable. They need glibc 2.38+; where the
 // system has less (Debian 12 has 2.36), this unpacks Debian 13 (trixie)'s libc6, libstdc++6 and libgcc-s1 into
-// .cache/glibc-trixie, and src/storage/local-chroma-binding.ts runs that server's node under the unpacked loader.
+// .cache/glibc-trixie, and src/storage/chroma/local-binding.ts runs that server's node under the unpacked loader.
 // The system's own libraries and apt state stay untouched: apt runs with its own source list, lists and cache.
 // Idempotent: once the stamp matches, it returns at once. Run by the test setup whenever it
 // starts the current server (VK_TEST_CHROMA=current, one of the two runs of `npm test`), so CI needs no step of its own.
@@ -10,7 +10,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
-// The same folder name is in src/storage/local-chroma-binding.ts.
+// The same folder name is in src/storage/chroma/local-binding.ts.
 const RUNTIME = join(ROOT, ".cache", "glibc-trixie");
 const PACKAGES = ["libc6", "libstdc++6", "libgcc-s1"];
 const SUITE = "trixie";

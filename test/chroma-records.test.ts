@@ -1,10 +1,10 @@
 import type { Collection } from "chromadb";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ChromaReadError } from "../src/storage/chroma-bulk-get.js";
-import { ChromaUnavailableError } from "../src/storage/chroma.js";
-import { readRecords } from "../src/storage/linear-read.js";
-import { freePort } from "../src/storage/local-chroma.js";
-import type { RecordColumns } from "../src/storage/record-columns.js";
+import { ChromaReadError } from "../src/storage/chroma/bulk-get.js";
+import { ChromaUnavailableError } from "../src/storage/chroma/client.js";
+import { readRecords } from "../src/storage/chroma/linear-read.js";
+import { freePort } from "../src/storage/chroma/local-server.js";
+import type { RecordColumns } from "../src/storage/chroma/record-columns.js";
 import { createRichCollection } from "./helpers/backup-fixtures.js";
 import { chromaStore, seedCollection, uniqueName } from "./helpers/services.js";
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { recordBytes, writeBatches, type WriteLimits } from "../src/storage/chroma-writer.js";
-import type { RecordColumns } from "../src/storage/record-columns.js";
+import { recordBytes, writeBatches, type WriteLimits } from "../src/storage/chroma/writer.js";
+import type { RecordColumns } from "../src/storage/chroma/record-columns.js";
 
 const MIB = 1024 * 1024;
 const SERVER: WriteLimits = { records: 5461, bytes: 40 * MIB, base64Embeddings: true };

@@ -13,7 +13,7 @@ import { readManifest } from "../src/storage/backup-format/backup-catalog.js";
 import { EncryptedStore, readKeyFile } from "../src/storage/backup-format/encrypted-store.js";
 import { BACKUP_ID, backupFolder, MANIFEST } from "../src/storage/backup-format/layout.js";
 import { HEADER_KEY } from "../src/storage/backup-format/repository-header.js";
-import type { ObjectStore } from "../src/storage/object-store.js";
+import type { ObjectStore } from "../src/storage/objects/object-store.js";
 import { collect, runCli, spawnCli, type CliResult } from "./helpers/cli.js";
 import { snapshotOf, STORES } from "./helpers/backup-fixtures.js";
 import { chromaStore, jobContext, testEnv, uniqueName, vectors } from "./helpers/services.js";

@@ -9,7 +9,7 @@ import { backup } from "../src/jobs/backup.js";
 import { drill } from "../src/jobs/drill.js";
 import { createRedisConnection } from "../src/queues/connection.js";
 import { enqueue } from "../src/queues/enqueue.js";
-import { FsStore } from "../src/storage/fs-store.js";
+import { FsStore } from "../src/storage/objects/fs-store.js";
 import { collect, runCli, spawnCli } from "./helpers/cli.js";
 import { scrape, seriesValue, eventually } from "./helpers/metrics-text.js";
 import { chromaStore, jobContext, quietLogger, testConfig, testEnv, uniqueName, vectors } from "./helpers/services.js";

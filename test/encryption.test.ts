@@ -12,8 +12,8 @@ import { EncryptedStore, readKeyFile } from "../src/storage/backup-format/encryp
 import { SEALED_OVERHEAD } from "../src/storage/backup-format/encryption.js";
 import { chunksFolder } from "../src/storage/backup-format/layout.js";
 import { HEADER_KEY, openRepository } from "../src/storage/backup-format/repository-header.js";
-import { FsStore } from "../src/storage/fs-store.js";
-import type { ObjectStore } from "../src/storage/object-store.js";
+import { FsStore } from "../src/storage/objects/fs-store.js";
+import type { ObjectStore } from "../src/storage/objects/object-store.js";
 import { runCli } from "./helpers/cli.js";
 import { snapshotOf, STORES } from "./helpers/backup-fixtures.js";
 import { chromaStore, jobContext, testEnv, uniqueName, vectors } from "./helpers/services.js";

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { ConfigError } from "../src/config/config-error.js";
 import { loadConfig } from "../src/config/env.js";
 import { parseScheduleYaml } from "../src/scheduling/schedule-file.js";
-import { FsStore } from "../src/storage/fs-store.js";
+import { FsStore } from "../src/storage/objects/fs-store.js";
 import { runCli } from "./helpers/cli.js";
 import { configError } from "./helpers/config-error.js";
 import { testEnv } from "./helpers/services.js";

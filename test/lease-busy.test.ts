@@ -7,7 +7,7 @@ import { afterAll, describe, expect, inject, it } from "vitest";
 import { startWorker } from "../worker.js";
 import { backup } from "../src/jobs/backup.js";
 import { enqueue } from "../src/queues/enqueue.js";
-import { FsStore } from "../src/storage/fs-store.js";
+import { FsStore } from "../src/storage/objects/fs-store.js";
 import { runCli } from "./helpers/cli.js";
 import { chromaStore, jobContext, quietLogger, testConfig, testEnv, uniqueName, vectors } from "./helpers/services.js";
 

@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { prune } from "../src/jobs/prune.js";
 import { newBackupId } from "../src/storage/backup-format/layout.js";
-import { FsStore } from "../src/storage/fs-store.js";
+import { FsStore } from "../src/storage/objects/fs-store.js";
 import { STORES } from "./helpers/backup-fixtures.js";
 import { collect, runCli, spawnCliWithFileLimit } from "./helpers/cli.js";
 import { chromaStore, jobContext, seedCollection, testEnv, uniqueName } from "./helpers/services.js";

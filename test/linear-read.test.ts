@@ -5,8 +5,8 @@ import { backup } from "../src/jobs/backup.js";
 import type { Progress } from "../src/jobs/job-context.js";
 import { readManifest } from "../src/storage/backup-format/backup-catalog.js";
 import { readChunk } from "../src/storage/backup-format/backup-reader.js";
-import { clientGet, countIds, idsAt, inRequestedOrder, listIds, readRecords, type ChromaGet, type LinearReading } from "../src/storage/linear-read.js";
-import type { RecordColumns } from "../src/storage/record-columns.js";
+import { clientGet, countIds, idsAt, inRequestedOrder, listIds, readRecords, type ChromaGet, type LinearReading } from "../src/storage/chroma/linear-read.js";
+import type { RecordColumns } from "../src/storage/chroma/record-columns.js";
 import { chromaStore, jobContext, seedCollection, uniqueName, vectors } from "./helpers/services.js";
 
 const chroma = chromaStore();

@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import type { LocalChroma } from "../src/storage/local-chroma.js";
-import { chromaLaunch } from "../src/storage/local-chroma-binding.js";
+import type { LocalChroma } from "../src/storage/chroma/local-server.js";
+import { chromaLaunch } from "../src/storage/chroma/local-binding.js";
 import { chromaStore, seedCollection, startTestChroma, uniqueName } from "./helpers/services.js";
 
 const server = inject("chromaServer");
@@ -72,7 +72,7 @@ describe("a local Chroma whose starter dies", () => {
   });
 
   it("goes with it, even when the starter is killed with SIGKILL", async () => {
-    const module = fileURLToPath(new URL("../src/storage/local-chroma.ts", import.meta.url));
+    const module = fileURLToPath(new URL("../src/storage/chroma/local-server.ts", import.meta.url));
     const script =
       `const { startLocalChroma } = await import(${JSON.stringify(module)});` +
       `const c = await startLocalChroma({ path: ${JSON.stringify(dir)}, server: ${JSON.stringify(server)} });` +

@@ -9,7 +9,7 @@ import { createRedisConnection, waitForRedis } from "../src/queues/connection.js
 import { enqueue } from "../src/queues/enqueue.js";
 import { resolveCollections } from "../src/scheduling/collection-globs.js";
 import { NamedCollections } from "../src/scheduling/named-collections.js";
-import { FsStore } from "../src/storage/fs-store.js";
+import { FsStore } from "../src/storage/objects/fs-store.js";
 import { readManifest } from "../src/storage/backup-format/backup-catalog.js";
 import { SERVED_KINDS } from "../src/queues/catalogue.js";
 import { scrape, seriesValue, eventually } from "./helpers/metrics-text.js";

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import type { JobContext } from "../src/jobs/job-context.js";
 import { probe } from "../src/jobs/probe.js";
-import { CollectionNotFoundError } from "../src/storage/chroma.js";
+import { CollectionNotFoundError } from "../src/storage/chroma/client.js";
 import { chromaStore, jobContext, seedCollection, uniqueName } from "./helpers/services.js";
 
 const store = chromaStore();

@@ -6,7 +6,7 @@ import { prune, type PruneResult } from "../src/jobs/prune.js";
 import { verify } from "../src/jobs/verify.js";
 import { LocalLocks } from "../src/queues/locks.js";
 import { completeBackups } from "../src/storage/backup-format/backup-catalog.js";
-import { S3Store } from "../src/storage/s3-store.js";
+import { S3Store } from "../src/storage/objects/s3-store.js";
 import { S3_CREDENTIALS, STORES } from "./helpers/backup-fixtures.js";
 import { startHttpFaultProxy, type HttpFaultProxy } from "./helpers/fault-proxy.js";
 import { chromaStore, jobContext, seedCollection, uniqueName } from "./helpers/services.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { readAhead } from "../src/storage/read-ahead.js";
+import { readAhead } from "../src/storage/chroma/read-ahead.js";
 
 /** A read that takes a few milliseconds and records how many reads run at once. */
 function tracked(fail?: number) {

@@ -1,6 +1,6 @@
 import type { ChildProcess } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { currentIndex } from "../src/storage/index-settings.js";
+import { currentIndex } from "../src/storage/chroma/index-settings.js";
 import { PermanentError } from "../src/errors.js";
 import { reindex, reindexPayload } from "../src/jobs/reindex.js";
 import { collect, spawnCli, type CliResult } from "./helpers/cli.js";

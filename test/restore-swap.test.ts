@@ -3,8 +3,8 @@ import { inject } from "vitest";
 import { backup } from "../src/jobs/backup.js";
 import type { JobContext } from "../src/jobs/job-context.js";
 import { restore } from "../src/jobs/restore.js";
-import { ChromaStore } from "../src/storage/chroma.js";
-import type { ObjectStore } from "../src/storage/object-store.js";
+import { ChromaStore } from "../src/storage/chroma/client.js";
+import type { ObjectStore } from "../src/storage/objects/object-store.js";
 import { startHttpFaultProxy, type HttpFaultProxy } from "./helpers/fault-proxy.js";
 import { chromaStore, jobContext, seedCollection, uniqueName, vectors } from "./helpers/services.js";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isoWeek, selectRetained } from "../src/storage/retention.js";
+import { isoWeek, selectRetained } from "../src/storage/retention/retention.js";
 
 const at = (iso: string) => ({ id: iso, time: new Date(iso) });
 const ids = (list: { id: string }[]) => list.map((b) => b.id);

@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { S3Store } from "../src/storage/s3-store.js";
+import { S3Store } from "../src/storage/objects/s3-store.js";
 import { S3_CREDENTIALS } from "./helpers/backup-fixtures.js";
 
 // s3rver does not list multipart uploads (it answers NotImplemented, which collectUnfinished treats as "none"), so

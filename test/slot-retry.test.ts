@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DEFAULTS } from "../src/config/defaults.js";
 import { createRedisConnection, waitForRedis } from "../src/queues/connection.js";
 import { isChromaOutage, redisUsualFailures, slotBackoffStrategy, slotJobOptions } from "../src/queues/slot-retry.js";
-import { ChromaUnavailableError } from "../src/storage/chroma.js";
+import { ChromaUnavailableError } from "../src/storage/chroma/client.js";
 import { uniquePrefix } from "./helpers/services.js";
 
 /**

@@ -7,7 +7,7 @@ import { startWorker, type WorkerHandle } from "../worker.js";
 import type { ProbeResult } from "../src/jobs/probe.js";
 import { createRedisConnection } from "../src/queues/connection.js";
 import { enqueue } from "../src/queues/enqueue.js";
-import type { LocalChroma } from "../src/storage/local-chroma.js";
+import type { LocalChroma } from "../src/storage/chroma/local-server.js";
 import { chromaStore, quietLogger, seedCollection, startTestChroma, testConfig, uniqueName } from "./helpers/services.js";
 
 const store = chromaStore();

@@ -1,8 +1,8 @@
 import type { ScheduleEntry } from "../scheduling/schedule-file.js";
 import { resolveCollections } from "../scheduling/collection-globs.js";
 import { newestBackup } from "../storage/backup-format/backup-catalog.js";
-import type { ChromaStore } from "../storage/chroma.js";
-import type { ObjectStore } from "../storage/object-store.js";
+import type { ChromaStore } from "../storage/chroma/client.js";
+import type { ObjectStore } from "../storage/objects/object-store.js";
 import type { Alerter } from "./alerter.js";
 
 export interface StalenessDeps {

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { ConfigError, describeIssues } from "../config/config-error.js";
 import { collectionName } from "../jobs/payload-fields.js";
-import type { KeepPolicy } from "../storage/retention.js";
+import type { KeepPolicy } from "../storage/retention/retention.js";
 import { completeBackups, findBackup } from "../storage/backup-format/backup-catalog.js";
 import { soleBytes } from "../storage/backup-format/content-store.js";
 import { resolveCollections } from "../scheduling/collection-globs.js";

@@ -10,7 +10,7 @@ import { redisErrorLog, reportConnectionErrors } from "../queues/connection-erro
 import { DASHBOARD_PATH } from "../ops/ops-server.js";
 import { redactUrl } from "../redact.js";
 import { loadSchedule } from "../scheduling/schedule-file.js";
-import { startLocalChroma, type LocalChroma } from "../storage/local-chroma.js";
+import { startLocalChroma, type LocalChroma } from "../storage/chroma/local-server.js";
 import { keptDashboardPassword } from "./dashboard-password.js";
 import { printResult, type OutputOptions } from "./output.js";
 import { backupStoreOf, chromaStoreOf, connectQueues, runtimeFor } from "./runtime.js";

@@ -6,9 +6,9 @@ import { createRedisConnection, waitForRedis } from "../queues/connection.js";
 import type { Locks } from "../jobs/job-context.js";
 import { LocalLocks, RedisLocks } from "../queues/locks.js";
 import { QueueSet } from "../queues/queue-set.js";
-import { ChromaStore } from "../storage/chroma.js";
-import type { ObjectStore } from "../storage/object-store.js";
-import { openObjectStore } from "../storage/open-object-store.js";
+import { ChromaStore } from "../storage/chroma/client.js";
+import type { ObjectStore } from "../storage/objects/object-store.js";
+import { openObjectStore } from "../storage/objects/open-object-store.js";
 
 export interface Runtime {
   config: Config;

@@ -1,5 +1,5 @@
 import type { JobKind } from "../queues/kinds.js";
-import type { LocalChromaServer } from "../storage/local-chroma-binding.js";
+import type { LocalChromaServer } from "../storage/chroma/local-binding.js";
 
 /** How workers take and give back jobs. */
 export interface WorkerOptions {

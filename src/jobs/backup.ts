@@ -8,15 +8,15 @@ import { wrongKey } from "../storage/backup-format/encryption.js";
 import { storeKeyId } from "../storage/backup-format/repository-header.js";
 import { backupFolder, newBackupId } from "../storage/backup-format/layout.js";
 import { collectionEntry, DEDUPED_FORMAT_VERSION, FORMAT_VERSION, manifestFeatures, manifestHeader } from "../storage/backup-format/manifest.js";
-import { applyPrune, planPrune } from "../storage/backup-pruning.js";
-import type { ObjectStore } from "../storage/object-store.js";
+import { applyPrune, planPrune } from "../storage/retention/backup-pruning.js";
+import type { ObjectStore } from "../storage/objects/object-store.js";
 import { backupLease, keepPolicy } from "./backup-fields.js";
 import { failpoint } from "./failpoints.js";
 import { watchLease } from "./lease.js";
 import { defineJob } from "./job-context.js";
 import { alertAfterFailures, collectionName } from "./payload-fields.js";
 import { pacingFields, startPacing } from "./pacing-fields.js";
-import type { Pacer, PacingReport } from "../storage/pacing.js";
+import type { Pacer, PacingReport } from "../storage/chroma/pacing.js";
 
 const d = DEFAULTS.backup;
 

@@ -2,11 +2,11 @@ import { performance } from "node:perf_hooks";
 import type { Collection, Where } from "chromadb";
 import { z } from "zod";
 import { DEFAULTS } from "../config/defaults.js";
-import { listIds } from "../storage/linear-read.js";
+import { listIds } from "../storage/chroma/linear-read.js";
 import { defineJob } from "./job-context.js";
 import { alertAfterFailures, collectionName, metadataField } from "./payload-fields.js";
 import { pacingFields, startPacing } from "./pacing-fields.js";
-import type { PacingReport } from "../storage/pacing.js";
+import type { PacingReport } from "../storage/chroma/pacing.js";
 
 const d = DEFAULTS.lifecycle;
 

@@ -1,9 +1,9 @@
 import type { z } from "zod";
 import type { Logger } from "../logging.js";
 import type { JobKind } from "../queues/kinds.js";
-import type { ChromaStore } from "../storage/chroma.js";
-import type { ObjectStore } from "../storage/object-store.js";
-import type { Pacer } from "../storage/pacing.js";
+import type { ChromaStore } from "../storage/chroma/client.js";
+import type { ObjectStore } from "../storage/objects/object-store.js";
+import type { Pacer } from "../storage/chroma/pacing.js";
 
 /** Progress as the dashboard and the CLI show it: units of work done out of a total, when the total is known. */
 export interface Progress {

@@ -1,7 +1,7 @@
 import type { Collection } from "chromadb";
 import { z } from "zod";
 import { DEFAULTS } from "../config/defaults.js";
-import { Pacer, type Pace } from "../storage/pacing.js";
+import { Pacer, type Pace } from "../storage/chroma/pacing.js";
 import type { JobContext } from "./job-context.js";
 
 const d = DEFAULTS.pacing;

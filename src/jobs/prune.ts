@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { DEFAULTS } from "../config/defaults.js";
-import { applyPrune, planPrune } from "../storage/backup-pruning.js";
+import { applyPrune, planPrune } from "../storage/retention/backup-pruning.js";
 import { backupLease, keepPolicy } from "./backup-fields.js";
 import { defineJob } from "./job-context.js";
 import { collectionName } from "./payload-fields.js";

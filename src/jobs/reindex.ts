@@ -9,10 +9,10 @@ import { PermanentError } from "../errors.js";
 import type { Logger } from "../logging.js";
 import { ExactSearch, type DistanceSpace, type Query } from "../recall/exact-neighbours.js";
 import { indexRecall, sampleQueries, spaceOf, type RecallFigures } from "../recall/index-recall.js";
-import type { ChromaStore, SavedCollection } from "../storage/chroma.js";
-import { ChromaRequestError } from "../storage/chroma-rest.js";
-import { deleteTemporaries } from "../storage/chroma-temporaries.js";
-import { CollectionSync, type SyncPassOptions } from "../storage/collection-sync.js";
+import type { ChromaStore, SavedCollection } from "../storage/chroma/client.js";
+import { ChromaRequestError } from "../storage/chroma/rest.js";
+import { deleteTemporaries } from "../storage/chroma/temporaries.js";
+import { CollectionSync, type SyncPassOptions } from "../storage/chroma/collection-sync.js";
 import {
   changesOf,
   currentIndex,
@@ -24,13 +24,13 @@ import {
   type CurrentIndex,
   type IndexSettings,
   type SettingName,
-} from "../storage/index-settings.js";
+} from "../storage/chroma/index-settings.js";
 import { failpoint } from "./failpoints.js";
 import { holdLease, type HeldLease } from "./lease.js";
 import { defineJob, type JobContext } from "./job-context.js";
 import { alertAfterFailures, collectionName } from "./payload-fields.js";
 import { pacingFields, startPacing } from "./pacing-fields.js";
-import type { Pacer, PacingReport } from "../storage/pacing.js";
+import type { Pacer, PacingReport } from "../storage/chroma/pacing.js";
 import { recallFields } from "./recall-fields.js";
 import { warm, warmPayload, type WarmResult } from "./warm.js";
 

@@ -7,7 +7,7 @@ import { DEFAULTS } from "../config/defaults.js";
 import { newestBackup, readManifest } from "../storage/backup-format/backup-catalog.js";
 import { readChunks } from "../storage/backup-format/backup-reader.js";
 import type { ManifestChunk } from "../storage/backup-format/manifest.js";
-import { ObjectNotFoundError } from "../storage/object-store.js";
+import { ObjectNotFoundError } from "../storage/objects/object-store.js";
 import { backupIdField } from "./backup-fields.js";
 import { defineJob } from "./job-context.js";
 import { alertAfterFailures, collectionName } from "./payload-fields.js";

@@ -1,6 +1,6 @@
 import type { AlertState } from "../alerts/alert-state.js";
 import type { NamedCollections } from "../scheduling/named-collections.js";
-import type { ChromaStore } from "../storage/chroma.js";
+import type { ChromaStore } from "../storage/chroma/client.js";
 import type { LastSuccessStore } from "./last-success.js";
 import type { Metrics } from "./metrics.js";
 

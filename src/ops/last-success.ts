@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import { collectionsWithBackups, newestBackup } from "../storage/backup-format/backup-catalog.js";
-import type { ObjectStore } from "../storage/object-store.js";
+import type { ObjectStore } from "../storage/objects/object-store.js";
 
 /** Keeps the later of the stored and the given time, so a late report of an older run never moves it back. */
 const RECORD_MAX = `

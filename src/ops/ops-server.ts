@@ -9,7 +9,7 @@ import { ConfigError } from "../config/config-error.js";
 import { DEFAULTS } from "../config/defaults.js";
 import type { Logger } from "../logging.js";
 import type { QueueSet } from "../queues/queue-set.js";
-import type { ChromaStore } from "../storage/chroma.js";
+import type { ChromaStore } from "../storage/chroma/client.js";
 import type { Registry } from "prom-client";
 import { checkReadiness } from "./readiness.js";
 

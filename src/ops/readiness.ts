@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import { redactUrlsIn } from "../redact.js";
-import type { ChromaStore } from "../storage/chroma.js";
+import type { ChromaStore } from "../storage/chroma/client.js";
 
 export interface CheckResult {
   ok: boolean;

@@ -1,4 +1,4 @@
-import type { RecordColumns } from "../storage/record-columns.js";
+import type { RecordColumns } from "../storage/chroma/record-columns.js";
 
 /** The distance spaces Chroma offers, with its definitions: squared L2, `1 - dot`, `1 - cosine similarity`. */
 export const DISTANCE_SPACES = ["l2", "ip", "cosine"] as const;

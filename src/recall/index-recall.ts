@@ -1,7 +1,7 @@
 import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { Collection } from "chromadb";
-import type { ChromaStore } from "../storage/chroma.js";
+import type { ChromaStore } from "../storage/chroma/client.js";
 import { distanceBetween, ExactSearch, type DistanceSpace, type Neighbours, type Query } from "./exact-neighbours.js";
 
 /** How one recall measurement reads and asks. */

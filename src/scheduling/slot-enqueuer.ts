@@ -6,7 +6,7 @@ import { z } from "zod";
 import type { Logger } from "../logging.js";
 import { enqueueUnchecked } from "../queues/enqueue.js";
 import type { QueueSet } from "../queues/queue-set.js";
-import type { ChromaStore } from "../storage/chroma.js";
+import type { ChromaStore } from "../storage/chroma/client.js";
 import { isGlob, resolveCollections } from "./collection-globs.js";
 import { payloadOf, type ScheduleEntry } from "./schedule-file.js";
 import { slotJobId } from "./slots.js";

@@ -3,10 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Collection, Metadata } from "chromadb";
 import { expect, inject } from "vitest";
-import type { ChromaStore } from "../../src/storage/chroma.js";
-import { FsStore } from "../../src/storage/fs-store.js";
-import type { ObjectStore } from "../../src/storage/object-store.js";
-import { S3Store } from "../../src/storage/s3-store.js";
+import type { ChromaStore } from "../../src/storage/chroma/client.js";
+import { FsStore } from "../../src/storage/objects/fs-store.js";
+import type { ObjectStore } from "../../src/storage/objects/object-store.js";
+import { S3Store } from "../../src/storage/objects/s3-store.js";
 import { uniqueName, vectors } from "./services.js";
 
 export const S3_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };

@@ -1,5 +1,5 @@
-import type { ChromaStore } from "../../src/storage/chroma.js";
-import { RECORD_FIELDS } from "../../src/storage/linear-read.js";
+import type { ChromaStore } from "../../src/storage/chroma/client.js";
+import { RECORD_FIELDS } from "../../src/storage/chroma/linear-read.js";
 
 /** Every record of a collection as one comparable line, sorted by id. */
 export async function contents(chroma: ChromaStore, name: string): Promise<string[]> {

@@ -7,8 +7,8 @@ import S3rver from "s3rver";
 import type {} from "vitest";
 import type { TestProject } from "vitest/node";
 import { z } from "zod";
-import { startLocalChroma } from "../../src/storage/local-chroma.js";
-import { LOCAL_CHROMA_SERVERS, type LocalChromaServer } from "../../src/storage/local-chroma-binding.js";
+import { startLocalChroma } from "../../src/storage/chroma/local-server.js";
+import { LOCAL_CHROMA_SERVERS, type LocalChromaServer } from "../../src/storage/chroma/local-binding.js";
 import { compileCli } from "./compiled-cli.js";
 import { deleteKeysUnder } from "./redis-keys.js";
 

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createConnection } from "node:net";
-import { freePort } from "../../src/storage/local-chroma.js";
+import { freePort } from "../../src/storage/chroma/local-server.js";
 
 /** A redis-server of the test's own on a free port, which the test may stop and start again (same port, no data kept). */
 export interface OwnRedis {

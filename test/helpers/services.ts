@@ -7,9 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { JobContext } from "../../src/jobs/job-context.js";
 import { LocalLocks } from "../../src/queues/locks.js";
-import { ChromaStore } from "../../src/storage/chroma.js";
-import { FsStore } from "../../src/storage/fs-store.js";
-import { startLocalChroma, type LocalChroma } from "../../src/storage/local-chroma.js";
+import { ChromaStore } from "../../src/storage/chroma/client.js";
+import { FsStore } from "../../src/storage/objects/fs-store.js";
+import { startLocalChroma, type LocalChroma } from "../../src/storage/chroma/local-server.js";
 
 /** A BullMQ prefix no other test (or run) shares; the global teardown deletes every key under the run's prefix. */
 export function uniquePrefix(label: string): string {

@@ -1,5 +1,5 @@
 import { ConfigError } from "../../config/config-error.js";
-import type { ObjectStore } from "../object-store.js";
+import type { ObjectStore } from "../objects/object-store.js";
 import { KeyError } from "./encryption.js";
 import { BACKUP_ID, backupFolder, MANIFEST } from "./layout.js";
 import { parseManifest, type Manifest } from "./manifest.js";

@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { IntegrityError } from "../../errors.js";
 import { DEFAULTS } from "../../config/defaults.js";
-import { ObjectNotFoundError, type ObjectStore } from "../object-store.js";
-import { readAhead } from "../read-ahead.js";
-import type { RecordColumns } from "../record-columns.js";
+import { ObjectNotFoundError, type ObjectStore } from "../objects/object-store.js";
+import { readAhead } from "../chroma/read-ahead.js";
+import type { RecordColumns } from "../chroma/record-columns.js";
 import { decodeChunk } from "./chunk-codec.js";
 import { decompressors } from "./compression.js";
 import { chunkName } from "./content-store.js";

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
-import { recordFeatures, type ChromaFeature } from "../chroma-features.js";
-import { storedBytes, type ObjectStore } from "../object-store.js";
-import { concatColumns, sliceColumns, type RecordColumns } from "../record-columns.js";
+import { recordFeatures, type ChromaFeature } from "../chroma/features.js";
+import { storedBytes, type ObjectStore } from "../objects/object-store.js";
+import { concatColumns, sliceColumns, type RecordColumns } from "../chroma/record-columns.js";
 import { encodeChunk } from "./chunk-codec.js";
 import { compressors, type Compression } from "./compression.js";
 import { chunkName, MANIFEST } from "./layout.js";

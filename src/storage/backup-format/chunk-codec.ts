@@ -3,7 +3,7 @@ import type { Metadata } from "chromadb";
 import { z } from "zod";
 import { IntegrityError } from "../../errors.js";
 import { TOOL_VERSION } from "../../version.js";
-import type { RecordColumns } from "../record-columns.js";
+import type { RecordColumns } from "../chroma/record-columns.js";
 
 /**
  * One chunk, before compression:

@@ -1,5 +1,5 @@
 import crypto, { createHash } from "node:crypto";
-import { sliceColumns, type RecordColumns } from "../record-columns.js";
+import { sliceColumns, type RecordColumns } from "../chroma/record-columns.js";
 
 /** Where content-defined chunks end. */
 export interface CutRules {

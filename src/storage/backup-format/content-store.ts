@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
-import { recordFeatures, type ChromaFeature } from "../chroma-features.js";
-import { storedBytes, type ObjectStore } from "../object-store.js";
-import { concatColumns, type RecordColumns } from "../record-columns.js";
+import { recordFeatures, type ChromaFeature } from "../chroma/features.js";
+import { storedBytes, type ObjectStore } from "../objects/object-store.js";
+import { concatColumns, type RecordColumns } from "../chroma/record-columns.js";
 import { ChunkCutter, type CutRules } from "./chunk-cutter.js";
 import { encodeChunk } from "./chunk-codec.js";
 import { compressors, gzipSmallChunk, type Compression } from "./compression.js";

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { ConfigError } from "../../config/config-error.js";
 import { IntegrityError } from "../../errors.js";
-import type { ObjectStore, StoredObject } from "../object-store.js";
+import type { ObjectStore, StoredObject } from "../objects/object-store.js";
 import { contentName, SEALED_OVERHEAD, seal, unseal, type RepositoryKeys } from "./encryption.js";
 import { MANIFEST } from "./layout.js";
 import { HEADER_KEY, openRepository, storeKeyId } from "./repository-header.js";

@@ -2,8 +2,8 @@ import { createHash } from "node:crypto";
 import { z } from "zod";
 import { IntegrityError } from "../../errors.js";
 import { TOOL_VERSION } from "../../version.js";
-import { CHROMA_FEATURES, recordFeatures, type ChromaFeature } from "../chroma-features.js";
-import type { CollectionAnswer } from "../chroma-rest.js";
+import { CHROMA_FEATURES, recordFeatures, type ChromaFeature } from "../chroma/features.js";
+import type { CollectionAnswer } from "../chroma/rest.js";
 import { COMPRESSIONS } from "./compression.js";
 import { sealedKeyId, wrongKey } from "./encryption.js";
 

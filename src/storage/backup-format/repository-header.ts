@@ -3,7 +3,7 @@ import { z } from "zod";
 import { ConfigError } from "../../config/config-error.js";
 import { DEFAULTS } from "../../config/defaults.js";
 import { IntegrityError } from "../../errors.js";
-import { ObjectNotFoundError, type ObjectStore, type StoredObject } from "../object-store.js";
+import { ObjectNotFoundError, type ObjectStore, type StoredObject } from "../objects/object-store.js";
 import { deriveKeys, KeyError, newKdfParams, sealedKeyId, type RepositoryKeys } from "./encryption.js";
 
 /**

@@ -2,11 +2,11 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { resolve } from "node:path";
-import { DEFAULTS } from "../config/defaults.js";
-import { chromaLaunch, type LocalChromaServer } from "./local-chroma-binding.js";
+import { DEFAULTS } from "../../config/defaults.js";
+import { chromaLaunch, type LocalChromaServer } from "./local-binding.js";
 
 /**
- * Runs Chroma from its npm bindings in a child process (which server: src/storage/local-chroma-binding.ts).
+ * Runs Chroma from its npm bindings in a child process (which server: src/storage/chroma/local-binding.ts).
  * The child keeps the server off this process's event loop, and killing it is how tests stop Chroma.
  * The bindings' `cli` never returns and blocks its thread, so it runs on a worker thread while the child's main thread
  * watches its stdin, a pipe only this process holds: when this process dies, even by SIGKILL, the pipe ends and the

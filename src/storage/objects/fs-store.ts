@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { link, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
-import { ConfigError } from "../config/config-error.js";
+import { ConfigError } from "../../config/config-error.js";
 import { ObjectNotFoundError, type ObjectStore, type StoredObject } from "./object-store.js";
 
 /** The suffix of the temp file a write goes through; a crash mid-write leaves one behind. */

@@ -1,7 +1,7 @@
-import { backupFolders, completeBackups, type BackupFolder, type CatalogEntry } from "./backup-format/backup-catalog.js";
-import { planSweep, type ChunkSweep } from "./backup-format/content-store.js";
-import { MANIFEST, backupFolder } from "./backup-format/layout.js";
-import type { ObjectStore } from "./object-store.js";
+import { backupFolders, completeBackups, type BackupFolder, type CatalogEntry } from "../backup-format/backup-catalog.js";
+import { planSweep, type ChunkSweep } from "../backup-format/content-store.js";
+import { MANIFEST, backupFolder } from "../backup-format/layout.js";
+import type { ObjectStore } from "../objects/object-store.js";
 import { selectRetained, type KeepPolicy } from "./retention.js";
 
 export interface PrunePlan {

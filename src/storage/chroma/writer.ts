@@ -1,5 +1,5 @@
 import type { Collection, Metadata } from "chromadb";
-import { ConfigError } from "../config/config-error.js";
+import { ConfigError } from "../../config/config-error.js";
 import { concatColumns, embeddingAt, emptyColumns, sliceColumns, type RecordColumns } from "./record-columns.js";
 
 /** The most one write request may carry: the server's limits, or less when asked. */

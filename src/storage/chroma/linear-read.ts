@@ -1,6 +1,6 @@
 import type { Collection, Where } from "chromadb";
-import { DEFAULTS } from "../config/defaults.js";
-import { columnsFromGet, type GetColumnsInput } from "./chroma-records.js";
+import { DEFAULTS } from "../../config/defaults.js";
+import { columnsFromGet, type GetColumnsInput } from "./records.js";
 import { readAhead } from "./read-ahead.js";
 import type { RecordColumns } from "./record-columns.js";
 

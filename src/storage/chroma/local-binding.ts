@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ConfigError } from "../config/config-error.js";
+import { ConfigError } from "../../config/config-error.js";
 
 /**
  * The Chroma servers the project runs from npm bindings: `1.0.5` (alias `chroma-local`, runs on glibc 2.36) and
@@ -47,12 +47,12 @@ function glibcTooOld(): boolean {
   return major < MIN_GLIBC[0] || (major === MIN_GLIBC[0] && minor < MIN_GLIBC[1]);
 }
 
-/** The folder holding package.json, from src/storage or dist/src/storage alike. */
+/** The folder holding package.json, from src/storage/chroma or dist/src/storage/chroma alike. */
 function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, "package.json"))) {
     const parent = dirname(dir);
-    if (parent === dir) throw new Error("vectorkeeper's package.json not found above local-chroma-binding");
+    if (parent === dir) throw new Error("vectorkeeper's package.json not found above src/storage/chroma/local-binding");
     dir = parent;
   }
   return dir;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { withRetries } from "../retries.js";
+import { withRetries } from "../../retries.js";
 
 /** Where and as whom the REST calls go (the same settings the client uses). */
 export interface ChromaRestTarget {

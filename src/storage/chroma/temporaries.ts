@@ -1,5 +1,5 @@
-import type { Logger } from "../logging.js";
-import type { ChromaStore } from "./chroma.js";
+import type { Logger } from "../../logging.js";
+import type { ChromaStore } from "./client.js";
 
 /**
  * Deletes every collection whose name starts with `prefix` (the `<name>__vk…_` temporaries of an interrupted restore,

@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import type { Collection, Metadata } from "chromadb";
-import type { ChromaStore } from "./chroma.js";
-import { columnsFromGet } from "./chroma-records.js";
-import { BatchedWriter, type WriteLimits } from "./chroma-writer.js";
+import type { ChromaStore } from "./client.js";
+import { columnsFromGet } from "./records.js";
+import { BatchedWriter, type WriteLimits } from "./writer.js";
 import { RECORD_FIELDS } from "./linear-read.js";
 import type { Pacer } from "./pacing.js";
 import { concatColumns, sliceColumns, type RecordColumns } from "./record-columns.js";

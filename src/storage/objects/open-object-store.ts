@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { EncryptedStore, readKeyFile } from "./backup-format/encrypted-store.js";
+import { EncryptedStore, readKeyFile } from "../backup-format/encrypted-store.js";
 import { FsStore } from "./fs-store.js";
 import type { ObjectStore } from "./object-store.js";
 import { S3Store, type S3Settings } from "./s3-store.js";

@@ -10,10 +10,10 @@ import {
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import { ConfigError } from "../config/config-error.js";
-import { DEFAULTS, type NetworkOptions } from "../config/defaults.js";
-import { withRetries } from "../retries.js";
-import { redactUrl } from "../redact.js";
+import { ConfigError } from "../../config/config-error.js";
+import { DEFAULTS, type NetworkOptions } from "../../config/defaults.js";
+import { withRetries } from "../../retries.js";
+import { redactUrl } from "../../redact.js";
 import { ObjectNotFoundError, type ObjectStore, type StoredObject } from "./object-store.js";
 
 /** How vectorkeeper reaches an S3-compatible service; credentials come from the AWS SDK's usual chain. */

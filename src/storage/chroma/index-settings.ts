@@ -1,7 +1,7 @@
 import { z } from "zod";
-import { DISTANCE_SPACES } from "../recall/exact-neighbours.js";
-import type { CollectionAnswer } from "./chroma-rest.js";
-import type { SavedCollection } from "./chroma.js";
+import { DISTANCE_SPACES } from "../../recall/exact-neighbours.js";
+import type { CollectionAnswer } from "./rest.js";
+import type { SavedCollection } from "./client.js";
 
 /**
  * The vector-index settings a reindex can change, by the names the payload and the flags use. Bounds are Chroma's own

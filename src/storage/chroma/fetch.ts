@@ -1,5 +1,5 @@
 import { ChromaConnectionError, type ChromaClient } from "chromadb";
-import { withRetries } from "../retries.js";
+import { withRetries } from "../../retries.js";
 
 class RequestTimedOut extends Error {}
 

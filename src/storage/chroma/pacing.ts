@@ -1,9 +1,9 @@
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Collection } from "chromadb";
-import { DEFAULTS, type PacingOptions } from "../config/defaults.js";
-import type { Logger } from "../logging.js";
-import type { ChromaStore } from "./chroma.js";
+import { DEFAULTS, type PacingOptions } from "../../config/defaults.js";
+import type { Logger } from "../../logging.js";
+import type { ChromaStore } from "./client.js";
 import { LatencyProbe, type ProbeMessage } from "./latency-probe.js";
 
 /** How fast one maintenance job may go (its payload's pacing fields). */

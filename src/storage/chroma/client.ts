@@ -6,20 +6,20 @@ import {
   type CollectionMetadata,
   type EmbeddingFunction,
 } from "chromadb";
-import { ConfigError } from "../config/config-error.js";
-import { DEFAULTS, type NetworkOptions } from "../config/defaults.js";
-import { redactUrl } from "../redact.js";
-import { ChromaBulkGet, ChromaReadError } from "./chroma-bulk-get.js";
-import { limitChromaRequests, noAnswer } from "./chroma-fetch.js";
-import { featuresOfApi, type ChromaFeature } from "./chroma-features.js";
-import type { GetColumnsInput } from "./chroma-records.js";
-import { ChromaNoAnswerError, ChromaRest, type CollectionAnswer, type Preflight } from "./chroma-rest.js";
-import type { WriteLimits } from "./chroma-writer.js";
+import { ConfigError } from "../../config/config-error.js";
+import { DEFAULTS, type NetworkOptions } from "../../config/defaults.js";
+import { redactUrl } from "../../redact.js";
+import { ChromaBulkGet, ChromaReadError } from "./bulk-get.js";
+import { limitChromaRequests, noAnswer } from "./fetch.js";
+import { featuresOfApi, type ChromaFeature } from "./features.js";
+import type { GetColumnsInput } from "./records.js";
+import { ChromaNoAnswerError, ChromaRest, type CollectionAnswer, type Preflight } from "./rest.js";
+import type { WriteLimits } from "./writer.js";
 import { createOptionsFrom } from "./collection-config.js";
 import type { ProbeRequest } from "./latency-probe.js";
 import { idsAt, readRecords, type GetRequest, type IdListing, type LinearReading } from "./linear-read.js";
 import type { RecordColumns } from "./record-columns.js";
-import { withRetries } from "../retries.js";
+import { withRetries } from "../../retries.js";
 
 /** What may pass on a retry: anything but an answer of the server that refuses the request itself (4xx). */
 const isPassing = (error: unknown) => !(error instanceof ChromaReadError) || error.status >= 500;

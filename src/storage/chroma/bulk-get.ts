@@ -2,7 +2,7 @@ import { isAscii } from "node:buffer";
 import http from "node:http";
 import https from "node:https";
 import { z } from "zod";
-import type { GetColumnsInput } from "./chroma-records.js";
+import type { GetColumnsInput } from "./records.js";
 import type { GetRequest } from "./linear-read.js";
 
 /** Where and as whom the bulk reader talks to Chroma (the same settings the client uses). */
