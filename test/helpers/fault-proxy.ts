@@ -60,7 +60,15 @@ interface ActiveRule extends HttpFaultRule {
   applied: number;
 }
 
-export async function startHttpFaultProxy(target: string): Promise<HttpFaultProxy> {
+export interface HttpFaultProxyOptions {
+  /**
+   * Serve the server under this path, as a gateway does (`/chroma`): the prefix is stripped before forwarding, and a
+   * request outside it is answered 404 without asking the server.
+   */
+  pathPrefix?: string;
+}
+
+export async function startHttpFaultProxy(target: string, options: HttpFaultProxyOptions = {}): Promise<HttpFaultProxy> {
   const upstream = new URL(target);
   const rules: ActiveRule[] = [];
   const requests: SeenRequest[] = [];
@@ -125,6 +133,15 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
       ...(fault ? { fault: fault.kind } : {}),
       ...(Number.isFinite(length) ? { bytes: length } : {}),
     });
+    if (options.pathPrefix !== undefined) {
+      const url = req.url ?? "";
+      if (!url.startsWith(`${options.pathPrefix}/`)) {
+        req.resume();
+        req.on("end", () => res.writeHead(404, { "content-type": "text/plain" }).end(`not under ${options.pathPrefix}`));
+        return;
+      }
+      req.url = url.slice(options.pathPrefix.length);
+    }
     if (!fault) return forward(req, res, (answer) => passOn(answer, res));
     switch (fault.kind) {
       case "status":

@@ -2,6 +2,7 @@ import { isAscii } from "node:buffer";
 import http from "node:http";
 import https from "node:https";
 import { z } from "zod";
+import { collectionUrl } from "./api-url.js";
 import type { GetColumnsInput } from "./records.js";
 import type { GetRequest } from "./linear-read.js";
 
@@ -60,22 +61,19 @@ export class ChromaBulkGet {
 
   /** One `get` (a window of ids, or records by id); bound, so it can be handed on as `get`. */
   readonly get = (collection: { id: string }, request: GetRequest): Promise<GetColumnsInput> => {
-    const collectionId = collection.id;
-    const { tenant, database } = this.target;
-    const path = `/api/v2/tenants/${encodeURIComponent(tenant)}/databases/${encodeURIComponent(database)}/collections/${encodeURIComponent(collectionId)}/get`;
     const body = JSON.stringify(request);
-    return this.post(path, body).then((text) => {
+    return this.post(collectionUrl(this.target.url, this.target, collection.id, "get"), body).then((text) => {
       const parsed = getAnswer.safeParse(JSON.parse(text));
       if (!parsed.success) throw new ChromaReadError(`Chroma's get answer is malformed at ${parsed.error.issues[0]?.path.join(".")}`, 0);
       return parsed.data as GetColumnsInput;
     });
   };
 
-  private post(path: string, body: string): Promise<string> {
+  private post(url: URL, body: string): Promise<string> {
     const request = this.base.protocol === "https:" ? https.request : http.request;
     return new Promise((resolve, reject) => {
       const req = request(
-        new URL(path, this.base),
+        url,
         {
           method: "POST",
           agent: this.agent,

@@ -9,6 +9,7 @@ import {
 import { ConfigError } from "../../config/config-error.js";
 import { DEFAULTS, type NetworkOptions } from "../../config/defaults.js";
 import { redactUrl } from "../../redact.js";
+import { collectionUrl, keepBasePath } from "./api-url.js";
 import { ChromaBulkGet, ChromaReadError } from "./bulk-get.js";
 import { limitChromaRequests, noAnswer } from "./fetch.js";
 import { featuresOfApi, type ChromaFeature } from "./features.js";
@@ -28,7 +29,7 @@ const isPassing = (error: unknown) => !(error instanceof ChromaReadError) || err
 export interface ChromaSettings {
   /** Timeouts and retries (tests shorten them); see {@link NetworkOptions}. */
   network?: Partial<NetworkOptions> | undefined;
-  /** `http(s)://host:port` of the Chroma server. */
+  /** `http(s)://host:port` of the Chroma server, with the path it is served under behind a gateway (`https://host/chroma/`). */
   url: string;
   /** Sent both as `Authorization: Bearer` and `x-chroma-token`, the two headers Chroma's token auth accepts. */
   token?: string | undefined;
@@ -90,6 +91,9 @@ export class ChromaStore {
       database: settings.database,
       headers,
     });
+    if (!keepBasePath(this.client, settings.url) && url.pathname !== "/") {
+      throw new ConfigError(`CHROMA_URL ${this.where} has a path, which this chromadb client cannot keep; serve Chroma at the root of a host`);
+    }
     this.network = { ...DEFAULTS.network, ...settings.network };
     limitChromaRequests(this.client, {
       timeoutMs: this.network.chromaRequestTimeoutMs,
@@ -314,11 +318,8 @@ export class ChromaStore {
    * a thread of its own (see LatencyProbe).
    */
   queryRequest(collection: Collection, embedding: readonly number[], nResults: number, timeoutMs: number): ProbeRequest {
-    const { tenant, database } = this.settings;
-    const path = `api/v2/tenants/${encodeURIComponent(tenant)}/databases/${encodeURIComponent(database)}/collections/${encodeURIComponent(collection.id)}/query`;
-    const base = this.settings.url.endsWith("/") ? this.settings.url : `${this.settings.url}/`;
     return {
-      url: new URL(path, base).href,
+      url: collectionUrl(this.settings.url, this.settings, collection.id, "query").href,
       headers: this.headers,
       body: JSON.stringify({ query_embeddings: [embedding], n_results: nResults, include: ["distances"] }),
       timeoutMs,

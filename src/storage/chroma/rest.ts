@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { withRetries } from "../../retries.js";
+import { chromaApiUrl, collectionUrl } from "./api-url.js";
 
 /** Where and as whom the REST calls go (the same settings the client uses). */
 export interface ChromaRestTarget {
@@ -65,29 +66,24 @@ export type Preflight = z.output<typeof preflightAnswer>;
 export class ChromaRest {
   constructor(private readonly target: ChromaRestTarget) {}
 
-  private get collections(): string {
-    const { tenant, database } = this.target;
-    return `/api/v2/tenants/${encodeURIComponent(tenant)}/databases/${encodeURIComponent(database)}/collections`;
-  }
-
   /** A collection's description verbatim, schema included when the server has one. */
   async describeCollection(name: string): Promise<CollectionAnswer> {
-    return collectionAnswer.parse(await this.call("GET", `${this.collections}/${encodeURIComponent(name)}`));
+    return collectionAnswer.parse(await this.call("GET", collectionUrl(this.target.url, this.target, name)));
   }
 
   /** Creates a collection from a saved description: with its schema as saved (Chroma refuses a schema beside a configuration). */
   async createCollection(body: { name: string; metadata: Record<string, unknown> | null; schema: Record<string, unknown> }): Promise<CollectionAnswer> {
-    return collectionAnswer.parse(await this.call("POST", this.collections, body));
+    return collectionAnswer.parse(await this.call("POST", collectionUrl(this.target.url, this.target), body));
   }
 
   async preflight(): Promise<Preflight> {
-    return preflightAnswer.parse(await this.call("GET", "/api/v2/pre-flight-checks"));
+    return preflightAnswer.parse(await this.call("GET", chromaApiUrl(this.target.url, "api/v2/pre-flight-checks")));
   }
 
   /** The server's API description, or undefined when it serves none. */
   async apiDescription(): Promise<unknown> {
     try {
-      return await this.call("GET", "/openapi.json");
+      return await this.call("GET", chromaApiUrl(this.target.url, "openapi.json"));
     } catch (error) {
       if (error instanceof ChromaRequestError) return undefined;
       throw error;
@@ -95,16 +91,17 @@ export class ChromaRest {
   }
 
   /** GETs are idempotent: one whose connection failed (a restarting server) is sent again; a hung one is not. */
-  private call(method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
-    if (method === "POST") return this.once(method, path, body);
-    return withRetries(this.target, () => this.once(method, path), (error) => error instanceof ChromaNoAnswerError && !error.timedOut);
+  private call(method: "GET" | "POST", url: URL, body?: unknown): Promise<unknown> {
+    if (method === "POST") return this.once(method, url, body);
+    return withRetries(this.target, () => this.once(method, url), (error) => error instanceof ChromaNoAnswerError && !error.timedOut);
   }
 
-  private async once(method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
+  private async once(method: "GET" | "POST", url: URL, body?: unknown): Promise<unknown> {
+    const path = url.pathname;
     let response: Response;
     let text: string;
     try {
-      response = await fetch(new URL(path, this.target.url), {
+      response = await fetch(url, {
         method,
         headers: { ...this.target.headers, ...(body === undefined ? {} : { "content-type": "application/json" }) },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
