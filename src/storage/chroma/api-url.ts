@@ -38,7 +38,11 @@ export function keepBasePath(client: object, base: string): boolean {
   const api: unknown = Reflect.get(client, "apiClient");
   const setConfig: unknown = typeof api === "object" && api !== null ? Reflect.get(api, "setConfig") : undefined;
   if (typeof setConfig !== "function") return false;
-  // The client appends `/api/v2/…` to its base itself: the base without a trailing slash.
-  setConfig.call(api, { baseUrl: chromaApiUrl(base, "").href.replace(/\/$/, "") });
+  // The client appends `/api/v2/…` to its base itself: the base without a trailing slash. Without user info too, as the
+  // client always had it: fetch refuses a URL that carries credentials (messages name CHROMA_URL redacted).
+  const url = chromaApiUrl(base, "");
+  url.username = "";
+  url.password = "";
+  setConfig.call(api, { baseUrl: url.href.replace(/\/$/, "") });
   return true;
 }
