@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { accessSync, constants, existsSync, readFileSync, statSync } from "node:fs";
 import { parseEnv } from "node:util";
 import { z } from "zod";
 import { JOB_KINDS, type JobKind } from "../queues/kinds.js";
@@ -57,6 +57,15 @@ const concurrencyList = z
     return result;
   });
 
+function isReadableFile(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
 /** The environment as design.md §3 defines it; empty strings count as unset. */
 const envSchema = z.object({
   REDIS_URL: urlWithScheme(["redis:", "rediss:"], DEFAULTS.redisUrl).default(DEFAULTS.redisUrl),
@@ -88,6 +97,13 @@ const envSchema = z.object({
   S3_ENDPOINT: urlWithScheme(["http:", "https:"], "http://127.0.0.1:9000").optional(),
   S3_REGION: z.string().optional(),
   S3_FORCE_PATH_STYLE: booleanFlag.optional(),
+  // Read by the AWS SDK, not by vectorkeeper (docker-compose.yaml points it at the credentials its init service makes):
+  // checked here so a missing file stops the process with one line, instead of the SDK's chain passing it by and
+  // trying instance metadata.
+  AWS_SHARED_CREDENTIALS_FILE: z
+    .string()
+    .refine(isReadableFile, { message: "names no file this process can read; point it at an AWS shared credentials file or unset it" })
+    .optional(),
   SCHEDULE_FILE: z.string().optional(),
   HTTP_PORT: wholeNumber(0, 65535, "a TCP port; 0 picks a free one").default(DEFAULTS.httpPort),
   HTTP_HOST: z.string().default(DEFAULTS.httpHost),
