@@ -39,8 +39,20 @@ export function redactUrl(url: string): string {
 /** Anything shaped like `scheme://…` up to whitespace or a quote. */
 const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]+/gi;
 
-/** Redacts every URL inside free text (error messages from libraries, log messages, command output). */
-export function redactUrlsIn(text: string): string {
+/**
+ * An Authorization header's credential: written out in text (`Authorization: Basic …`, `"authorization":"Bearer …"`),
+ * or a whole string that is one (a header value logged under any key, at any depth). CHROMA_URL's user:password
+ * and CHROMA_TOKEN travel as these; base64 hides nothing.
+ */
+const AUTHORIZATION_IN_TEXT = /\b(authorization["']?\s*[:=]\s*["']?(?:basic|bearer)\s+)[^\s"',;]+/gi;
+const AUTHORIZATION_VALUE = /^(Basic|Bearer)\s+[A-Za-z0-9+/._~-]+=*$/;
+
+/**
+ * Redacts every URL inside free text (error messages from libraries, log messages, command output), and the
+ * credentials of Authorization headers in it.
+ */
+export function redactUrlsIn(raw: string): string {
+  const text = raw.replace(AUTHORIZATION_VALUE, `$1 ${REDACTED}`).replace(AUTHORIZATION_IN_TEXT, `$1${REDACTED}`);
   if (!text.includes("://")) return text;
   return text.replace(URL_IN_TEXT, (match) => {
     // A sentence may end right after a URL: keep its punctuation out of the URL.

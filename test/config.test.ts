@@ -36,6 +36,25 @@ describe("environment", () => {
     expect(message).toMatch(/HTTP_PORT: must be at most 65535/);
   });
 
+  it("refuses CHROMA_URL's user:password beside CHROMA_TOKEN, and user info it cannot send, in one line without the secrets", () => {
+    const secret = "Zq7s3cretPW";
+    const both = configError(() => loadConfig({ CHROMA_URL: `https://ops:${secret}@gateway.example/chroma`, CHROMA_TOKEN: `tok${secret}` }));
+    expect(both).toMatch(/^invalid environment: CHROMA_URL's user:password .*and CHROMA_TOKEN .*cannot both be set/);
+    expect(both).not.toContain(secret);
+    for (const [url, problem] of [
+      [`https://ops:${secret}%zz@gateway.example`, /^invalid environment: CHROMA_URL's password has a % .*write a literal % as %25/],
+      [`https://o%3Aps:${secret}@gateway.example`, /^invalid environment: CHROMA_URL's user contains a colon/],
+      [`https://ops:${secret}%0A@gateway.example`, /^invalid environment: CHROMA_URL's password contains a control character/],
+    ] as const) {
+      const message = configError(() => loadConfig({ CHROMA_URL: url }));
+      expect(message).toMatch(problem);
+      expect(message).not.toContain(secret);
+    }
+    // Each alone is fine.
+    expect(loadConfig({ CHROMA_URL: `https://ops:${secret}@gateway.example/chroma` }).chroma.token).toBeUndefined();
+    expect(loadConfig({ CHROMA_URL: "https://gateway.example/chroma", CHROMA_TOKEN: "t" }).chroma.token).toBe("t");
+  });
+
   it("parses per-kind concurrency and rejects unknown kinds", () => {
     expect(loadConfig({ VK_CONCURRENCY: "probe=8, backup=2" }).worker.concurrency).toMatchObject({ probe: 8, backup: 2, warm: 2 });
     expect(configError(() => loadConfig({ VK_CONCURRENCY: "prob=8" }))).toContain('"prob=8" is not KIND=N');

@@ -163,7 +163,7 @@ describe("deploy/minio-credentials.sh", () => {
     expect(run(generated).status).toBe(0);
     const refused = await runCli(["backups", "list", "--json"], bucketEnv(join(generated, "aws-credentials")));
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toMatch(/S3 refused the credentials/);
+    expect(refused.stderr).toMatch(/S3 refused the credentials .*AWS_SHARED_CREDENTIALS_FILE/);
 
     const missing = await runCli(["backups", "list", "--json"], bucketEnv(join(generated, "nothing-here")));
     expect(missing.code).toBe(2);

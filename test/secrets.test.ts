@@ -44,6 +44,15 @@ describe("the redaction helper", () => {
       'connect to redis://***@r:6379. Then "http://***@b/c", fine',
     );
   });
+
+  it("finds Authorization credentials inside text, and a string that is one", () => {
+    const basic = Buffer.from(`ops:${SECRET}`).toString("base64");
+    expect(redactUrlsIn(`sent Authorization: Basic ${basic}, got 401`)).toBe("sent Authorization: Basic ***, got 401");
+    expect(redactUrlsIn(`{"authorization":"Bearer ${SECRET}"}`)).toBe('{"authorization":"Bearer ***"}');
+    expect(redactUrlsIn(`Basic ${basic}`)).toBe("Basic ***");
+    // Words that merely follow "Basic" stay.
+    expect(redactUrlsIn("HTTP Basic auth cannot carry a colon")).toBe("HTTP Basic auth cannot carry a colon");
+  });
 });
 
 describe("secrets in configuration errors", () => {
@@ -143,9 +152,13 @@ describe("secrets in what commands and daemons print", () => {
     logger.error({ err: new Error(`connect to redis://:${SECRET}@r:6379 failed`) }, "with an error");
     logger.warn({ nested: { reason: `GET http://a:${SECRET}@b/c?token=${SECRET} failed` } }, "nested");
     logger.info({ chroma: { token: SECRET }, password: SECRET }, "secret fields");
+    // The Basic header made of CHROMA_URL's user:password, deeper than the key-based paths reach.
+    const basic = Buffer.from(`ops:${SECRET}`).toString("base64");
+    logger.info({ job: { request: { headers: { authorization: `Basic ${basic}` } } } }, "a header deep down");
     closeSync(fd);
     const lines = readFileSync(file, "utf8").trim().split("\n");
-    expect(lines).toHaveLength(5);
+    expect(lines).toHaveLength(6);
+    expect(lines.join("\n")).not.toContain(basic);
     for (const line of lines) JSON.parse(line);
     expect(lines.join("\n")).not.toContain(SECRET);
     expect(JSON.parse(lines[0]!)).toMatchObject({ url: "http://***@h:1/", redis: "redis://***@r:6379" });

@@ -3,6 +3,7 @@ import { parseEnv } from "node:util";
 import { z } from "zod";
 import { JOB_KINDS, type JobKind } from "../queues/kinds.js";
 import { hasControlCharacters } from "../redact.js";
+import { chromaEndpoint } from "../storage/chroma/credentials.js";
 import { ConfigError, describeIssues } from "./config-error.js";
 import { DEFAULTS, type AlertOptions, type SchedulerOptions, type WorkerOptions } from "./defaults.js";
 
@@ -185,6 +186,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
   const e = parsed.data;
   if (Boolean(e.DASHBOARD_USER) !== Boolean(e.DASHBOARD_PASSWORD)) {
     throw new ConfigError("invalid environment: DASHBOARD_USER and DASHBOARD_PASSWORD must be set together (or neither)");
+  }
+  // User info in CHROMA_URL (Basic auth) and the token are checked here, so a bad combination stops every command
+  // before it starts rather than at its first request.
+  if (e.CHROMA_URL !== undefined) {
+    try {
+      chromaEndpoint(e.CHROMA_URL, e.CHROMA_TOKEN);
+    } catch (error) {
+      throw error instanceof ConfigError ? new ConfigError(`invalid environment: ${error.message}`) : error;
+    }
   }
   const catchUpWindowMs =
     e.VK_CATCHUP_WINDOW_SECONDS === undefined ? DEFAULTS.scheduler.catchUpWindowMs : e.VK_CATCHUP_WINDOW_SECONDS * 1000;

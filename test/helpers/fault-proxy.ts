@@ -42,6 +42,8 @@ export interface SeenRequest {
   fault?: HttpFault["kind"];
   /** The request body's declared length (Content-Length), when it has one. */
   bytes?: number;
+  /** Answered 401 for want of the right `Authorization: Basic` (see {@link HttpFaultProxyOptions.basicAuth}). */
+  refused?: true;
 }
 
 export interface HttpFaultProxy {
@@ -66,6 +68,12 @@ export interface HttpFaultProxyOptions {
    * request outside it is answered 404 without asking the server.
    */
   pathPrefix?: string;
+  /**
+   * Require HTTP Basic auth, as a gateway in front of the server does: a request without `Authorization: Basic` of
+   * exactly this user and password (UTF-8, RFC 7617) is answered 401 without asking the server. The header is
+   * consumed, not forwarded.
+   */
+  basicAuth?: { user: string; password: string };
 }
 
 export async function startHttpFaultProxy(target: string, options: HttpFaultProxyOptions = {}): Promise<HttpFaultProxy> {
@@ -73,6 +81,8 @@ export async function startHttpFaultProxy(target: string, options: HttpFaultProx
   const rules: ActiveRule[] = [];
   const requests: SeenRequest[] = [];
   const sockets = new Set<Socket>();
+  const expectedAuthorization =
+    options.basicAuth && `Basic ${Buffer.from(`${options.basicAuth.user}:${options.basicAuth.password}`, "utf8").toString("base64")}`;
   const agent = new http.Agent({ keepAlive: false });
 
   const pick = (req: IncomingMessage): HttpFault | undefined => {
@@ -125,14 +135,22 @@ export async function startHttpFaultProxy(target: string, options: HttpFaultProx
   };
 
   const server = http.createServer((req, res) => {
-    const fault = pick(req);
+    const refused = expectedAuthorization !== undefined && req.headers.authorization !== expectedAuthorization;
+    const fault = refused ? undefined : pick(req);
     const length = Number(req.headers["content-length"]);
     requests.push({
       method: req.method ?? "",
       path: req.url ?? "",
       ...(fault ? { fault: fault.kind } : {}),
       ...(Number.isFinite(length) ? { bytes: length } : {}),
+      ...(refused ? { refused: true as const } : {}),
     });
+    if (refused) {
+      req.resume();
+      req.on("end", () => res.writeHead(401, { "content-type": "text/plain", "www-authenticate": 'Basic realm="chroma"' }).end("unauthorized"));
+      return;
+    }
+    if (expectedAuthorization !== undefined) delete req.headers.authorization;
     if (options.pathPrefix !== undefined) {
       const url = req.url ?? "";
       if (!url.startsWith(`${options.pathPrefix}/`)) {

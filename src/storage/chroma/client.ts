@@ -10,11 +10,12 @@ import { ConfigError } from "../../config/config-error.js";
 import { DEFAULTS, type NetworkOptions } from "../../config/defaults.js";
 import { redactUrl } from "../../redact.js";
 import { collectionUrl, keepBasePath } from "./api-url.js";
+import { chromaEndpoint, credentialsRefused, isRefusal } from "./credentials.js";
 import { ChromaBulkGet, ChromaReadError } from "./bulk-get.js";
 import { limitChromaRequests, noAnswer } from "./fetch.js";
 import { featuresOfApi, type ChromaFeature } from "./features.js";
 import type { GetColumnsInput } from "./records.js";
-import { ChromaNoAnswerError, ChromaRest, type CollectionAnswer, type Preflight } from "./rest.js";
+import { ChromaNoAnswerError, ChromaRequestError, ChromaRest, type CollectionAnswer, type Preflight } from "./rest.js";
 import type { WriteLimits } from "./writer.js";
 import { createOptionsFrom } from "./collection-config.js";
 import type { ProbeRequest } from "./latency-probe.js";
@@ -29,9 +30,12 @@ const isPassing = (error: unknown) => !(error instanceof ChromaReadError) || err
 export interface ChromaSettings {
   /** Timeouts and retries (tests shorten them); see {@link NetworkOptions}. */
   network?: Partial<NetworkOptions> | undefined;
-  /** `http(s)://host:port` of the Chroma server, with the path it is served under behind a gateway (`https://host/chroma/`). */
+  /**
+   * `http(s)://host:port` of the Chroma server, with the path it is served under behind a gateway
+   * (`https://host/chroma/`) and the user and password a gateway's Basic auth wants (`https://ops:pw@host/chroma/`).
+   */
   url: string;
-  /** Sent both as `Authorization: Bearer` and `x-chroma-token`, the two headers Chroma's token auth accepts. */
+  /** Sent both as `Authorization: Bearer` and `x-chroma-token`; refused beside a user:password (see chromaEndpoint). */
   token?: string | undefined;
   tenant: string;
   database: string;
@@ -70,6 +74,8 @@ export class ChromaStore {
   private readonly network: NetworkOptions;
   private readonly rest: ChromaRest;
   private readonly headers: Record<string, string>;
+  /** CHROMA_URL without its credentials, which travel in `headers`: every request URL is built from this. */
+  private readonly base: string;
   private preflightAnswer: Promise<Preflight> | undefined;
   private apiFeatures: Promise<Set<ChromaFeature> | undefined> | undefined;
   /** The server's URL as it may be shown (messages, logs, `/readyz`): credentials stripped. */
@@ -77,11 +83,10 @@ export class ChromaStore {
 
   constructor(readonly settings: ChromaSettings) {
     this.where = redactUrl(settings.url);
-    const url = new URL(settings.url);
+    const { base, headers } = chromaEndpoint(settings.url, settings.token);
+    this.base = base;
+    const url = new URL(base);
     const ssl = url.protocol === "https:";
-    const headers: Record<string, string> = settings.token
-      ? { authorization: `Bearer ${settings.token}`, "x-chroma-token": settings.token }
-      : {};
     this.headers = headers;
     this.client = new ChromaClient({
       host: url.hostname,
@@ -91,7 +96,7 @@ export class ChromaStore {
       database: settings.database,
       headers,
     });
-    if (!keepBasePath(this.client, settings.url) && url.pathname !== "/") {
+    if (!keepBasePath(this.client, base) && url.pathname !== "/") {
       throw new ConfigError(`CHROMA_URL ${this.where} has a path, which this chromadb client cannot keep; serve Chroma at the root of a host`);
     }
     this.network = { ...DEFAULTS.network, ...settings.network };
@@ -105,14 +110,14 @@ export class ChromaStore {
       unavailable: (message) => new ChromaUnavailableError(message),
     });
     this.bulk = new ChromaBulkGet({
-      url: settings.url,
+      url: base,
       headers,
       tenant: settings.tenant,
       database: settings.database,
       idleTimeoutMs: this.network.idleTimeoutMs,
     });
     this.rest = new ChromaRest({
-      url: settings.url,
+      url: base,
       headers,
       tenant: settings.tenant,
       database: settings.database,
@@ -135,6 +140,7 @@ export class ChromaStore {
   /** Reads are idempotent: a read that breaks off (reset, stall, a 5xx) is retried with backoff before it fails. */
   private readonly bulkGet = (c: Collection, request: GetRequest): Promise<GetColumnsInput> =>
     withRetries(this.network, () => this.bulk.get(c, request), isPassing).catch((error: unknown) => {
+      if (error instanceof ChromaReadError && isRefusal(error.status)) throw credentialsRefused(this.where, error.status);
       if (error instanceof ChromaReadError && !isPassing(error)) throw error;
       const code = (error as NodeJS.ErrnoException).code;
       const reason = error instanceof Error ? error.message : String(error);
@@ -180,6 +186,7 @@ export class ChromaStore {
     if (error instanceof ChromaConnectionError || error instanceof ChromaNoAnswerError) {
       return new ChromaUnavailableError(noAnswer(this.where));
     }
+    if (error instanceof ChromaRequestError && isRefusal(error.status)) return credentialsRefused(this.where, error.status);
     return error;
   }
 
@@ -319,7 +326,7 @@ export class ChromaStore {
    */
   queryRequest(collection: Collection, embedding: readonly number[], nResults: number, timeoutMs: number): ProbeRequest {
     return {
-      url: collectionUrl(this.settings.url, this.settings, collection.id, "query").href,
+      url: collectionUrl(this.base, this.settings, collection.id, "query").href,
       headers: this.headers,
       body: JSON.stringify({ query_embeddings: [embedding], n_results: nResults, include: ["distances"] }),
       timeoutMs,

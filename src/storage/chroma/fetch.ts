@@ -1,5 +1,6 @@
-import { ChromaConnectionError, type ChromaClient } from "chromadb";
+import { ChromaConnectionError, ChromaForbiddenError, ChromaUnauthorizedError, type ChromaClient } from "chromadb";
 import { withRetries } from "../../retries.js";
+import { credentialsRefused } from "./credentials.js";
 
 class RequestTimedOut extends Error {}
 
@@ -66,6 +67,9 @@ export function limitChromaRequests(client: ChromaClient, options: ChromaRequest
         if (error instanceof ChromaConnectionError) {
           throw options.unavailable(noAnswer(options.where));
         }
+        // The client's own message is a bare "Unauthorized", naming neither the server nor what to fix.
+        if (error instanceof ChromaUnauthorizedError) throw credentialsRefused(options.where, 401);
+        if (error instanceof ChromaForbiddenError) throw credentialsRefused(options.where, 403);
         throw error;
       }
     },

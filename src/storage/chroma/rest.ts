@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { withRetries } from "../../retries.js";
 import { chromaApiUrl, collectionUrl } from "./api-url.js";
+import { isRefusal } from "./credentials.js";
 
 /** Where and as whom the REST calls go (the same settings the client uses). */
 export interface ChromaRestTarget {
@@ -85,7 +86,8 @@ export class ChromaRest {
     try {
       return await this.call("GET", chromaApiUrl(this.target.url, "openapi.json"));
     } catch (error) {
-      if (error instanceof ChromaRequestError) return undefined;
+      // A refusal is not "none served": it is reported as the credentials' fault.
+      if (error instanceof ChromaRequestError && !isRefusal(error.status)) return undefined;
       throw error;
     }
   }

@@ -83,7 +83,7 @@ export class S3Store implements ObjectStore {
       }
       if (CREDENTIAL_ERRORS.has(error.name) || error.$metadata?.httpStatusCode === 403) {
         throw new ConfigError(
-          `S3 refused the credentials for ${this.description} (${error.name}); check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the profile`,
+          `S3 refused the credentials for ${this.description} (${error.name}); check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_SHARED_CREDENTIALS_FILE or the profile`,
         );
       }
       throw new Error(`S3 error on ${this.description}${key ? ` for ${key}` : ""}: ${error.name}: ${error.message}`);
