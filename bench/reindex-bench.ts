@@ -5,7 +5,7 @@ import { nameOf, seedTo, type ScaleCase } from "./scale-bench.js";
 
 type Services = Awaited<ReturnType<typeof benchServices>>;
 
-const CASE: ScaleCase = { records: 100_000, dimension: 384 };
+const DIMENSION = 384;
 
 /**
  * Records per write for both: on a loaded 2-core machine one write of the server's maximum (5,461 records of 384
@@ -21,7 +21,8 @@ const withPeak = (runs: Outcome[]): Outcome => ({ ...median(runs), peakRssMb: Ma
  * and Chroma's add in the largest batches a request may carry, one write in flight while the next page is read. The
  * two alternate `rounds` times; medians shown. Goal: reindex ≥ 0.8× the plain copy.
  */
-export async function benchReindex(services: Services, rounds: number): Promise<void> {
+export async function benchReindex(services: Services, rounds: number, records = 100_000): Promise<void> {
+  const CASE: ScaleCase = { records, dimension: DIMENSION };
   const url = services.chroma.url;
   await seedTo(url, CASE);
   const name = nameOf(CASE);
@@ -39,7 +40,7 @@ export async function benchReindex(services: Services, rounds: number): Promise<
     if (result?.keptAs) await dropCollections(url, [result.keptAs]);
     const [c, r] = [copies.at(-1)!, outcome];
     console.log(
-      `  round ${round + 1}: plain copy ${c.error ? `failed: ${c.error}` : `${rate(c).toFixed(0)} records/s`} (${c.peakRssMb.toFixed(0)} MB), reindex ${r.error ? `failed: ${r.error}` : `${rate(r).toFixed(0)} records/s`} (${r.peakRssMb.toFixed(0)} MB)`,
+      `  round ${round + 1}: plain copy ${c.error ? `failed: ${c.error}` : `${rate(c).toFixed(0)} records/s`} (${c.peakRssMb.toFixed(0)} MB), reindex ${r.error ? `failed: ${r.error}` : `${rate(r).toFixed(0)} records/s`} (${r.peakRssMb.toFixed(0)} MB; phases ms ${JSON.stringify(result?.phasesMs ?? {})})`,
     );
   }
   const copy = withPeak(copies);
@@ -52,7 +53,7 @@ export async function benchReindex(services: Services, rounds: number): Promise<
   console.log(`  (single runs: copy ${copies.map((o) => rate(o).toFixed(0)).join(", ")}; reindex ${reindexes.map((o) => (o.error ? "failed" : rate(o).toFixed(0))).join(", ")} records/s)`);
   if (result) {
     console.log(
-      `  median reindex: passes ${JSON.stringify(result.passes)}, reconciled ${JSON.stringify(result.reconciled)}, recall@${result.k} before ${result.recallBefore?.recall} (p50 ${result.recallBefore?.p50Ms} ms, p95 ${result.recallBefore?.p95Ms} ms), after ${result.recallAfter?.recall} (p50 ${result.recallAfter?.p50Ms} ms, p95 ${result.recallAfter?.p95Ms} ms), warm ${result.warm?.durationMs} ms`,
+      `  median reindex: phases (ms) ${JSON.stringify(result.phasesMs)}, passes ${JSON.stringify(result.passes)}, reconciled ${JSON.stringify(result.reconciled)}, recall@${result.k} before ${result.recallBefore?.recall} (p50 ${result.recallBefore?.p50Ms} ms, p95 ${result.recallBefore?.p95Ms} ms), after ${result.recallAfter?.recall} (p50 ${result.recallAfter?.p50Ms} ms, p95 ${result.recallAfter?.p95Ms} ms), warm ${result.warm?.durationMs} ms`,
     );
   }
   if (copy.error || ours.error || !rate(copy)) return void console.log("  goal: reindex ≥ 0.8x the plain copy: not measured (a run failed)");

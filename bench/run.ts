@@ -34,7 +34,7 @@ try {
   if (!only || only === "scale") await benchScale(services, scaleCases, rounds, !args.includes("--no-restore"));
   if (!only || only === "recall") await benchRecall(services);
   if (!only || only === "maintenance") await benchMaintenance(services, rounds);
-  if (!only || only === "reindex") await benchReindex(services, rounds);
+  if (!only || only === "reindex") await benchReindex(services, rounds, Number(option("--reindex-records") ?? "100000"));
   if (!only || only === "dedupe") {
     await benchDedupe(services, { rounds, restoreRounds: args.includes("--no-restore") ? 0 : Number(option("--restore-rounds") ?? "1") });
   }

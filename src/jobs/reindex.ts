@@ -5,13 +5,10 @@ import type { Collection, UpdateCollectionConfiguration } from "chromadb";
 import { z } from "zod";
 import { ConfigError } from "../config/config-error.js";
 import { DEFAULTS } from "../config/defaults.js";
-import { PermanentError } from "../errors.js";
-import type { Logger } from "../logging.js";
 import { ExactSearch, type DistanceSpace, type Query } from "../recall/exact-neighbours.js";
 import { indexRecall, sampleQueries, spaceOf, type RecallFigures } from "../recall/index-recall.js";
 import type { ChromaStore, SavedCollection } from "../storage/chroma/client.js";
 import { ChromaRequestError } from "../storage/chroma/rest.js";
-import { deleteTemporaries } from "../storage/chroma/temporaries.js";
 import { CollectionSync, type SyncPassOptions } from "../storage/chroma/collection-sync.js";
 import {
   changesOf,
@@ -26,6 +23,7 @@ import {
   type SettingName,
 } from "../storage/chroma/index-settings.js";
 import { failpoint } from "./failpoints.js";
+import { BUILD, dropKept, keptCollections, recoverLeftovers, swapIn } from "./reindex-swap.js";
 import { holdLease, type HeldLease } from "./lease.js";
 import { defineJob, type JobContext } from "./job-context.js";
 import { alertAfterFailures, collectionName } from "./payload-fields.js";
@@ -95,127 +93,21 @@ export interface ReindexResult {
   /** Replaced collections deleted (--drop-old, or past --keep-old-hours). */
   dropped: string[];
   durationMs: number;
+  /**
+   * Time spent in each step of a rebuild or rollback, in ms (prepare: creating the build and sampling queries; copy;
+   * catchUp; recall; warm; swap; reconcile; finish: retention and the final count), so an operator sees where a slow
+   * run went.
+   */
+  phasesMs: Partial<Record<Phase, number>>;
   /** How the copy and the passes kept to the rate limit or spared the collection's queries (rebuild, rollback). */
   pacing?: PacingReport;
 }
 
+/** The steps of a rebuild or rollback that `phasesMs` times. */
+export type Phase = "prepare" | "copy" | "catchUp" | "recall" | "warm" | "swap" | "reconcile" | "finish";
+
 /** What each way of reindexing tells; the rest of the result is the same for all. */
-type Outcome = Omit<ReindexResult, "collection" | "action" | "before" | "after" | "dropped" | "durationMs" | "pacing">;
-
-/** A rebuild's new collection until its swap. */
-const BUILD = "__vkreindex_new_";
-/**
- * The live collection between the two renames of a swap: `<name>__vkreindex_swap_<id of the collection swapped in,
- * without dashes>`, so that recovery can tell the swap's own replacement under the name from one an application
- * created there meanwhile (getOrCreateCollection).
- */
-const SWAP = "__vkreindex_swap_";
-/** A replaced collection kept for --rollback: `<name>__vkreindex_old_<base36 ms set aside>_<hex>`. */
-const OLD = "__vkreindex_old_";
-/** Waits before each further attempt to put the collection back under its name when a swap's second rename fails. */
-const PUT_BACK_BACKOFF_MS = [250, 1_000, 4_000];
-
-const keptName = (name: string) => `${name}${OLD}${Date.now().toString(36)}_${randomBytes(4).toString("hex")}`;
-const swapName = (name: string, replacement: Collection) => `${name}${SWAP}${replacement.id.replaceAll("-", "")}`;
-
-/** Collections a reindex of `name` kept aside, newest first. */
-async function keptCollections(chroma: ChromaStore, name: string): Promise<{ name: string; keptAt: number }[]> {
-  const prefix = `${name}${OLD}`;
-  return (await chroma.listCollectionNames())
-    .filter((n) => n.startsWith(prefix))
-    .map((n) => ({ name: n, keptAt: parseInt(n.slice(prefix.length).split("_")[0] ?? "", 36) }))
-    .map((k) => ({ ...k, keptAt: Number.isFinite(k.keptAt) ? k.keptAt : 0 }))
-    .sort((a, b) => b.keptAt - a.keptAt);
-}
-
-async function rename(chroma: ChromaStore, from: string, to: string): Promise<void> {
-  await (await chroma.openCollection(from)).modify({ name: to });
-}
-
-/**
- * Puts right what an interrupted reindex of `name` left: a collection moved aside mid-swap goes back under the name
- * when the name is free (the swap never completed); when the name holds the very collection that swap put in (its id
- * is in the swap name), the swap completed and the aside one is what it replaced, kept aside. Any other collection
- * under the name (an application created it in the instant between the renames) is refused, and nothing renamed: the
- * aside one holds the data. Unfinished builds are deleted. Only under the reindex lease of `name`.
- */
-async function recoverLeftovers(chroma: ChromaStore, name: string, logger: Logger): Promise<void> {
-  const names = await chroma.listCollectionNames();
-  let liveId = names.includes(name) ? (await chroma.openCollection(name)).id.replaceAll("-", "") : undefined;
-  for (const aside of names.filter((n) => n.startsWith(`${name}${SWAP}`))) {
-    if (liveId === undefined) {
-      await rename(chroma, aside, name);
-      liveId = (await chroma.openCollection(name)).id.replaceAll("-", "");
-      logger.warn({ collection: name, from: aside }, "a reindex killed mid-swap had moved the collection aside: put back under its name");
-    } else if (aside.slice(`${name}${SWAP}`.length) === liveId) {
-      const kept = keptName(name);
-      await rename(chroma, aside, kept);
-      logger.warn({ collection: name, keptAs: kept }, "a reindex killed after its swap left the replaced collection; kept aside (writes made to it after the swap were not reconciled)");
-    } else {
-      throw new PermanentError(
-        `reindex: ${name} is not the collection the interrupted swap put in (created between its renames?); the data is in ${aside}, nothing renamed: carry over what was written to ${name}, delete it, and run the reindex again to put the data back`,
-      );
-    }
-  }
-  await deleteTemporaries(chroma, `${name}${BUILD}`, logger, "the unfinished build of an interrupted reindex");
-}
-
-/** Deletes kept collections set aside before `cutoff` (ms); returns their names. */
-async function dropKept(chroma: ChromaStore, name: string, cutoff: number, logger: Logger, except?: string): Promise<string[]> {
-  const dropped: string[] = [];
-  for (const kept of await keptCollections(chroma, name)) {
-    if (kept.keptAt >= cutoff || kept.name === except) continue;
-    await chroma.deleteCollection(kept.name);
-    dropped.push(kept.name);
-    logger.info({ collection: name, dropped: kept.name }, "deleted a collection a reindex had kept aside");
-  }
-  return dropped;
-}
-
-/**
- * Swaps `replacement` in under `name` by two renames: the live collection to `<name>__vkreindex_swap_…`, the
- * replacement to `name`; if the second fails, the live one goes back (a few tries, with backoff) before the error goes
- * on, and if it cannot, the error says where it is. A crash between the two leaves the live collection under the swap
- * name, which the next reindex (or the job's retry) puts back first. Returns the name the replaced collection is kept
- * under.
- */
-async function swapIn(live: Collection, replacement: Collection, name: string, logger: Logger): Promise<string> {
-  const aside = swapName(name, replacement);
-  await live.modify({ name: aside });
-  await failpoint("reindex:between-renames");
-  try {
-    await replacement.modify({ name });
-  } catch (error) {
-    await putBack(live, name, aside, error, logger);
-    throw error;
-  }
-  const kept = keptName(name);
-  await live.modify({ name: kept }).catch((error: unknown) => {
-    logger.warn({ collection: name, err: error }, "could not rename the replaced collection; the next reindex of it will");
-  });
-  return kept;
-}
-
-const firstLine = (error: unknown) => (error instanceof Error ? error.message : String(error)).split("\n")[0];
-
-/** Renames the collection moved aside for a failed swap back to `name`; throws, naming where it is, if it cannot. */
-async function putBack(live: Collection, name: string, aside: string, swapError: unknown, logger: Logger): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await live.modify({ name });
-      return;
-    } catch (error) {
-      const wait = PUT_BACK_BACKOFF_MS[attempt];
-      logger.error({ collection: name, aside, attempt: attempt + 1, err: error, swapError: firstLine(swapError) }, "could not put the collection back under its name after a failed swap");
-      if (wait === undefined) {
-        throw new Error(
-          `reindex: the swap failed and ${name} could not be put back (${firstLine(error)}): its data is in ${aside}; once nothing else is under ${name}, \`vectorkeeper run reindex --collection ${name} --rebuild\` puts it back first`,
-        );
-      }
-      await setTimeout(wait);
-    }
-  }
-}
+type Outcome = Omit<ReindexResult, "collection" | "action" | "before" | "after" | "dropped" | "durationMs" | "pacing" | "phasesMs">;
 
 const settingsOf = (payload: ReindexPayload): IndexSettings =>
   Object.fromEntries(Object.keys(indexSettingsFields).flatMap((key) => (payload[key as SettingName] === undefined ? [] : [[key, payload[key as SettingName]]])));
@@ -244,6 +136,17 @@ interface Run {
   leases: HeldLease[];
   /** The pace of the copy and the passes (set for a rebuild or a rollback). */
   pacer?: Pacer | undefined;
+  phasesMs: Partial<Record<Phase, number>>;
+}
+
+/** Runs one step, adding its time to `phasesMs`. */
+async function timed<T>(run: Run, phase: Phase, step: () => Promise<T>): Promise<T> {
+  const started = performance.now();
+  try {
+    return await step();
+  } finally {
+    run.phasesMs[phase] = Math.round((run.phasesMs[phase] ?? 0) + performance.now() - started);
+  }
 }
 
 const passOptions = (run: Run, mode: SyncPassOptions["mode"]): SyncPassOptions => ({
@@ -340,46 +243,54 @@ async function rebuild(run: Run, current: CurrentIndex, saved: SavedCollection, 
   const name = payload.collection;
   const source = await chroma.openCollection(name);
   const buildName = `${name}${BUILD}${randomBytes(4).toString("hex")}`;
-  const target = await createBuild(chroma, buildName, withSettings(saved, current.kind, wanted));
   let swapped = false;
+  let target: Collection | undefined;
   try {
-    checkApplied(wanted, currentIndex(await chroma.describeCollection(buildName)), buildName);
-    const size = await source.count();
-    const space = spaceOf(source);
-    const queries = !payload.skipRecall && size > 1 ? await sampleQueries(chroma, source, payload.queries, size) : [];
-    const truth = recallTruth(queries, payload.k, space, wanted.space ?? space);
-    const sync = new CollectionSync(chroma, source, target, await chroma.writeLimits(payload.batchSize));
+    const { size, truth, sync } = await timed(run, "prepare", async () => {
+      target = await createBuild(chroma, buildName, withSettings(saved, current.kind, wanted));
+      checkApplied(wanted, currentIndex(await chroma.describeCollection(buildName)), buildName);
+      const size = await source.count();
+      const space = spaceOf(source);
+      const queries = !payload.skipRecall && size > 1 ? await sampleQueries(chroma, source, payload.queries, size) : [];
+      const truth = recallTruth(queries, payload.k, space, wanted.space ?? space);
+      return { size, truth, sync: new CollectionSync(chroma, source, target, await chroma.writeLimits(payload.batchSize)) };
+    });
+    const replacement = target!;
     // The copy is Chroma's add, as a plain copy would make it; exact search rides along on the pages it reads (the
     // client has a core to spare while Chroma indexes).
-    const copy = await sync.pass({
-      ...passOptions(run, "add"),
-      onPage: (page) => {
-        truth?.before.add(page);
-        if (truth && truth.after !== truth.before) truth.after.add(page);
-      },
-      onRecords: async (records) => {
-        await ctx.progress({ done: records, total: size, unit: "records copied", note: run.pacer?.note });
-        await failpoint("reindex:copying");
-      },
-    });
-    const passes = await catchUp(run, sync, "catch-up");
+    const copy = await timed(run, "copy", () =>
+      sync.pass({
+        ...passOptions(run, "add"),
+        onPage: (page) => {
+          truth?.before.add(page);
+          if (truth && truth.after !== truth.before) truth.after.add(page);
+        },
+        onRecords: async (records) => {
+          await ctx.progress({ done: records, total: size, unit: "records copied", note: run.pacer?.note });
+          await failpoint("reindex:copying");
+        },
+      }),
+    );
+    const passes = await timed(run, "catchUp", () => catchUp(run, sync, "catch-up"));
     let recallBefore: IndexRecall | null = null;
     let recallAfter: IndexRecall | null = null;
     if (truth) {
       // Both indexes hold the same records now; the truth was taken from the copy's read (a record written since
       // that is nearer than the k-th counts as found, see indexRecall).
-      recallBefore = withoutDetail(await indexRecall(source, truth.queries, truth.before.result(), payload.k, sync.size, truth.spaces.before, run.signal));
-      recallAfter = withoutDetail(await indexRecall(target, truth.queries, truth.after.result(), payload.k, sync.size, truth.spaces.after, run.signal));
+      await timed(run, "recall", async () => {
+        recallBefore = withoutDetail(await indexRecall(source, truth.queries, truth.before.result(), payload.k, sync.size, truth.spaces.before, run.signal));
+        recallAfter = withoutDetail(await indexRecall(replacement, truth.queries, truth.after.result(), payload.k, sync.size, truth.spaces.after, run.signal));
+      });
     }
-    const warmed = await readyToSwap(run, target);
-    const keptAs = await swapIn(source, target, name, logger);
+    const warmed = await timed(run, "warm", () => readyToSwap(run, replacement));
+    const keptAs = await timed(run, "swap", () => swapIn(source, replacement, name, logger));
     swapped = true;
-    const reconciled = await reconcile(run, sync, name);
+    const reconciled = await timed(run, "reconcile", () => reconcile(run, sync, name));
     logger.info({ collection: name, records: sync.size, recallBefore, recallAfter }, "reindexed");
-    return { records: await target.count(), copied: copy.written, passes, reconciled, recallBefore, recallAfter, k: payload.k, warm: warmed, keptAs };
+    return { records: await replacement.count(), copied: copy.written, passes, reconciled, recallBefore, recallAfter, k: payload.k, warm: warmed, keptAs };
   } finally {
     // Before the swap the build is only ours; after it, it holds the name.
-    if (!swapped) await chroma.deleteCollection(buildName).catch(() => undefined);
+    if (!swapped && target) await chroma.deleteCollection(buildName).catch(() => undefined);
   }
 }
 
@@ -397,12 +308,12 @@ async function rollback(run: Run): Promise<Outcome> {
   const live = await chroma.openCollection(name);
   const kept = await chroma.openCollection(newest.name);
   const sync = new CollectionSync(chroma, live, kept, await chroma.writeLimits(payload.batchSize));
-  await sync.adoptTarget(passOptions(run, "upsert"));
-  const first = await sync.pass(passOptions(run, "upsert"));
-  const passes = [{ written: first.written, deleted: first.deleted }, ...(await catchUp(run, sync, "catch-up"))];
-  const warmed = await readyToSwap(run, kept);
-  const keptAs = await swapIn(live, kept, name, ctx.logger);
-  const reconciled = await reconcile(run, sync, name);
+  await timed(run, "prepare", () => sync.adoptTarget(passOptions(run, "upsert")));
+  const first = await timed(run, "copy", () => sync.pass(passOptions(run, "upsert")));
+  const passes = [{ written: first.written, deleted: first.deleted }, ...(await timed(run, "catchUp", () => catchUp(run, sync, "catch-up")))];
+  const warmed = await timed(run, "warm", () => readyToSwap(run, kept));
+  const keptAs = await timed(run, "swap", () => swapIn(live, kept, name, ctx.logger));
+  const reconciled = await timed(run, "reconcile", () => reconcile(run, sync, name));
   return { records: await kept.count(), copied: first.written, passes, reconciled, recallBefore: null, recallAfter: null, k: payload.k, warm: warmed, keptAs };
 }
 
@@ -438,7 +349,7 @@ export const reindex = defineJob({
     try {
       // A restore --replace renames the collection too: the two never run at once.
       leases.push(await holdLease(ctx, `restore:${name}`, `a restore into ${name}`));
-      const run: Run = { ctx, payload, leases, signal: AbortSignal.any(leases.map((l) => l.signal)) };
+      const run: Run = { ctx, payload, leases, signal: AbortSignal.any(leases.map((l) => l.signal)), phasesMs: {} };
       await recoverLeftovers(chroma, name, logger);
       const described = await chroma.describeCollection(name);
       const current = currentIndex(described);
@@ -446,11 +357,24 @@ export const reindex = defineJob({
       if (problem) throw new ConfigError(problem);
       const { fixed, inPlace } = changesOf(current, settings);
       const finish = async (action: ReindexResult["action"], outcome: Outcome, droppedNow: string[] = []) => {
+        const finished = performance.now();
         const kept = await finishKept(run, name, outcome.keptAs);
         kept.dropped.unshift(...droppedNow);
         const after = currentIndex(await chroma.describeCollection(name)).values;
-        const result: ReindexResult = { collection: name, action, before: current.values, after, ...outcome, ...kept, durationMs: Math.round(performance.now() - started), ...(pacer ? { pacing: pacer.report() } : {}) };
-        if (action !== "rebuilt" && action !== "rolledBack") result.records = await (await chroma.openCollection(name)).count();
+        const records = action === "rebuilt" || action === "rolledBack" ? outcome.records : await (await chroma.openCollection(name)).count();
+        if (Object.keys(run.phasesMs).length > 0) run.phasesMs.finish = Math.round(performance.now() - finished);
+        const result: ReindexResult = {
+          collection: name,
+          action,
+          before: current.values,
+          after,
+          ...outcome,
+          records,
+          ...kept,
+          durationMs: Math.round(performance.now() - started),
+          phasesMs: run.phasesMs,
+          ...(pacer ? { pacing: pacer.report() } : {}),
+        };
         logger.info({ reindex: { ...result } }, `reindex: ${action}`);
         return result;
       };

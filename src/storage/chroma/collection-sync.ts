@@ -3,7 +3,8 @@ import type { Collection, Metadata } from "chromadb";
 import type { ChromaStore } from "./client.js";
 import { columnsFromGet } from "./records.js";
 import { BatchedWriter, type WriteLimits } from "./writer.js";
-import { RECORD_FIELDS } from "./linear-read.js";
+import { listIds, RECORD_FIELDS } from "./linear-read.js";
+import { CarriedHashes } from "./carried-hashes.js";
 import type { Pacer } from "./pacing.js";
 import { concatColumns, sliceColumns, type RecordColumns } from "./record-columns.js";
 
@@ -13,8 +14,7 @@ const canonicalMetadata = (metadata: Metadata | null | undefined) =>
 
 /**
  * A record's content as a 48-bit number (of its SHA-1): embedding bytes, document, metadata and URI. Two versions of a
- * record collide with odds of 2⁻⁴⁸; a number keeps the map of a million records near 100 MB where hex strings would
- * double it.
+ * record collide with odds of 2⁻⁴⁸; a number fits the compact table of CarriedHashes.
  */
 export function contentHash(columns: RecordColumns, i: number): number {
   const embedding = columns.embeddings.subarray(i * columns.dimension, (i + 1) * columns.dimension);
@@ -53,11 +53,11 @@ export interface SyncPassOutcome {
  * Keeps a target collection equal to a source that is being written, without a change feed: it remembers a content
  * hash per id of what it last carried over, and each pass reads the source linearly and carries over what is new,
  * changed or gone since. A pass that finds nothing means the target held what the source held while it was read.
- * Memory: one hash and one id per record.
+ * Memory: about 26–52 bytes per record (see CarriedHashes), whatever the length of the ids.
  */
 export class CollectionSync {
   /** What the target holds of the source, by id, as of the last pass. */
-  private readonly hashes = new Map<string, number>();
+  private readonly hashes = new CarriedHashes();
 
   constructor(
     private readonly chroma: ChromaStore,
@@ -78,25 +78,25 @@ export class CollectionSync {
   async adoptTarget(options: Pick<SyncPassOptions, "pageSize" | "readAhead" | "signal" | "pacer">): Promise<void> {
     for await (const page of this.chroma.readPages(this.target, options)) {
       await options.pacer?.take(page.ids.length, options.signal);
-      for (let i = 0; i < page.ids.length; i++) this.hashes.set(page.ids[i]!, contentHash(page, i));
+      for (let i = 0; i < page.ids.length; i++) this.hashes.carried(page.ids[i]!, contentHash(page, i));
     }
   }
 
   async pass(options: SyncPassOptions): Promise<SyncPassOutcome> {
-    const seen = new Set<string>();
+    this.hashes.beginPass();
     const outcome: SyncPassOutcome = { read: 0, written: 0, deleted: 0 };
     let writer: BatchedWriter | undefined;
     const carry = async (page: RecordColumns) => {
       const changed: number[] = [];
+      const hashes: number[] = [];
       for (let i = 0; i < page.ids.length; i++) {
-        const id = page.ids[i]!;
-        seen.add(id);
         const hash = contentHash(page, i);
-        if (this.hashes.get(id) === hash) continue;
-        this.hashes.set(id, hash);
+        if (!this.hashes.see(page.ids[i]!, hash)) continue;
         changed.push(i);
+        hashes.push(hash);
       }
       if (changed.length === 0) return;
+      changed.forEach((row, j) => this.hashes.carried(page.ids[row]!, hashes[j]!));
       writer ??= new BatchedWriter(this.target, { limits: this.limits, mode: options.mode }, page.dimension);
       await writer.add(changed.length === page.ids.length ? page : rowsOf(page, changed));
       outcome.written += changed.length;
@@ -110,17 +110,34 @@ export class CollectionSync {
         await options.onRecords?.(outcome.read);
       }
       // Carried over before but not read now: deleted from the source, or passed over by the id listing (when more
-      // records than its overlap were deleted in front of a window). Asked for by id, those still there are carried.
-      const unseen = [...this.hashes.keys()].filter((id) => !seen.has(id));
-      for (let start = 0; start < unseen.length; start += this.limits.records) {
-        const ids = unseen.slice(start, start + this.limits.records);
-        const still = columnsFromGet(await this.source.get({ ids, include: [...RECORD_FIELDS] }));
-        if (still.ids.length > 0) await carry(still);
-        const gone = ids.filter((id) => !seen.has(id));
-        if (gone.length === 0) continue;
-        await this.target.delete({ ids: gone });
-        for (const id of gone) this.hashes.delete(id);
-        outcome.deleted += gone.length;
+      // records than its overlap were deleted in front of a window). Their ids are not kept: the target's id listing
+      // names them (ids only; only when there are any). Asked for by id, those still in the source are carried.
+      if (this.hashes.unseen > 0) {
+        let unseen: string[] = [];
+        const settle = async () => {
+          const ids = unseen;
+          unseen = [];
+          const still = columnsFromGet(await this.source.get({ ids, include: [...RECORD_FIELDS] }));
+          if (still.ids.length > 0) await carry(still);
+          const gone = ids.filter((id) => this.hashes.isUnseen(id));
+          if (gone.length === 0) return;
+          await this.target.delete({ ids: gone });
+          for (const id of gone) this.hashes.delete(id);
+          outcome.deleted += gone.length;
+        };
+        for await (const ids of listIds(this.target, { signal: options.signal })) {
+          for (const id of ids) if (this.hashes.isUnseen(id)) unseen.push(id);
+          while (unseen.length >= this.limits.records) {
+            const rest = unseen.slice(this.limits.records);
+            unseen = unseen.slice(0, this.limits.records);
+            await settle();
+            unseen.push(...rest);
+          }
+          if (this.hashes.unseen === unseen.length) break;
+        }
+        if (unseen.length > 0) await settle();
+        // Not in the target either (deleted from it directly, e.g. through the name after a swap): nothing to carry.
+        this.hashes.dropUnseen();
       }
       await writer?.finish();
     } finally {
