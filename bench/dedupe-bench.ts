@@ -47,7 +47,7 @@ export async function benchDedupe(services: Services, options: DedupeBenchOption
   const backupOf = (store: string, settings: object) => runVariant(["backup", url, name, dir(store), JSON.stringify(settings)]);
   const variants = [
     { label: "plain full backup (format 2)", settings: { dedupe: false } },
-    { label: "deduplicating full backup", settings: { dedupe: true } },
+    { label: "deduplicating (format 4, packs)", settings: { dedupe: true } },
     { label: "deduplicating and encrypted", settings: { dedupe: true, passphrase: PASSPHRASE } },
   ];
   const runs: Outcome[][] = variants.map(() => []);

@@ -140,7 +140,7 @@ describe.each(STORES)("backups on $name", ({ open }) => {
     await store.put(key, Buffer.from(original.replace('"records": 40', '"records": 41')));
     await expect(attempt()).rejects.toThrow(/fails its checksum|do not add up/);
     await store.put(key, Buffer.from(original.replace(`"formatVersion": ${FORMAT_VERSION}`, '"formatVersion": 9')));
-    await expect(attempt()).rejects.toThrow(`backup ${copy.backupId} has format version 9; this vectorkeeper reads versions 1, 2 and 3`);
+    await expect(attempt()).rejects.toThrow(`backup ${copy.backupId} has format version 9; this vectorkeeper reads versions 1, 2, 3 and 4`);
 
     const listed = await completeBackups(store, source);
     expect(listed.backups.map((b) => b.backupId)).not.toContain(copy.backupId);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { BackupResult } from "../src/jobs/backup.js";
-import { chunksFolder } from "../src/storage/backup-format/layout.js";
+import { packsFolder } from "../src/storage/backup-format/layout.js";
+import type { PackedChunk } from "../src/storage/backup-format/manifest.js";
 import { readManifest } from "../src/storage/backup-format/backup-catalog.js";
 import { runCli } from "./helpers/cli.js";
 import { STORES } from "./helpers/backup-fixtures.js";
@@ -29,13 +30,15 @@ describe.each(STORES)("deduplicated backups from the command line on $name", ({ 
     expect(newest.ownBytes).toBe(second.uploadedBytes);
 
     const manifest = await readManifest(store, collection, second.backupId);
-    await store.delete([chunksFolder(collection) + manifest.chunks[1]!.key]);
+    const chunk = manifest.chunks[1] as PackedChunk;
+    const pack = manifest.packs![chunk.pack]!.name;
+    await store.delete([packsFolder(collection) + pack]);
     const target = uniqueName("cli_dedupe_never");
     const restored = await runCli(["restore", second.backupId, "--to", target], env);
     expect(restored.code).not.toBe(0);
     const lines = restored.stderr.trim().split("\n");
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(new RegExp(`chunk ${manifest.chunks[1]!.key} of backup ${second.backupId} .*is missing`));
+    expect(lines[0]).toMatch(new RegExp(`chunk [0-9a-f]{64} \\(pack ${pack}, byte \\d+\\) of backup ${second.backupId} .*is missing`));
     expect(await chroma.listCollectionNames()).not.toContain(target);
   }, 180_000);
 });

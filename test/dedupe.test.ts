@@ -5,20 +5,32 @@ import { prune } from "../src/jobs/prune.js";
 import { restore } from "../src/jobs/restore.js";
 import { verify } from "../src/jobs/verify.js";
 import { LocalLocks } from "../src/queues/locks.js";
+import { createHash } from "node:crypto";
 import { completeBackups, readManifest } from "../src/storage/backup-format/backup-catalog.js";
 import { soleBytes, storedChunks } from "../src/storage/backup-format/content-store.js";
-import { backupFolder, chunksFolder, MANIFEST } from "../src/storage/backup-format/layout.js";
+import { backupFolder, chunksFolder, MANIFEST, newBackupId, packsFolder } from "../src/storage/backup-format/layout.js";
+import { serializeManifest, type Manifest, type PackedChunk } from "../src/storage/backup-format/manifest.js";
+import { storedPacks } from "../src/storage/backup-format/packs.js";
+import type { ObjectStore } from "../src/storage/objects/object-store.js";
 import { createRichCollection, RICH_DIMENSION, snapshotOf, STORES } from "./helpers/backup-fixtures.js";
 import { chromaStore, jobContext, uniqueName, vectors } from "./helpers/services.js";
 
 const chroma = chromaStore();
 
-describe.each(STORES)("deduplicated backups (format 3) on $name", ({ open }) => {
+/** A format 4 chunk's stored bytes, read out of its pack (a plain store: as the writer compressed them). */
+async function packedBytes(store: ObjectStore, manifest: Manifest, chunk: PackedChunk): Promise<Buffer> {
+  return store.getRange(packsFolder(manifest.collection.name) + manifest.packs![chunk.pack]!.name, chunk.offset, chunk.bytes);
+}
+
+const packed = (manifest: Manifest) => manifest.chunks as PackedChunk[];
+
+describe.each(STORES)("deduplicated backups (format 4) on $name", ({ open }) => {
   const source = uniqueName("dedupe");
   const { store } = open();
   // Lease lifetime 0: chunks a test just wrote are old enough for a prune with no grace period.
   const ctx = () => jobContext({ chroma, backupStore: store, locks: new LocalLocks(0) });
-  const run = (extra = {}) => backup.process(backup.payload.parse({ collection: source, pageSize: 7, dedupe: true, ...extra }), ctx());
+  // Small packs: a backup of these few records writes several, so a prune has packs to keep and packs to sweep.
+  const run = (extra = {}) => backup.process(backup.payload.parse({ collection: source, pageSize: 7, dedupe: true, packBytes: 64 * 1024, ...extra }), ctx());
   const chain: { result: BackupResult; snapshot: Awaited<ReturnType<typeof snapshotOf>> }[] = [];
 
   beforeAll(async () => {
@@ -41,7 +53,7 @@ describe.each(STORES)("deduplicated backups (format 3) on $name", ({ open }) => 
     await take();
   }, 180_000);
 
-  it("stores each chunk once under its SHA-256 and reuses it: an unchanged collection uploads only a manifest", async () => {
+  it("stores each chunk once, named by its SHA-256, in packs, and reuses it: an unchanged collection uploads only a manifest", async () => {
     const [first, unchanged, edited, deleted] = chain.map((c) => c.result);
     expect(first).toMatchObject({ records: 90, reusedChunks: 0, consistent: true });
     expect(first!.chunks).toBeGreaterThan(5);
@@ -55,12 +67,25 @@ describe.each(STORES)("deduplicated backups (format 3) on $name", ({ open }) => 
       expect(later.uploadedBytes).toBeLessThan(first!.bytes * 0.6);
     }
     const manifest = await readManifest(store, source, first!.backupId);
-    expect(manifest.formatVersion).toBe(3);
-    const stored = await storedChunks(store, source);
-    for (const chunk of manifest.chunks) expect(stored.get(chunk.key)?.size).toBe(chunk.bytes);
-    const { createHash } = await import("node:crypto");
-    const body = await store.get(chunksFolder(source) + manifest.chunks[0]!.key);
-    expect(createHash("sha256").update(body).digest("hex")).toBe(manifest.chunks[0]!.key);
+    expect(manifest.formatVersion).toBe(4);
+    // Fewer packs than chunks, each stored at its listed size and named by the SHA-256 of its bytes.
+    const stored = await storedPacks(store, source);
+    expect(manifest.packs!.length).toBeGreaterThan(1);
+    expect(manifest.packs!.length).toBeLessThan(manifest.chunks.length);
+    for (const pack of manifest.packs!) {
+      expect(stored.get(pack.name)?.size).toBe(pack.bytes);
+      expect(createHash("sha256").update(await store.get(packsFolder(source) + pack.name)).digest("hex")).toBe(pack.name);
+    }
+    // A first backup's chunks lie end to end in its packs; each is the SHA-256 its key says.
+    for (const chunk of packed(manifest)) {
+      expect(createHash("sha256").update(await packedBytes(store, manifest, chunk)).digest("hex")).toBe(chunk.key);
+    }
+    const ends = new Map<number, number>();
+    for (const chunk of packed(manifest)) {
+      expect(chunk.offset).toBe(ends.get(chunk.pack) ?? 0);
+      ends.set(chunk.pack, chunk.offset + chunk.bytes);
+    }
+    for (const [index, end] of ends) expect(end).toBe(manifest.packs![index]!.bytes);
   });
 
   it("restores every backup of the chain equal to the collection at its time, bit for bit", async () => {
@@ -85,34 +110,36 @@ describe.each(STORES)("deduplicated backups (format 3) on $name", ({ open }) => 
     expect(sole.get(chain[3]!.result.backupId)).toBeLessThan(chain[3]!.result.bytes / 2);
   });
 
-  it("prune after deleting the middle of the chain sweeps only chunks no kept backup lists; the rest stay restorable", async () => {
+  it("prune after deleting the middle of the chain sweeps only packs no kept backup needs; the rest stay restorable", async () => {
     const other = uniqueName("dedupe_other");
     await createRichCollection(chroma, other, 12);
     await backup.process(backup.payload.parse({ collection: other, dedupe: true }), ctx());
-    const otherChunks = [...(await storedChunks(store, other)).keys()].sort();
+    const otherPacks = [...(await storedPacks(store, other)).keys()].sort();
 
-    // The middle two go; a third backup's chunk bytes a manifest-less crash left behind goes too (unreferenced).
+    // The middle two go; a pack a manifest-less crash left behind goes too (unreferenced).
     const middle = [chain[1]!.result.backupId, chain[2]!.result.backupId];
     const orphan = "0".repeat(64);
-    await store.put(chunksFolder(source) + orphan, Buffer.from("left by a killed backup"));
+    await store.put(packsFolder(source) + orphan, Buffer.from("left by a killed backup"));
     for (const id of middle) await store.delete([backupFolder(source, id) + MANIFEST]);
-    const before = await storedChunks(store, source);
+    const before = await storedPacks(store, source);
     const kept = [chain[0]!, chain[3]!].map((c) => c.result.backupId);
     const listed = new Set<string>();
-    for (const id of kept) for (const chunk of (await readManifest(store, source, id)).chunks) listed.add(chunk.key);
+    for (const id of kept) for (const pack of (await readManifest(store, source, id)).packs!) listed.add(pack.name);
     const unlisted = [...before.keys()].filter((k) => !listed.has(k));
-    expect(unlisted.length).toBeGreaterThan(1);
+    expect(unlisted).toContain(orphan);
 
     const payload = { collection: source, keep: { last: 10 }, leftoverGraceHours: 0 };
     const dry = await prune.process(prune.payload.parse({ ...payload, dryRun: true }), ctx());
     expect(dry).toMatchObject({ dryRun: true, chunksSwept: unlisted.length });
+    // The third backup's version of a record changed again in the fourth: in a pack kept whole for its other chunks.
+    expect(dry.unusedBytesInKeptPacks).toBeGreaterThan(0);
     expect(dry.bytesFreed).toBe(unlisted.reduce((n, k) => n + before.get(k)!.size, 0));
-    expect((await storedChunks(store, source)).size).toBe(before.size);
+    expect((await storedPacks(store, source)).size).toBe(before.size);
 
     const done = await prune.process(prune.payload.parse(payload), ctx());
     expect(done).toMatchObject({ chunksSwept: unlisted.length, bytesFreed: dry.bytesFreed });
-    expect([...(await storedChunks(store, source)).keys()].sort()).toEqual([...listed].sort());
-    expect([...(await storedChunks(store, other)).keys()].sort()).toEqual(otherChunks);
+    expect([...(await storedPacks(store, source)).keys()].sort()).toEqual([...listed].sort());
+    expect([...(await storedPacks(store, other)).keys()].sort()).toEqual(otherPacks);
     for (const c of [chain[0]!, chain[3]!]) {
       const target = uniqueName("dedupe_after_prune");
       await restore.process(restore.payload.parse({ collection: target, backupId: c.result.backupId }), ctx());
@@ -125,25 +152,28 @@ describe.each(STORES)("deduplicated backups (format 3) on $name", ({ open }) => 
     await createRichCollection(chroma, victim, 20);
     const made = await backup.process(backup.payload.parse({ collection: victim, dedupe: true }), ctx());
     const manifest = await readManifest(store, victim, made.backupId);
-    const [a, b] = manifest.chunks;
+    const [a] = manifest.chunks;
     const restoreInto = async () => {
       const target = uniqueName("dedupe_never");
       const attempt = restore.process(restore.payload.parse({ collection: target, backupId: made.backupId }), ctx());
       return { target, attempt };
     };
 
-    const bodyA = await store.get(chunksFolder(victim) + a!.key);
-    const bodyB = await store.get(chunksFolder(victim) + b!.key);
-    await store.put(chunksFolder(victim) + a!.key, bodyB);
+    // One byte of chunk a changed inside its pack (same size): only the check of its content against its name can tell.
+    const packKey = packsFolder(victim) + manifest.packs![(a as PackedChunk).pack]!.name;
+    const pack = await store.get(packKey);
+    const altered = Buffer.from(pack);
+    altered[(a as PackedChunk).offset + (a!.bytes >> 1)]! ^= 0x20;
+    await store.put(packKey, altered);
     const swapped = await restoreInto();
-    await expect(swapped.attempt).rejects.toThrow(new RegExp(`chunk ${a!.key} of backup ${made.backupId}.*(bytes|SHA-256)`));
+    await expect(swapped.attempt).rejects.toThrow(new RegExp(`chunk ${a!.key} \\(pack [0-9a-f]{64}, byte \\d+\\) of backup ${made.backupId}.*SHA-256`));
     expect(await chroma.listCollectionNames()).not.toContain(swapped.target);
 
-    await store.delete([chunksFolder(victim) + a!.key]);
+    await store.delete([packKey]);
     const missing = await restoreInto();
-    await expect(missing.attempt).rejects.toThrow(new RegExp(`chunk ${a!.key} of backup ${made.backupId} .*is missing`));
+    await expect(missing.attempt).rejects.toThrow(new RegExp(`chunk ${a!.key} .*of backup ${made.backupId} .*is missing: pack ${packKey} is not in`));
     expect(await chroma.listCollectionNames()).not.toContain(missing.target);
-    await store.put(chunksFolder(victim) + a!.key, bodyA);
+    await store.put(packKey, pack);
 
     const key = backupFolder(victim, made.backupId) + MANIFEST;
     const text = await store.get(key);
@@ -153,7 +183,7 @@ describe.each(STORES)("deduplicated backups (format 3) on $name", ({ open }) => 
     expect(await chroma.listCollectionNames()).not.toContain(truncated.target);
   });
 
-  it("archives to the object store share the machinery: stored chunks, kept by prune's mark, restorable", async () => {
+  it("archives to the object store share the machinery: packed chunks, kept by prune's mark, restorable", async () => {
     const name = uniqueName("dedupe_archive");
     const collection = await chroma.client.createCollection({ name, embeddingFunction: null, configuration: { hnsw: { space: "l2" } } });
     const old = Date.now() - 90 * 86_400_000;
@@ -165,12 +195,40 @@ describe.each(STORES)("deduplicated backups (format 3) on $name", ({ open }) => 
     const before = await snapshotOf(chroma, name);
     const result = await archive.process(archive.payload.parse({ collection: name, olderThanDays: 30, to: "object-store", dedupe: true }), ctx());
     const backupId = result.target.split(":")[1]!;
-    expect((await readManifest(store, name, backupId)).formatVersion).toBe(3);
+    expect((await readManifest(store, name, backupId)).formatVersion).toBe(4);
     await backup.process(backup.payload.parse({ collection: name, dedupe: true }), ctx());
     const swept = await prune.process(prune.payload.parse({ collection: name, keep: { last: 1 }, leftoverGraceHours: 0 }), ctx());
     expect(swept.chunksSwept).toBe(0);
     const back = uniqueName("dedupe_archive_back");
     await restore.process(restore.payload.parse({ collection: back, backupId }), ctx());
     expect((await snapshotOf(chroma, back)).rows).toEqual(before.rows.filter((r) => Number(r.id.slice(4)) < 20));
+  });
+
+  it("a format 3 backup (chunks stored one per object) still lists, verifies and restores; prune sweeps its chunks once it goes", async () => {
+    // Made from a format 4 backup of the chain: each chunk's bytes under its name in the chunks folder, as format 3 had them.
+    const { result, snapshot } = chain[3]!;
+    const v4 = await readManifest(store, source, result.backupId);
+    for (const chunk of packed(v4)) await store.put(chunksFolder(source) + chunk.key, await packedBytes(store, v4, chunk));
+    const backupId = newBackupId(new Date(Date.parse(v4.startedAt) - 1000));
+    const { packs: _packs, checksum: _checksum, ...rest } = v4;
+    const v3 = { ...rest, formatVersion: 3 as const, backupId, chunks: packed(v4).map(({ key, records, bytes }) => ({ key, records, bytes })) };
+    await store.put(backupFolder(source, backupId) + MANIFEST, serializeManifest(v3));
+
+    const { backups, damaged } = await completeBackups(store, source);
+    expect(damaged).toEqual([]);
+    expect(backups.find((b) => b.backupId === backupId)?.manifest.formatVersion).toBe(3);
+    expect(await verify.process(verify.payload.parse({ collection: source, backupId }), ctx())).toMatchObject({ recordsChecked: snapshot.rows.length });
+    const target = uniqueName("dedupe_v3_back");
+    await restore.process(restore.payload.parse({ collection: target, backupId }), ctx());
+    expect((await snapshotOf(chroma, target)).rows).toEqual(snapshot.rows);
+
+    const chunks = (await storedChunks(store, source)).size;
+    expect(chunks).toBeGreaterThan(0);
+    const kept = await prune.process(prune.payload.parse({ collection: source, keep: { last: 10 }, leftoverGraceHours: 0 }), ctx());
+    expect(kept.chunksSwept).toBe(0);
+    await store.delete([backupFolder(source, backupId) + MANIFEST]);
+    const swept = await prune.process(prune.payload.parse({ collection: source, keep: { last: 10 }, leftoverGraceHours: 0 }), ctx());
+    expect(swept.chunksSwept).toBe(chunks);
+    expect((await storedChunks(store, source)).size).toBe(0);
   });
 });

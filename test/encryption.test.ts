@@ -10,7 +10,9 @@ import { verify } from "../src/jobs/verify.js";
 import { completeBackups, readManifest } from "../src/storage/backup-format/backup-catalog.js";
 import { EncryptedStore, readKeyFile } from "../src/storage/backup-format/encrypted-store.js";
 import { SEALED_OVERHEAD } from "../src/storage/backup-format/encryption.js";
-import { chunksFolder } from "../src/storage/backup-format/layout.js";
+import { backupFolder, packsFolder } from "../src/storage/backup-format/layout.js";
+import type { PackedChunk } from "../src/storage/backup-format/manifest.js";
+import { chunkContext } from "../src/storage/backup-format/packs.js";
 import { HEADER_KEY, openRepository } from "../src/storage/backup-format/repository-header.js";
 import { FsStore } from "../src/storage/objects/fs-store.js";
 import type { ObjectStore } from "../src/storage/objects/object-store.js";
@@ -61,7 +63,8 @@ describe.each(STORES)("encrypted backups on $name", ({ open }) => {
 
   it("leaves no document text, metadata value or plaintext hash in any object; only the header is readable", async () => {
     const raw = await rawObjects(inner);
-    expect(raw.size).toBeGreaterThan(5);
+    // The header, the packs, two manifests and the full backup's chunks.
+    expect(raw.size).toBeGreaterThan(4);
     for (const [key, bytes] of raw) {
       expect(bytes.includes(Buffer.from(DOCUMENT)), key).toBe(false);
       expect(bytes.includes(Buffer.from(METADATA_VALUE)), key).toBe(false);
@@ -71,8 +74,10 @@ describe.each(STORES)("encrypted backups on $name", ({ open }) => {
     expect(header).toMatchObject({ format: "vectorkeeper-repository", encryption: "aes-256-gcm", kdf: { name: "scrypt" } });
     // Chunk names are keyed: none is the SHA-256 of the chunk's (decrypted) bytes.
     const manifest = await readManifest(store, source, deduped.backupId);
-    for (const chunk of manifest.chunks) {
-      const plain = await store.get(chunksFolder(source) + chunk.key);
+    for (const chunk of manifest.chunks as PackedChunk[]) {
+      const sealed = await inner.getRange(packsFolder(source) + manifest.packs![chunk.pack]!.name, chunk.offset, chunk.bytes);
+      const plain = await store.openBlob(chunkContext(source, chunk.key), sealed, chunk.key);
+      expect(plain.length).toBe(chunk.bytes - SEALED_OVERHEAD);
       expect(createHash("sha256").update(plain).digest("hex")).not.toBe(chunk.key);
     }
     // The control: the same backup in a plain store holds the text as is.
@@ -96,8 +101,13 @@ describe.each(STORES)("encrypted backups on $name", ({ open }) => {
   });
 
   it("counts what a run wrote as stored: each object with its envelope", async () => {
-    // Every chunk of the first backup was new; each object (chunks, manifest) carries the envelope once.
-    expect(deduped.uploadedBytes).toBe(deduped.bytes + SEALED_OVERHEAD * (deduped.chunks + 1));
+    // Every chunk of the first backup was new. Each chunk is sealed in its pack (its listed size holds its envelope);
+    // the manifest, sealed whole, adds one more envelope.
+    expect(deduped.uploadedBytes).toBe(deduped.bytes + SEALED_OVERHEAD);
+    let packed = 0;
+    for await (const object of inner.list(packsFolder(source))) packed += object.size;
+    for await (const object of inner.list(backupFolder(source, deduped.backupId))) packed += object.size;
+    expect(deduped.uploadedBytes).toBe(packed);
     expect(full.uploadedBytes).toBe(full.bytes + SEALED_OVERHEAD * (full.chunks + 1));
     let stored = 0;
     for await (const object of inner.list(`${source}/${full.backupId}/`)) stored += object.size;
@@ -122,7 +132,7 @@ describe.each(STORES)("encrypted backups on $name", ({ open }) => {
 
   it("a tampered chunk or manifest fails naming the object, writing nothing", async () => {
     const manifest = await readManifest(store, source, deduped.backupId);
-    const key = chunksFolder(source) + manifest.chunks[0]!.key;
+    const key = packsFolder(source) + manifest.packs![0]!.name;
     const original = await inner.get(key);
     const flipped = Buffer.from(original);
     flipped[flipped.length - 20]! ^= 1;

@@ -105,8 +105,8 @@ export interface BackupOptions {
   /** Prune deletes leftovers of interrupted backups only once untouched this long, so a running backup is safe. @defaultValue 24 */
   leftoverGraceHours: number;
   /**
-   * Store chunks once per collection under their content's hash (format 3) and reuse them across backups, instead of
-   * a full copy per backup (format 2). @defaultValue false
+   * Store chunks once per collection under their content's hash, in packs (format 4), and reuse them across backups,
+   * instead of a full copy per backup (format 2). @defaultValue false
    */
   dedupe: boolean;
   /**
@@ -117,10 +117,25 @@ export interface BackupOptions {
   dedupeMeanRecords: number;
   /** With dedupe, records per chunk at most (bounds the chunks of ids that never hash to a boundary). @defaultValue 32 */
   dedupeMaxRecords: number;
-  /** With dedupe, chunk uploads in flight at once (chunks are small, so latency rather than bandwidth bounds them). @defaultValue 8 */
-  dedupeUploads: number;
-  /** With dedupe, chunks downloaded ahead of the one being checked or restored. @defaultValue 16 */
+  /** With dedupe, chunks being encoded and compressed at once. @defaultValue 8 */
+  dedupeEncoders: number;
+  /**
+   * With dedupe, chunk reads (format 3) or pack range reads (format 4) running ahead of the chunk being checked or
+   * restored. @defaultValue 16
+   */
   dedupeReadAhead: number;
+  /**
+   * With dedupe, a pack is uploaded once its chunks reach this many bytes: a few MiB, so a backup writes about as many
+   * objects as a full copy does, while a pack that holds one changed chunk of many stays cheap to keep.
+   * @defaultValue 4194304 (4 MiB)
+   */
+  packBytes: number;
+  /** With dedupe, packs uploading at once (each held in memory until it is stored). @defaultValue 2 */
+  packUploads: number;
+  /** Format 4 restores and verifies read neighbouring chunks of a pack with one range request of at most this. @defaultValue 1048576 (1 MiB) */
+  packReadBytes: number;
+  /** ... reading through a gap (chunks no longer listed) of at most this between them. @defaultValue 65536 */
+  packReadGapBytes: number;
   /**
    * How long a process that set up an encrypted store's header waits before reading it back and using whichever
    * header the store kept: longer than a listing and a write take, so processes setting up one store at once all
@@ -478,8 +493,12 @@ export const DEFAULTS = {
     dedupe: false,
     dedupeMeanRecords: 6,
     dedupeMaxRecords: 32,
-    dedupeUploads: 8,
+    dedupeEncoders: 8,
     dedupeReadAhead: 16,
+    packBytes: 4 * 1024 * 1024,
+    packUploads: 2,
+    packReadBytes: 1024 * 1024,
+    packReadGapBytes: 64 * 1024,
     headerSettleMs: 1000,
   } satisfies BackupOptions,
 } as const;

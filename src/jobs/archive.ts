@@ -9,7 +9,7 @@ import { newestBackup } from "../storage/backup-format/backup-catalog.js";
 import { BackupWriter } from "../storage/backup-format/backup-writer.js";
 import { backupFolder, newBackupId } from "../storage/backup-format/layout.js";
 import { collectionEntry, DEDUPED_FORMAT_VERSION, FORMAT_VERSION, manifestFeatures, manifestHeader } from "../storage/backup-format/manifest.js";
-import { ContentWriter } from "../storage/backup-format/content-store.js";
+import { ContentWriter } from "../storage/backup-format/content-writer.js";
 import { columnsFromGet, sameRecord } from "../storage/chroma/records.js";
 import { writeRecords } from "../storage/chroma/writer.js";
 import { countIds } from "../storage/chroma/linear-read.js";
@@ -144,7 +144,7 @@ async function archiveToObjectStore(payload: ArchivePayload, where: Where, cutof
           backupId,
           b.compression,
           { meanRecords: b.dedupeMeanRecords, maxRecords: b.dedupeMaxRecords, maxBytes: b.chunkBytes },
-          b.dedupeUploads,
+          { packBytes: b.packBytes, encoders: b.dedupeEncoders, packUploads: b.packUploads },
         )
       : new BackupWriter(ctx.backupStore, backupFolder(payload.collection, backupId), b.compression, { records: b.chunkRecords, bytes: b.chunkBytes });
     let dimension: number | null = null;

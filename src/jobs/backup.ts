@@ -3,7 +3,7 @@ import { z } from "zod";
 import { DEFAULTS } from "../config/defaults.js";
 import { BackupWriter } from "../storage/backup-format/backup-writer.js";
 import { COMPRESSIONS, zstdAvailable } from "../storage/backup-format/compression.js";
-import { ContentWriter } from "../storage/backup-format/content-store.js";
+import { ContentWriter } from "../storage/backup-format/content-writer.js";
 import { wrongKey } from "../storage/backup-format/encryption.js";
 import { storeKeyId } from "../storage/backup-format/repository-header.js";
 import { backupFolder, newBackupId } from "../storage/backup-format/layout.js";
@@ -34,8 +34,10 @@ export const backupPayload = z
       .enum(COMPRESSIONS)
       .default(d.compression)
       .refine((c) => c !== "zstd" || zstdAvailable, { message: `zstd needs Node.js 22.15+ (this is ${process.version}); use gzip` }),
-    /** Chunks stored once per collection and shared by its backups (format 3); false: a full copy (format 2). */
+    /** Chunks stored once per collection, in packs, and shared by its backups (format 4); false: a full copy (format 2). */
     dedupe: z.boolean().default(d.dedupe),
+    /** With dedupe, the size at which a pack is uploaded. */
+    packBytes: z.number().int().min(1024).default(d.packBytes),
     ...pacingFields,
   })
   .strict();
@@ -92,7 +94,7 @@ export const backup = defineJob({
           backupId,
           payload.compression,
           { meanRecords: d.dedupeMeanRecords, maxRecords: Math.min(d.dedupeMaxRecords, payload.chunkRecords), maxBytes: payload.chunkBytes },
-          d.dedupeUploads,
+          { packBytes: payload.packBytes, encoders: d.dedupeEncoders, packUploads: d.packUploads },
         )
       : new BackupWriter(backupStore, folder, payload.compression, { records: payload.chunkRecords, bytes: payload.chunkBytes });
     let pacer: Pacer | undefined;
@@ -155,7 +157,7 @@ export const backup = defineJob({
         records: read,
         bytes: writer.bytes,
         uploadedBytes: writer.uploadedBytes,
-        reusedChunks: writer instanceof ContentWriter ? writer.reusedChunks : 0,
+        reusedChunks: writer.reusedChunks,
         chunks: manifest.chunks.length,
         durationMs: Math.round(performance.now() - started),
         consistent,

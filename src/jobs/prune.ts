@@ -26,12 +26,14 @@ export interface PruneResult {
   /** Interrupted backups still inside the grace period, or possibly still being written, left alone. */
   leftoversKept: string[];
   bytesFreed: number;
-  /** Shared chunks (format 3) no kept backup lists and older than the grace period: deleted, or with --dry-run would be. */
+  /** Shared chunks (format 3) and packs (format 4) no kept backup needs, older than the grace period: deleted, or with --dry-run would be. */
   chunksSwept: number;
-  /** Unreferenced shared chunks inside the grace period, left alone. */
+  /** Unreferenced shared chunks and packs inside the grace period, left alone. */
   chunksYoung: number;
   /** Why shared chunks were not swept this time (a running backup, a damaged manifest). */
   sweepSkipped?: string;
+  /** Format 4: bytes of chunks no kept backup lists inside packs kept whole for their other chunks (freed once those go). */
+  unusedBytesInKeptPacks: number;
 }
 
 /** Applies a retention policy to one collection's backups (restic `forget` rules) and collects old leftovers. */
@@ -64,6 +66,7 @@ export const prune = defineJob({
       bytesFreed,
       chunksSwept: plan.sweep?.keys.length ?? 0,
       chunksYoung: plan.sweep?.young ?? 0,
+      unusedBytesInKeptPacks: plan.sweep?.unusedInKeptPacks ?? 0,
       ...(plan.sweepSkipped ? { sweepSkipped: plan.sweepSkipped } : {}),
     };
   },

@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
-import { recordFeatures, type ChromaFeature } from "../chroma/features.js";
 import { storedBytes, type ObjectStore } from "../objects/object-store.js";
 import { concatColumns, sliceColumns, type RecordColumns } from "../chroma/record-columns.js";
 import { encodeChunk } from "./chunk-codec.js";
 import { compressors, type Compression } from "./compression.js";
 import { chunkName, MANIFEST } from "./layout.js";
 import { serializeManifest, type ManifestChunk, type UnsignedManifest } from "./manifest.js";
+import { WriteTally } from "./write-tally.js";
 
 /** When a chunk is full: whichever limit is reached first. */
 export interface ChunkLimits {
@@ -18,35 +18,29 @@ export interface ChunkLimits {
  * Groups pages into chunks and uploads each (encoded, compressed, SHA-256'd) while the caller reads on. At most one
  * chunk uploads while the next one fills, so memory stays at about two chunks whatever the collection's size.
  */
-export class BackupWriter {
+export class BackupWriter extends WriteTally {
   private pending: RecordColumns[] = [];
   private pendingRecords = 0;
   private pendingBytes = 0;
   private upload: Promise<void> | undefined;
   private failure: unknown;
   private readonly chunks: ManifestChunk[] = [];
-  private dimension = 0;
-  records = 0;
-  bytes = 0;
-  /** What this run wrote to the store, as stored (encrypted objects with their envelope). */
-  uploadedBytes = 0;
-  /** What the records written so far hold that not every server can (for the manifest's `features`). */
-  readonly features = new Set<ChromaFeature>();
 
   constructor(
     private readonly store: ObjectStore,
     private readonly folder: string,
     private readonly compression: Compression,
     private readonly limits: ChunkLimits,
-  ) {}
+  ) {
+    super();
+  }
 
   private estimate(columns: RecordColumns, index: number): number {
     return columns.dimension * 4 + columns.ids[index]!.length + (columns.documents[index]?.length ?? 0) + (columns.uris[index]?.length ?? 0) + 64;
   }
 
   async add(page: RecordColumns): Promise<void> {
-    this.dimension = page.dimension;
-    for (const feature of recordFeatures(page.metadatas, page.uris)) this.features.add(feature);
+    this.notePage(page);
     let start = 0;
     for (let i = 0; i < page.ids.length; i++) {
       this.pendingRecords++;

@@ -2,15 +2,16 @@ import { readFileSync } from "node:fs";
 import { ConfigError } from "../../config/config-error.js";
 import { IntegrityError } from "../../errors.js";
 import type { ObjectStore, StoredObject } from "../objects/object-store.js";
-import { contentName, SEALED_OVERHEAD, seal, unseal, type RepositoryKeys } from "./encryption.js";
-import { MANIFEST } from "./layout.js";
+import { contentName, openSealed, SEALED_OVERHEAD, seal, unseal, type RepositoryKeys } from "./encryption.js";
+import { isPackKey, MANIFEST } from "./layout.js";
 import { HEADER_KEY, openRepository, storeKeyId } from "./repository-header.js";
 
 /**
  * An object store whose objects are encrypted and authenticated (AES-256-GCM, a random nonce each) on their way in
  * and checked and decrypted on their way out; everything above it (backups, restore, verify, list, prune) works
  * unchanged. Listings report an object's plaintext size, as manifests record it. Only the repository header stays
- * readable; chunk names come from `contentName`, an HMAC, so they reveal no hash of the plaintext.
+ * readable; chunk names come from `contentName`, an HMAC, so they reveal no hash of the plaintext. Packs (format 4)
+ * are stored as written: each chunk in them is sealed by itself (`sealBlob`), so one can be read and checked alone.
  */
 export class EncryptedStore implements ObjectStore {
   private keys: Promise<RepositoryKeys> | undefined;
@@ -35,7 +36,7 @@ export class EncryptedStore implements ObjectStore {
   async put(key: string, body: Uint8Array): Promise<void> {
     const keys = await this.ready();
     if (key.endsWith(`/${MANIFEST}`)) await this.checkHeader(keys);
-    await this.inner.put(key, seal(keys, key, body));
+    await this.inner.put(key, isPackKey(key) ? body : seal(keys, key, body));
   }
 
   /**
@@ -62,13 +63,29 @@ export class EncryptedStore implements ObjectStore {
 
   async get(key: string): Promise<Buffer> {
     const keys = await this.ready();
-    return unseal(keys, key, await this.inner.get(key), this.inner.description);
+    const body = await this.inner.get(key);
+    return isPackKey(key) ? body : unseal(keys, key, body, this.inner.description);
+  }
+
+  /** Packs only: other objects are sealed whole, and a part of one cannot be authenticated. */
+  async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    await this.ready();
+    if (!isPackKey(key)) throw new Error(`${key}: only packs are read in parts from an encrypted store`);
+    return this.inner.getRange(key, offset, length);
+  }
+
+  async sealBlob(context: string, plain: Uint8Array): Promise<Buffer> {
+    return seal(await this.ready(), context, plain);
+  }
+
+  async openBlob(context: string, sealed: Buffer, label: string): Promise<Buffer> {
+    return openSealed(await this.ready(), context, sealed, `${label} in ${this.inner.description}`);
   }
 
   async *list(prefix: string): AsyncIterable<StoredObject> {
     await this.ready();
     for await (const object of this.inner.list(prefix)) {
-      if (object.key !== HEADER_KEY) yield { ...object, size: Math.max(0, object.size - SEALED_OVERHEAD) };
+      if (object.key !== HEADER_KEY) yield isPackKey(object.key) ? object : { ...object, size: Math.max(0, object.size - SEALED_OVERHEAD) };
     }
   }
 

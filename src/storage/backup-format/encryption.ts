@@ -68,16 +68,24 @@ export function sealedKeyId(bytes: Uint8Array): string | undefined {
 }
 
 export function unseal(keys: RepositoryKeys, objectKey: string, sealed: Buffer, where: string): Buffer {
+  return openSealed(keys, objectKey, sealed, `${objectKey} in ${where}`);
+}
+
+/**
+ * Checks and decrypts a sealed object or chunk; `context` is the additional authenticated data it was sealed with
+ * (an object's key; for a chunk in a pack, its collection and name), `label` what a failure names.
+ */
+export function openSealed(keys: RepositoryKeys, context: string, sealed: Buffer, label: string): Buffer {
   const keyId = sealedKeyId(sealed);
-  if (keyId === undefined) throw new IntegrityError(`${objectKey} in ${where} is not encrypted, in an encrypted store: it was replaced`);
+  if (keyId === undefined) throw new IntegrityError(`${label} is not encrypted, in an encrypted store: it was replaced`);
   if (keyId !== keys.keyId) throw wrongKey(keyId, keys.keyId);
   const decipher = createDecipheriv("aes-256-gcm", keys.encrypt, sealed.subarray(MAGIC.length + KEY_ID_BYTES, HEAD));
-  decipher.setAAD(Buffer.from(objectKey, "utf8"));
+  decipher.setAAD(Buffer.from(context, "utf8"));
   decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
   try {
     return Buffer.concat([decipher.update(sealed.subarray(HEAD, sealed.length - TAG_BYTES)), decipher.final()]);
   } catch {
-    throw new IntegrityError(`${objectKey} in ${where} fails authentication: it was altered or damaged`);
+    throw new IntegrityError(`${label} fails authentication: it was altered or damaged`);
   }
 }
 

@@ -30,6 +30,13 @@ export const chunkName = (index: number, compression: Compression) =>
 /** Format 3: a collection's chunks, each stored once under its content's name and shared by its backups. */
 export const chunksFolder = (collection: string) => `${collection}/chunks/`;
 
+/** Format 4: a collection's packs, each holding many chunks and named by the SHA-256 of its stored bytes. */
+export const packsFolder = (collection: string) => `${collection}/packs/`;
+
+const PACK_KEY = /^[^/]+\/packs\/[0-9a-f]{64}$/;
+/** Whether a key names a pack (stored as written, also in an encrypted store: its chunks are sealed one by one). */
+export const isPackKey = (key: string) => PACK_KEY.test(key);
+
 /** Where a manifest's chunk is stored: in the collection's shared chunks (format 3) or in the backup's folder. */
 export const chunkObjectKey = (manifest: { formatVersion: number; backupId: string; collection: { name: string } }, chunkKey: string) =>
   manifest.formatVersion >= 3 ? chunksFolder(manifest.collection.name) + chunkKey : backupFolder(manifest.collection.name, manifest.backupId) + chunkKey;

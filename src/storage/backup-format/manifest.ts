@@ -10,9 +10,11 @@ import { sealedKeyId, wrongKey } from "./encryption.js";
 export const FORMAT = "vectorkeeper-backup";
 /** 2 added the collection's schema, record URIs and the `features` list; version 1 manifests are still read. */
 export const FORMAT_VERSION = 2;
-/** 3: chunks stored once per collection under their content's name and shared by backups (dedupe). */
-export const DEDUPED_FORMAT_VERSION = 3;
-const READABLE_VERSIONS = [1, 2, 3];
+/** 3: chunks stored once per collection under their content's name and shared by backups (read, no longer written). */
+export const SHARED_CHUNKS_FORMAT_VERSION = 3;
+/** 4: content-named chunks stored once per collection inside packs, shared by backups (dedupe). */
+export const DEDUPED_FORMAT_VERSION = 4;
+const READABLE_VERSIONS = [1, 2, 3, 4];
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, { message: "must be a hex SHA-256" });
 
@@ -89,15 +91,42 @@ export const manifestSchema = manifestV1
   })
   .strict();
 
-const dedupedManifestSchema = manifestSchema.extend({ formatVersion: z.literal(DEDUPED_FORMAT_VERSION), chunks: z.array(sharedChunkEntry) }).strict();
+const sharedChunksManifestSchema = manifestSchema
+  .extend({ formatVersion: z.literal(SHARED_CHUNKS_FORMAT_VERSION), chunks: z.array(sharedChunkEntry) })
+  .strict();
 
-/** A chunk entry of any version; format 3's has no `sha256` (its key is the hash). */
-export type ManifestChunk = z.output<typeof chunkEntry> | z.output<typeof sharedChunkEntry>;
+/**
+ * Format 4: `key` is the chunk's content name (its SHA-256, keyed when encrypted), `pack` an index into the manifest's
+ * `packs`, and the chunk the `bytes` bytes of that pack from `offset` (sealed, when encrypted).
+ */
+const packedChunkEntry = sharedChunkEntry.extend({ pack: z.number().int().nonnegative(), offset: z.number().int().nonnegative() }).strict();
+const packEntry = z.object({ name: sha256Hex, bytes: z.number().int().positive() }).strict();
+
+const packedManifestSchema = manifestSchema
+  .extend({ formatVersion: z.literal(DEDUPED_FORMAT_VERSION), chunks: z.array(packedChunkEntry), packs: z.array(packEntry) })
+  .strict()
+  .superRefine((manifest, context) => {
+    for (const [index, chunk] of manifest.chunks.entries()) {
+      const pack = manifest.packs[chunk.pack];
+      if (!pack || chunk.offset + chunk.bytes > pack.bytes) {
+        context.addIssue({ code: "custom", path: ["chunks", index], message: pack ? "lies beyond the end of its pack" : "names no listed pack" });
+        return;
+      }
+    }
+  });
+
+export type PackedChunk = z.output<typeof packedChunkEntry>;
+export type PackEntry = z.output<typeof packEntry>;
+
+/** A chunk entry of any version; format 3's has no `sha256` (its key is the hash), format 4's says where in which pack. */
+export type ManifestChunk = z.output<typeof chunkEntry> | z.output<typeof sharedChunkEntry> | PackedChunk;
 
 /** A manifest of any version, as the current one (a version 1 manifest uses none of the newer features). */
 export type Manifest = Omit<z.output<typeof manifestSchema>, "formatVersion" | "chunks"> & {
-  formatVersion: 1 | typeof FORMAT_VERSION | typeof DEDUPED_FORMAT_VERSION;
+  formatVersion: 1 | typeof FORMAT_VERSION | typeof SHARED_CHUNKS_FORMAT_VERSION | typeof DEDUPED_FORMAT_VERSION;
   chunks: ManifestChunk[];
+  /** Format 4: the packs its chunks are in. */
+  packs?: PackEntry[];
 };
 export type UnsignedManifest = Omit<Manifest, "checksum">;
 
@@ -106,8 +135,8 @@ const checksumOf = (unsigned: object) => createHash("sha256").update(JSON.string
 
 export function serializeManifest(unsigned: UnsignedManifest): Buffer {
   const manifest: Manifest = { ...unsigned, checksum: checksumOf(unsigned) };
-  // Format 3 lists thousands of small chunks: compact, so an unchanged collection's backup stays a small upload.
-  const indent = manifest.formatVersion === DEDUPED_FORMAT_VERSION ? undefined : 2;
+  // Formats 3 and 4 list thousands of small chunks: compact, so an unchanged collection's backup stays a small upload.
+  const indent = manifest.formatVersion >= SHARED_CHUNKS_FORMAT_VERSION ? undefined : 2;
   return Buffer.from(`${JSON.stringify(manifest, null, indent)}\n`, "utf8");
 }
 
@@ -130,7 +159,7 @@ export function parseManifest(bytes: Buffer, backupLabel: string): Manifest {
       `backup ${backupLabel} has format version ${head.data.formatVersion}; this vectorkeeper reads versions ${`${READABLE_VERSIONS.slice(0, -1).join(", ")} and ${READABLE_VERSIONS.at(-1)}`}: use a matching vectorkeeper release`,
     );
   }
-  const schema = [manifestV1, manifestSchema, dedupedManifestSchema][head.data.formatVersion - 1]!;
+  const schema = [manifestV1, manifestSchema, sharedChunksManifestSchema, packedManifestSchema][head.data.formatVersion - 1]!;
   const parsed = schema.safeParse(raw);
   if (!parsed.success) throw new IntegrityError(`manifest of backup ${backupLabel} ${manifestProblem(parsed.error)}`);
   const { checksum, ...unsigned } = raw as Record<string, unknown>;

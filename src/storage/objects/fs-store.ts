@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { link, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
+import { link, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
 import { ConfigError } from "../../config/config-error.js";
 import { ObjectNotFoundError, type ObjectStore, type StoredObject } from "./object-store.js";
@@ -109,6 +109,28 @@ export class FsStore implements ObjectStore {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") throw new ObjectNotFoundError(key, this.description);
       throw error;
+    }
+  }
+
+  async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    let file;
+    try {
+      file = await open(this.path(key), "r");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") throw new ObjectNotFoundError(key, this.description);
+      throw error;
+    }
+    try {
+      const buffer = Buffer.allocUnsafe(length);
+      let filled = 0;
+      while (filled < length) {
+        const { bytesRead } = await file.read(buffer, filled, length - filled, offset + filled);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      return buffer.subarray(0, filled);
+    } finally {
+      await file.close();
     }
   }
 

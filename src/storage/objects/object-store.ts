@@ -23,6 +23,11 @@ export interface ObjectStore {
   create(key: string, body: Uint8Array): Promise<boolean>;
   /** Reads a whole object, or throws {@link ObjectNotFoundError}. */
   get(key: string): Promise<Buffer>;
+  /**
+   * Reads `length` bytes of an object from `offset` (S3: a Range GET), or throws {@link ObjectNotFoundError}; fewer
+   * bytes when the object ends sooner. Format 4 reads chunks out of packs this way.
+   */
+  getRange(key: string, offset: number, length: number): Promise<Buffer>;
   /** Every object whose key starts with `prefix`. */
   list(prefix: string): AsyncIterable<StoredObject>;
   /** Deletes objects; missing ones are not an error. */
@@ -38,6 +43,13 @@ export interface ObjectStore {
    * HMAC, so names reveal no hash of the plaintext. Without it a chunk's name is the SHA-256 of its bytes.
    */
   contentName?(body: Uint8Array): Promise<string>;
+  /**
+   * An encrypted store seals each chunk of a pack (format 4) by itself, so a chunk read out of its pack can be checked
+   * alone; the pack around the sealed chunks is stored as written. `context` is authenticated with the chunk.
+   */
+  sealBlob?(context: string, plain: Uint8Array): Promise<Buffer>;
+  /** Checks and decrypts a chunk `sealBlob` sealed; a failure names `label` (the chunk and its pack). */
+  openBlob?(context: string, sealed: Buffer, label: string): Promise<Buffer>;
   /** What an object of `bytes` bytes takes on the store, when the store adds to it (an encrypted store's envelope). */
   storedBytes?(bytes: number): number;
 }

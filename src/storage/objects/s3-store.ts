@@ -145,11 +145,22 @@ export class S3Store implements ObjectStore {
    * only until the headers arrive: the whole read is retried here, with backoff.
    */
   async get(key: string): Promise<Buffer> {
+    return this.read(key, undefined);
+  }
+
+  /** A Range GET: packs (format 4) are read chunk run by chunk run. */
+  async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    return this.read(key, `bytes=${offset}-${offset + length - 1}`);
+  }
+
+  private async read(key: string, range: string | undefined): Promise<Buffer> {
     try {
       return await withRetries(
         this.network,
         async () => {
-          const response = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.root + key }));
+          const response = await this.client.send(
+            new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.root + key, ...(range ? { Range: range } : {}) }),
+          );
           if (!response.Body) throw new ObjectNotFoundError(key, this.description);
           const body = await response.Body.transformToByteArray().catch((cause: unknown) => {
             throw new BodyCutShort(cause);
