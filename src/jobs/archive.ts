@@ -33,7 +33,7 @@ export const archivePayload = z
     field: metadataField.default(d.createdField),
     dryRun: z.boolean().default(false),
     batchSize: z.number().int().min(1).max(5000).default(d.batchSize),
-    /** With `to: object-store`: chunks stored once per collection, shared with its deduplicated backups (format 3). */
+    /** With `to: object-store`: chunks stored once per collection, in packs shared with its deduplicated backups (format 4). */
     dedupe: z.boolean().default(DEFAULTS.backup.dedupe),
     ...pacingFields,
   })

@@ -2,23 +2,15 @@ import { createHash } from "node:crypto";
 import type { ObjectStore } from "../objects/object-store.js";
 import { chunksFolder, packsFolder } from "./layout.js";
 import type { ManifestChunk, PackEntry } from "./manifest.js";
-import { storedPacks } from "./packs.js";
+import { hashNamedObjects, storedPacks } from "./packs.js";
 
 /** A shared chunk's name: the SHA-256 of its bytes, or the store's keyed name when it encrypts. */
 export async function chunkName(store: ObjectStore, body: Uint8Array): Promise<string> {
   return store.contentName ? store.contentName(body) : createHash("sha256").update(body).digest("hex");
 }
 
-/** The collection's stored format 3 chunks: name → size, from one listing of its chunks folder. */
-export async function storedChunks(store: ObjectStore, collection: string): Promise<Map<string, { size: number; lastModified: Date }>> {
-  const folder = chunksFolder(collection);
-  const chunks = new Map<string, { size: number; lastModified: Date }>();
-  for await (const object of store.list(folder)) {
-    const name = object.key.slice(folder.length);
-    if (/^[0-9a-f]{64}$/.test(name)) chunks.set(name, { size: object.size, lastModified: object.lastModified });
-  }
-  return chunks;
-}
+/** The collection's stored format 3 chunks. */
+export const storedChunks = (store: ObjectStore, collection: string) => hashNamedObjects(store, chunksFolder(collection));
 
 /** Shared objects no kept manifest needs, old enough to go: the sweep of a mark-and-sweep prune. */
 export interface ChunkSweep {

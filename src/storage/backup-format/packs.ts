@@ -8,16 +8,18 @@ import type { PackedChunk, PackEntry } from "./manifest.js";
  */
 export const chunkContext = (collection: string, key: string) => chunksFolder(collection) + key;
 
-/** The collection's stored packs: name → size and time, from one listing of its packs folder. */
-export async function storedPacks(store: ObjectStore, collection: string): Promise<Map<string, { size: number; lastModified: Date }>> {
-  const folder = packsFolder(collection);
-  const packs = new Map<string, { size: number; lastModified: Date }>();
+/** The objects of a folder named by a hash (shared chunks, packs): name → size and time, from one listing. */
+export async function hashNamedObjects(store: ObjectStore, folder: string): Promise<Map<string, { size: number; lastModified: Date }>> {
+  const objects = new Map<string, { size: number; lastModified: Date }>();
   for await (const object of store.list(folder)) {
     const name = object.key.slice(folder.length);
-    if (/^[0-9a-f]{64}$/.test(name)) packs.set(name, { size: object.size, lastModified: object.lastModified });
+    if (/^[0-9a-f]{64}$/.test(name)) objects.set(name, { size: object.size, lastModified: object.lastModified });
   }
-  return packs;
+  return objects;
 }
+
+/** The collection's stored packs (format 4). */
+export const storedPacks = (store: ObjectStore, collection: string) => hashNamedObjects(store, packsFolder(collection));
 
 /** How format 4 chunks are read out of their packs. */
 export interface RunRules {

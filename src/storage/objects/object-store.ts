@@ -39,7 +39,7 @@ export interface ObjectStore {
    */
   collectUnfinished(prefix: string, before: Date, dryRun?: boolean): Promise<string[]>;
   /**
-   * The name a shared chunk (format 3) is stored under, when the store decides it: an encrypted store uses a keyed
+   * The name a shared chunk (formats 3 and 4) is stored under, when the store decides it: an encrypted store uses a keyed
    * HMAC, so names reveal no hash of the plaintext. Without it a chunk's name is the SHA-256 of its bytes.
    */
   contentName?(body: Uint8Array): Promise<string>;

@@ -15,7 +15,7 @@ export interface PrunePlan {
   /** Writes never finished (`.partial` files, incomplete multipart uploads) old enough to collect, and their cutoff. */
   unfinished: { keys: string[]; before: Date } | undefined;
   /**
-   * Shared chunks (format 3) that no backup kept lists, older than the grace period; undefined while a backup of the
+   * Shared chunks (format 3) and packs (format 4) that no backup kept lists, older than the grace period; undefined while a backup of the
    * collection runs, or when a damaged manifest hides which chunks it needs (then nothing shared is swept).
    */
   sweep: ChunkSweep | undefined;
@@ -87,7 +87,7 @@ export async function planPrune(
 
 /**
  * What removing a backup's folder frees: what the catalog counts it taking (chunks and manifest, as `backups list` and
- * the backup's result report), less (format 3) the shared chunks, which only the sweep frees.
+ * the backup's result report), less (formats 3 and 4) the shared chunks, which only the sweep frees.
  */
 function ownObjectBytes(entry: CatalogEntry): number {
   if (entry.manifest.formatVersion < 3) return entry.bytes;
