@@ -24,41 +24,64 @@ random() {
   LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c "$1"
 }
 
-# MinIO's own limits, and no whitespace or control characters, which both readers would trim or split on.
+# MinIO's own limits, and no whitespace or control characters, which both readers would trim or split on. FIX says
+# where the value came from and how to change it.
 check() {
-  name=$1 value=$2 min=$3
-  [ "${#value}" -ge "$min" ] || fail "$name must be at least $min characters; fix it in .env, or remove it to use generated credentials"
+  name=$1 value=$2 min=$3 fix=$4
+  [ "${#value}" -ge "$min" ] || fail "$name must be at least $min characters; $fix"
   case $value in
-    *[[:space:]]* | *[[:cntrl:]]*) fail "$name must not contain spaces or control characters; fix it in .env" ;;
+    *[[:space:]]* | *[[:cntrl:]]*) fail "$name must not contain spaces or control characters; $fix" ;;
   esac
 }
 
-# Written next to the final file, then renamed: a crash never leaves half a credential behind.
+# Written next to the final file, synced, then renamed: a crash (even a power loss) never leaves half a credential or an
+# empty file behind, which the next run would replace, silently changing MinIO's root login. OWNER (uid:gid), when
+# given, owns the file before it takes the final name.
 put() {
-  (umask 077 && printf '%s\n' "$2" >"$dir/.$1.tmp")
-  mv -f "$dir/.$1.tmp" "$dir/$1"
+  tmp="$dir/.$1.tmp"
+  (umask 077 && printf '%s\n' "$2" >"$tmp")
+  if [ -n "${3:-}" ] && ! chown "$3" "$tmp" 2>/dev/null; then
+    rm -f "$tmp"
+    fail "cannot chown $1 to $3 (the uid:gid of the vectorkeeper image's user); fix CREDENTIALS_OWNER in docker-compose.yaml"
+  fi
+  sync "$tmp"
+  mv -f "$tmp" "$dir/$1"
+}
+
+# The first line of a file, also when it lacks a final newline (read then fails at end of file, having read the line).
+first_line() {
+  line=
+  IFS= read -r line 2>/dev/null <"$1" || [ -n "$line" ] || fail "cannot read $1"
+  printf '%s' "$line"
 }
 
 [ -d "$dir" ] || fail "$dir is not a directory"
 if [ -n "$user" ] || [ -n "$password" ]; then
   [ -n "$user" ] && [ -n "$password" ] || fail "set both MINIO_ROOT_USER and MINIO_ROOT_PASSWORD in .env, or neither (then generated ones are used)"
-  check MINIO_ROOT_USER "$user" 3
-  check MINIO_ROOT_PASSWORD "$password" 8
+  check MINIO_ROOT_USER "$user" 3 "fix it in .env, or remove it to use generated credentials"
+  check MINIO_ROOT_PASSWORD "$password" 8 "fix it in .env, or remove it to use generated credentials"
   put root-user "$user"
   put root-password "$password"
-  echo "minio-credentials: using MINIO_ROOT_USER and MINIO_ROOT_PASSWORD from the environment"
+  outcome="using MINIO_ROOT_USER and MINIO_ROOT_PASSWORD from the environment"
 elif [ -s "$dir/root-user" ] && [ -s "$dir/root-password" ]; then
-  IFS= read -r user <"$dir/root-user"
-  IFS= read -r password <"$dir/root-password"
-  echo "minio-credentials: keeping the credentials already in $dir"
+  # Checked as .env's values are: a file holding only a newline (a hand edit) is not empty to `-s`, but MinIO trims it
+  # to nothing, which it reads as unset, that is its default login.
+  user=$(first_line "$dir/root-user")
+  password=$(first_line "$dir/root-password")
+  fix="the file in the minio-credentials volume is unusable: set MINIO_ROOT_USER and MINIO_ROOT_PASSWORD in .env, or delete the volume to generate new ones"
+  check "MINIO_ROOT_USER (root-user)" "$user" 3 "$fix"
+  check "MINIO_ROOT_PASSWORD (root-password)" "$password" 8 "$fix"
+  outcome="keeping the credentials already in $dir"
 else
   user=vk$(random 14)
   password=$(random 40)
+  # The pipeline's status is head's: a tr that could not read /dev/urandom shows only as a short result.
+  [ "${#user}" -eq 16 ] && [ "${#password}" -eq 40 ] || fail "could not read random characters from /dev/urandom"
   put root-user "$user"
   put root-password "$password"
-  echo "minio-credentials: generated new credentials in $dir"
+  outcome="generated new credentials in $dir"
 fi
 
 # key=value with no spaces: the SDK reads " #" or " ;" as the start of a comment.
-put aws-credentials "$(printf '[default]\naws_access_key_id=%s\naws_secret_access_key=%s' "$user" "$password")"
-if [ -n "${CREDENTIALS_OWNER:-}" ]; then chown "$CREDENTIALS_OWNER" "$dir/aws-credentials"; fi
+put aws-credentials "$(printf '[default]\naws_access_key_id=%s\naws_secret_access_key=%s' "$user" "$password")" "${CREDENTIALS_OWNER:-}"
+echo "minio-credentials: $outcome"

@@ -1,10 +1,10 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
-import { describe, expect, inject, it } from "vitest";
+import { beforeAll, describe, expect, inject, it } from "vitest";
 import { loadSchedule } from "../src/scheduling/schedule-file.js";
 import { runCli } from "./helpers/cli.js";
 import { testEnv, uniqueName } from "./helpers/services.js";
@@ -89,26 +89,50 @@ describe("the compose deployment", () => {
   });
 });
 
-/** deploy/minio-credentials.sh, run with sh against a directory of the test's own, as the init service runs it. */
-describe("deploy/minio-credentials.sh", () => {
-  const SCRIPT = `${ROOT}deploy/minio-credentials.sh`;
-  const owner = `${process.getuid!()}:${process.getgid!()}`;
-  const run = (dir: string, env: Record<string, string> = {}) =>
-    spawnSync("sh", [SCRIPT, dir], { env: { PATH: process.env.PATH ?? "", CREDENTIALS_OWNER: owner, ...env }, encoding: "utf8" });
-  const files = (dir: string) =>
-    Object.fromEntries(readdirSync(dir).map((name) => [name, readFileSync(join(dir, name), "utf8")] as const));
+/**
+ * deploy/minio-credentials.sh against a directory of the test's own, with the system's sh (dash here) and as the init
+ * service runs it: busybox sh with nothing but busybox applets on PATH (the Redis alpine image).
+ */
+const SCRIPT = `${ROOT}deploy/minio-credentials.sh`;
+const files = (dir: string) =>
+  Object.fromEntries(readdirSync(dir).map((name) => [name, readFileSync(join(dir, name), "utf8")] as const));
+/** What CREDENTIALS_OWNER is set to and the uid it must give: as root (CI), another user's, so the chown shows. */
+const OWNER = process.getuid!() === 0 ? { spec: "1000:1000", uid: 1000 } : { spec: `${process.getuid!()}:${process.getgid!()}`, uid: process.getuid!() };
+
+describe.each(["sh", "busybox sh"])("deploy/minio-credentials.sh under %s", (shell) => {
+  let applets: string | undefined;
+  beforeAll(() => {
+    if (shell !== "busybox sh") return;
+    const which = spawnSync("busybox", ["--help"], { encoding: "utf8" });
+    expect(which.error, "busybox is a test dependency: apt-get install busybox (.ci/run installs it)").toBeUndefined();
+    applets = mkdtempSync(join(tmpdir(), "vk-busybox-"));
+    expect(spawnSync("busybox", ["--install", "-s", applets]).status).toBe(0);
+  });
+  const run = (dir: string, env: Record<string, string> = {}) => {
+    const [command, ...args] = applets ? [join(applets, "sh")] : ["sh"];
+    return spawnSync(command!, [...args, SCRIPT, dir], {
+      env: { PATH: applets ?? process.env.PATH ?? "", CREDENTIALS_OWNER: OWNER.spec, ...env },
+      encoding: "utf8",
+    });
+  };
+  /** One line on stderr saying `fix`, nothing else, a non-zero exit. */
+  const expectRefused = (result: ReturnType<typeof run>, fix: string) => {
+    expect(result.status, fix).not.toBe(0);
+    expect(result.stderr.trim().split("\n"), fix).toEqual([expect.stringContaining(fix)]);
+  };
 
   it("makes random credentials once, private to their owner, and keeps them", () => {
     const dir = mkdtempSync(join(tmpdir(), "vk-creds-"));
     const first = run(dir);
     expect(first.stderr).toBe("");
     expect(first.status).toBe(0);
+    expect(first.stdout).toBe(`minio-credentials: generated new credentials in ${dir}\n`);
     const made = files(dir);
     expect(Object.keys(made).sort()).toEqual(["aws-credentials", "root-password", "root-user"]);
     expect(made["root-user"]).toMatch(/^[A-Za-z0-9]{16}\n$/);
     expect(made["root-password"]).toMatch(/^[A-Za-z0-9]{40}\n$/);
     for (const name of Object.keys(made)) expect(statSync(join(dir, name)).mode & 0o777, name).toBe(0o600);
-    expect(statSync(join(dir, "aws-credentials")).uid).toBe(process.getuid!());
+    expect(statSync(join(dir, "aws-credentials")).uid).toBe(OWNER.uid);
 
     const again = run(dir);
     expect(again.status).toBe(0);
@@ -133,12 +157,117 @@ describe("deploy/minio-credentials.sh", () => {
       [{ MINIO_ROOT_USER: "ops", MINIO_ROOT_PASSWORD: "with a space" }, "MINIO_ROOT_PASSWORD must not contain spaces"],
     ] as const) {
       const refused = run(dir, env);
-      expect(refused.status, fix).not.toBe(0);
-      expect(refused.stderr.trim().split("\n"), fix).toEqual([expect.stringContaining(fix)]);
+      expectRefused(refused, fix);
       expect(refused.stderr).not.toContain("with a space");
       expect(files(dir)).toEqual(written);
     }
   });
+
+  it("keeps a file without a final newline, and refuses kept files MinIO would read as empty (its default login)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "vk-creds-"));
+    writeFileSync(join(dir, "root-user"), "hand-made");
+    writeFileSync(join(dir, "root-password"), "edited-without-newline");
+    const kept = run(dir);
+    expect(kept.stderr).toBe("");
+    expect(kept.status).toBe(0);
+    expect(files(dir)["aws-credentials"]).toBe(
+      "[default]\naws_access_key_id=hand-made\naws_secret_access_key=edited-without-newline\n",
+    );
+
+    for (const [user, password, fix] of [
+      ["\n", "a-password\n", "MINIO_ROOT_USER (root-user) must be at least 3 characters"],
+      ["ops\n", "\n", "MINIO_ROOT_PASSWORD (root-password) must be at least 8 characters"],
+      ["ops\n", "    \t    \t\n", "MINIO_ROOT_PASSWORD (root-password) must not contain spaces"],
+      ["ops\r\n", "a-password\n", "MINIO_ROOT_USER (root-user) must not contain spaces or control characters"],
+    ] as const) {
+      writeFileSync(join(dir, "root-user"), user);
+      writeFileSync(join(dir, "root-password"), password);
+      const before = files(dir);
+      const refused = run(dir);
+      expectRefused(refused, fix);
+      expect(refused.stderr).toContain("set MINIO_ROOT_USER and MINIO_ROOT_PASSWORD in .env, or delete the volume");
+      expect(files(dir)).toEqual(before);
+    }
+  });
+
+  it("owns aws-credentials as CREDENTIALS_OWNER, and refuses an owner it cannot give in one line, the old file kept", () => {
+    const dir = mkdtempSync(join(tmpdir(), "vk-creds-"));
+    expect(run(dir).status).toBe(0);
+    const before = files(dir);
+    const refused = run(dir, { CREDENTIALS_OWNER: "nosuchuser-vk" });
+    expectRefused(refused, "cannot chown aws-credentials to nosuchuser-vk");
+    expect(refused.stderr).toContain("fix CREDENTIALS_OWNER in docker-compose.yaml");
+    expect(refused.stdout).toBe("");
+    expect(files(dir)).toEqual(before);
+    expect(statSync(join(dir, "aws-credentials")).uid).toBe(OWNER.uid);
+  });
+});
+
+/** The commands of the minio and createbucket services, run by sh with stand-ins for `minio` and `mc`. */
+describe("the compose services that read the credentials", () => {
+  const services = (parse(readFileSync(`${ROOT}docker-compose.yaml`, "utf8"), { merge: true }) as {
+    services: Record<string, { entrypoint: string[]; command: string[] }>;
+  }).services;
+  /** Runs a service's `sh -c` command as compose would ($$ is a literal $) with its /credentials at `dir`. */
+  const runService = (name: string, dir: string) => {
+    const { entrypoint, command } = services[name]!;
+    expect(entrypoint).toEqual(["/bin/sh", "-c"]);
+    expect(command).toHaveLength(1);
+    // No variable compose itself would fill in: every $ is written $$.
+    expect(command[0]!.replaceAll("$$", "")).not.toContain("$");
+    const script = command[0]!.replaceAll("$$", "$").replaceAll("/credentials/", `${dir}/`);
+    const bin = mkdtempSync(join(tmpdir(), "vk-stubs-"));
+    // Stand-ins that record their arguments and stdin.
+    for (const tool of ["mc", "minio"]) {
+      writeFileSync(join(bin, tool), `#!/bin/sh\nprintf '%s|' "$@" >>"${bin}/${tool}.args"\necho >>"${bin}/${tool}.args"\ncat >>"${bin}/${tool}.stdin"\n`, {
+        mode: 0o755,
+      });
+    }
+    const result = spawnSync("sh", ["-c", script], { env: { PATH: `${bin}:${process.env.PATH ?? ""}` }, encoding: "utf8", input: "" });
+    const read = (file: string) => (existsSync(join(bin, file)) ? readFileSync(join(bin, file), "utf8") : "");
+    return { ...result, args: { mc: read("mc.args"), minio: read("minio.args") }, stdin: { mc: read("mc.stdin") } };
+  };
+
+  it("give mc the root keys on stdin, never as arguments (which ps shows to everyone on the host)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "vk-creds-"));
+    writeFileSync(join(dir, "root-user"), "vk-user-1\n");
+    writeFileSync(join(dir, "root-password"), "secret-password-no-newline");
+    const result = runService("createbucket", dir);
+    expect(result.stderr).toBe("");
+    expect(result.status).toBe(0);
+    expect(result.args.mc).toBe("alias|set|vk|http://minio:9000|\nmb|--ignore-existing|vk/vectorkeeper|\n");
+    expect(result.stdin.mc).toBe("vk-user-1\nsecret-password-no-newline\n");
+  });
+
+  it("start MinIO only with a first line in each file: never with its default login", () => {
+    const dir = mkdtempSync(join(tmpdir(), "vk-creds-"));
+    for (const [user, password] of [
+      [undefined, undefined],
+      ["ops\n", undefined],
+      ["\n", "a-password\n"],
+      ["ops\n", "   \n"],
+    ] as const) {
+      rmSync(join(dir, "root-user"), { force: true });
+      rmSync(join(dir, "root-password"), { force: true });
+      if (user !== undefined) writeFileSync(join(dir, "root-user"), user);
+      if (password !== undefined) writeFileSync(join(dir, "root-password"), password);
+      const refused = runService("minio", dir);
+      expect(refused.status, JSON.stringify([user, password])).toBe(1);
+      expect(refused.stderr.trim().split("\n")).toEqual(["no credentials in /credentials: the minio-credentials service makes them"]);
+      expect(refused.args.minio).toBe("");
+    }
+    writeFileSync(join(dir, "root-user"), "ops");
+    writeFileSync(join(dir, "root-password"), "a-password");
+    const started = runService("minio", dir);
+    expect(started.stderr).toBe("");
+    expect(started.status).toBe(0);
+    expect(started.args.minio).toBe("server|/data|--console-address|:9001|\n");
+  });
+});
+
+describe("the credentials file minio-credentials writes", () => {
+  const run = (dir: string, env: Record<string, string> = {}) =>
+    spawnSync("sh", [SCRIPT, dir], { env: { PATH: process.env.PATH ?? "", ...env }, encoding: "utf8" });
 
   it("writes an AWS credentials file vectorkeeper reads: S3 requests go out with its key, a missing file is one line", async () => {
     const bucketEnv = (credentials: string) =>
