@@ -6,6 +6,7 @@ import { restore } from "../src/jobs/restore.js";
 import { verify } from "../src/jobs/verify.js";
 import { LocalLocks } from "../src/queues/locks.js";
 import { createHash } from "node:crypto";
+import { readChunk } from "../src/storage/backup-format/backup-reader.js";
 import { completeBackups, readManifest } from "../src/storage/backup-format/backup-catalog.js";
 import { soleBytes, storedChunks } from "../src/storage/backup-format/content-store.js";
 import { backupFolder, chunksFolder, MANIFEST, newBackupId, packsFolder } from "../src/storage/backup-format/layout.js";
@@ -168,6 +169,15 @@ describe.each(STORES)("deduplicated backups (format 4) on $name", ({ open }) => 
     const swapped = await restoreInto();
     await expect(swapped.attempt).rejects.toThrow(new RegExp(`chunk ${a!.key} \\(pack [0-9a-f]{64}, byte \\d+\\) of backup ${made.backupId}.*SHA-256`));
     expect(await chroma.listCollectionNames()).not.toContain(swapped.target);
+
+    // Cut short: the chunks at its end are named, whether their range starts inside the pack or past its end.
+    await store.put(packKey, pack.subarray(0, (a as PackedChunk).offset + 1));
+    const cut = await restoreInto();
+    await expect(cut.attempt).rejects.toThrow(new RegExp(`chunk [0-9a-f]{64} .*of backup ${made.backupId} .*is cut short: pack ${packKey} in .* ends before`));
+    expect(await chroma.listCollectionNames()).not.toContain(cut.target);
+    const tail = manifest.chunks.find((c) => (c as PackedChunk).pack === (a as PackedChunk).pack && (c as PackedChunk).offset > (a as PackedChunk).offset);
+    expect(tail).toBeDefined();
+    await expect(readChunk(store, manifest, tail!)).rejects.toThrow(new RegExp(`chunk ${tail!.key} .*is cut short`));
 
     await store.delete([packKey]);
     const missing = await restoreInto();
