@@ -43,13 +43,23 @@ function errSerializer(error: unknown): unknown {
   return out;
 }
 
-/** Strings anywhere in a logged object (a `reason`, a nested result) lose URL credentials; objects are walked a few levels. */
-function scrub(value: unknown, depth: number): unknown {
+/** Keys whose values are credentials wherever they sit, however deep (header names as well as field names). */
+const SECRET_KEY = /^(password|token|secret|authorization|proxy-authorization|x-chroma-token)$/i;
+
+/**
+ * Strings anywhere in a logged object (a `reason`, a nested result, a header) lose URL and header credentials, and
+ * values under {@link SECRET_KEY} names are replaced, at any depth: the whole object is walked, and an object inside
+ * itself (a cycle) is shown as "[Circular]". Errors are the `err` serializer's; bytes are not walked.
+ */
+function scrub(value: unknown, seen: WeakSet<object> = new WeakSet()): unknown {
   if (typeof value === "string") return redactUrlsIn(value);
-  if (depth <= 0 || value === null || typeof value !== "object" || value instanceof Error) return value;
-  if (Array.isArray(value)) return value.map((item) => scrub(item, depth - 1));
-  const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) out[key] = scrub(item, depth - 1);
+  if (value === null || typeof value !== "object" || value instanceof Error || ArrayBuffer.isView(value)) return value;
+  if (seen.has(value)) return "[Circular]";
+  seen.add(value);
+  const out: unknown = Array.isArray(value)
+    ? value.map((item) => scrub(item, seen))
+    : Object.fromEntries(Object.entries(value).map(([key, item]) => [key, SECRET_KEY.test(key) ? "[redacted]" : scrub(item, seen)]));
+  seen.delete(value);
   return out;
 }
 
@@ -64,7 +74,7 @@ export function createLogger(level: LogLevel, destination: number = 2): Logger {
       level,
       redact: { paths: [...SECRET_PATHS, ...URL_PATHS], censor },
       serializers: { err: errSerializer },
-      formatters: { log: (object) => scrub(object, 4) as Record<string, unknown> },
+      formatters: { log: (object) => scrub(object) as Record<string, unknown> },
       hooks: {
         logMethod(args, method) {
           const scrubbed = args.map((arg) => (typeof arg === "string" ? redactUrlsIn(arg) : arg)) as typeof args;

@@ -40,19 +40,33 @@ export function redactUrl(url: string): string {
 const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]+/gi;
 
 /**
- * An Authorization header's credential: written out in text (`Authorization: Basic …`, `"authorization":"Bearer …"`),
- * or a whole string that is one (a header value logged under any key, at any depth). CHROMA_URL's user:password
- * and CHROMA_TOKEN travel as these; base64 hides nothing.
+ * An HTTP credential written out in text: the value after `authorization` or `x-chroma-token` and `:` or `=`, as
+ * headers, JSON and `util.inspect` print them (`Authorization: Basic …`, `"x-chroma-token":"…"`). A quoted value is
+ * replaced up to its closing quote (or the end of the text), so a token with spaces, `,` or `;` goes whole; an
+ * unquoted one up to whitespace, less a final `.`, `,`, `;` or `)` that ends the sentence around it. Basic/Bearer stay.
+ * CHROMA_URL's user:password and CHROMA_TOKEN travel as these; base64 hides nothing.
  */
-const AUTHORIZATION_IN_TEXT = /\b(authorization["']?\s*[:=]\s*["']?(?:basic|bearer)\s+)[^\s"',;]+/gi;
-const AUTHORIZATION_VALUE = /^(Basic|Bearer)\s+[A-Za-z0-9+/._~-]+=*$/;
+const CREDENTIAL_IN_TEXT =
+  /\b((?:authorization|x-chroma-token)["']?\s*[:=]\s*)(?:(["'])((?:basic|bearer)\s+)?(?:\\.|(?!\2)[^\\])*(\2|$)|((?:basic|bearer)\s+)?[^\s"']*[^\s"'.,;)])/gi;
+
+/**
+ * A whole string that is an Authorization header's value (logged under any key): `Basic` and one word (a base64
+ * user:password), or `Bearer` and anything (CHROMA_TOKEN may hold any printable character, spaces too).
+ */
+const AUTHORIZATION_VALUE = /^(?:(basic)\s+\S+|(bearer)\s+\S[\s\S]*)$/i;
 
 /**
  * Redacts every URL inside free text (error messages from libraries, log messages, command output), and the
- * credentials of Authorization headers in it.
+ * credentials of Authorization and x-chroma-token headers in it.
  */
 export function redactUrlsIn(raw: string): string {
-  const text = raw.replace(AUTHORIZATION_VALUE, `$1 ${REDACTED}`).replace(AUTHORIZATION_IN_TEXT, `$1${REDACTED}`);
+  const text = raw
+    .replace(AUTHORIZATION_VALUE, (_, basic: string | undefined, bearer: string | undefined) => `${basic ?? bearer} ${REDACTED}`)
+    .replace(
+      CREDENTIAL_IN_TEXT,
+      (_, lead: string, open?: string, quotedScheme?: string, close?: string, bareScheme?: string) =>
+        `${lead}${open ?? ""}${quotedScheme ?? bareScheme ?? ""}${REDACTED}${close ?? ""}`,
+    );
   if (!text.includes("://")) return text;
   return text.replace(URL_IN_TEXT, (match) => {
     // A sentence may end right after a URL: keep its punctuation out of the URL.

@@ -1,7 +1,10 @@
+import { readFileSync } from "node:fs";
+import { ChromaClient } from "chromadb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inject } from "vitest";
 import { z } from "zod";
 import { chromaApiUrl, collectionUrl } from "../src/storage/chroma/api-url.js";
+import { chromaHttpClient, SUPPORTED_CHROMADB } from "../src/storage/chroma/fetch.js";
 import type { ChromaStore } from "../src/storage/chroma/client.js";
 import type { RecordColumns } from "../src/storage/chroma/record-columns.js";
 import { startHttpFaultProxy, type HttpFaultProxy } from "./helpers/fault-proxy.js";
@@ -69,5 +72,31 @@ describe("a Chroma URL with a path (behind a gateway)", () => {
     );
     expect(collectionUrl("http://127.0.0.1:8000", namespace).href).toBe("http://127.0.0.1:8000/api/v2/tenants/t%201/databases/d%2Fb/collections");
     expect(chromaApiUrl("https://host/a/b", "openapi.json").href).toBe("https://host/a/b/openapi.json");
+  });
+});
+
+/** The path and the request limits both go through the chromadb client's private HTTP client (see fetch.ts). */
+describe("the chromadb client's HTTP client", () => {
+  it("has the shape vectorkeeper changes, in the chromadb release package.json pins", () => {
+    const manifest = z
+      .object({ dependencies: z.object({ chromadb: z.string() }) })
+      .parse(JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")));
+    expect(manifest.dependencies.chromadb).toBe(SUPPORTED_CHROMADB);
+
+    const client = new ChromaClient({ host: "127.0.0.1", port: 8000 });
+    const http = chromaHttpClient(client);
+    expect(http.getConfig().baseUrl).toBe("http://127.0.0.1:8000");
+    http.setConfig({ baseUrl: "http://127.0.0.1:8000/chroma" });
+    // The client reads its base from this object, not from a copy.
+    expect(chromaHttpClient(client).getConfig().baseUrl).toBe("http://127.0.0.1:8000/chroma");
+  });
+
+  it("is refused loudly, naming the installed chromadb and the one to install, when a client has none", () => {
+    const installed = z
+      .object({ version: z.string() })
+      .parse(JSON.parse(readFileSync(new URL("../node_modules/chromadb/package.json", import.meta.url), "utf8"))).version;
+    expect(() => chromaHttpClient({})).toThrow(
+      `chromadb ${installed} has no private HTTP client (apiClient with getConfig/setConfig), which vectorkeeper wraps for timeouts and CHROMA_URL's path; install chromadb ${SUPPORTED_CHROMADB} as package.json pins it (npm ci)`,
+    );
   });
 });

@@ -52,6 +52,33 @@ describe("the redaction helper", () => {
     expect(redactUrlsIn(`Basic ${basic}`)).toBe("Basic ***");
     // Words that merely follow "Basic" stay.
     expect(redactUrlsIn("HTTP Basic auth cannot carry a colon")).toBe("HTTP Basic auth cannot carry a colon");
+    expect(redactUrlsIn("Basic auth required")).toBe("Basic auth required");
+  });
+
+  it("redacts a CHROMA_TOKEN of any printable characters, in any case, as a header value or in text", () => {
+    // A whole string that is a header value: any case, any characters, spaces too.
+    for (const [value, shown] of [
+      [`Bearer sk:${SECRET}!def`, "Bearer ***"],
+      [`bearer ${SECRET}`, "bearer ***"],
+      [`BASIC ${SECRET}==`, "BASIC ***"],
+      [`Bearer a ${SECRET} b`, "Bearer ***"],
+    ] as const) {
+      expect(redactUrlsIn(value)).toBe(shown);
+    }
+    // In text: the token whole, with `,` `;` `:` `!` in it, and a quoted one with spaces and an escaped quote.
+    expect(redactUrlsIn(`Authorization: Bearer tok,${SECRET};x!y:z failed`)).toBe("Authorization: Bearer *** failed");
+    expect(redactUrlsIn(`AUTHORIZATION=bearer ${SECRET}.`)).toBe("AUTHORIZATION=bearer ***.");
+    expect(redactUrlsIn(`{"authorization":"Bearer a ${SECRET} \\"q\\" b","x":1}`)).toBe('{"authorization":"Bearer ***","x":1}');
+    // x-chroma-token, the header CHROMA_TOKEN also travels in, as headers, JSON and util.inspect print it.
+    expect(redactUrlsIn(`x-chroma-token: ${SECRET},more`)).toBe("x-chroma-token: ***");
+    expect(redactUrlsIn(`{"X-Chroma-Token":"${SECRET} with space"}`)).toBe('{"X-Chroma-Token":"***"}');
+    expect(redactUrlsIn(`headers: { authorization: 'Basic ${SECRET}', 'x-chroma-token': '${SECRET}' }`)).toBe(
+      "headers: { authorization: 'Basic ***', 'x-chroma-token': '***' }",
+    );
+    // A message cut off inside the quotes.
+    expect(redactUrlsIn(`authorization: "Bearer ${SECRET} and the rest`)).toBe('authorization: "Bearer ***');
+    // Mentions of the header without a value stay.
+    expect(redactUrlsIn("the authorization header is missing")).toBe("the authorization header is missing");
   });
 });
 
@@ -155,9 +182,19 @@ describe("secrets in what commands and daemons print", () => {
     // The Basic header made of CHROMA_URL's user:password, deeper than the key-based paths reach.
     const basic = Buffer.from(`ops:${SECRET}`).toString("base64");
     logger.info({ job: { request: { headers: { authorization: `Basic ${basic}` } } } }, "a header deep down");
+    // Deeper than any fixed limit, under header names of any case, in a value of no recognisable shape, in a cycle.
+    const deep: Record<string, unknown> = { a: { b: { c: { d: { e: { f: { authorization: `Basic ${basic}` } } } } } } };
+    const headers = { "X-Chroma-Token": `tok ${SECRET}`, Authorization: `${SECRET}`, other: "kept" };
+    const cyclic: Record<string, unknown> = { headers };
+    cyclic.self = cyclic;
+    logger.info({ deep, list: [[[[[[{ headers }]]]]]], cyclic }, "deep and cyclic");
     closeSync(fd);
     const lines = readFileSync(file, "utf8").trim().split("\n");
-    expect(lines).toHaveLength(6);
+    expect(lines).toHaveLength(7);
+    expect(JSON.parse(lines[6]!)).toMatchObject({
+      cyclic: { headers: { "X-Chroma-Token": "[redacted]", Authorization: "[redacted]", other: "kept" }, self: "[Circular]" },
+      list: [[[[[[{ headers: { other: "kept" } }]]]]]],
+    });
     expect(lines.join("\n")).not.toContain(basic);
     for (const line of lines) JSON.parse(line);
     expect(lines.join("\n")).not.toContain(SECRET);

@@ -28,18 +28,3 @@ export function collectionUrl(base: string, { tenant, database }: ChromaNamespac
   if (tail !== undefined) parts.push(tail);
   return chromaApiUrl(base, parts.join("/"));
 }
-
-/**
- * Points a chromadb client at CHROMA_URL's path too: the client builds its base from host and port alone, so behind a
- * gateway its calls would go to the gateway's root. Its HTTP client is private (see fetch.ts); false when this
- * chromadb version has none of that shape, and the caller refuses a URL with a path rather than lose it silently.
- * `base` carries no user info (see chromaEndpoint): fetch refuses a URL with credentials.
- */
-export function keepBasePath(client: object, base: string): boolean {
-  const api: unknown = Reflect.get(client, "apiClient");
-  const setConfig: unknown = typeof api === "object" && api !== null ? Reflect.get(api, "setConfig") : undefined;
-  if (typeof setConfig !== "function") return false;
-  // The client appends `/api/v2/…` to its base itself: the base without a trailing slash.
-  setConfig.call(api, { baseUrl: chromaApiUrl(base, "").href.replace(/\/$/, "") });
-  return true;
-}

@@ -9,10 +9,10 @@ import {
 import { ConfigError } from "../../config/config-error.js";
 import { DEFAULTS, type NetworkOptions } from "../../config/defaults.js";
 import { redactUrl } from "../../redact.js";
-import { collectionUrl, keepBasePath } from "./api-url.js";
+import { collectionUrl } from "./api-url.js";
 import { chromaEndpoint, credentialsRefused, isRefusal } from "./credentials.js";
 import { ChromaBulkGet, ChromaReadError } from "./bulk-get.js";
-import { limitChromaRequests, noAnswer } from "./fetch.js";
+import { keepBasePath, limitChromaRequests, noAnswer } from "./fetch.js";
 import { featuresOfApi, type ChromaFeature } from "./features.js";
 import type { GetColumnsInput } from "./records.js";
 import { ChromaNoAnswerError, ChromaRequestError, ChromaRest, type CollectionAnswer, type Preflight } from "./rest.js";
@@ -96,9 +96,7 @@ export class ChromaStore {
       database: settings.database,
       headers,
     });
-    if (!keepBasePath(this.client, base) && url.pathname !== "/") {
-      throw new ConfigError(`CHROMA_URL ${this.where} has a path, which this chromadb client cannot keep; serve Chroma at the root of a host`);
-    }
+    keepBasePath(this.client, base);
     this.network = { ...DEFAULTS.network, ...settings.network };
     limitChromaRequests(this.client, {
       timeoutMs: this.network.chromaRequestTimeoutMs,

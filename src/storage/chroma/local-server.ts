@@ -3,6 +3,7 @@ import { mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { resolve } from "node:path";
 import { DEFAULTS } from "../../config/defaults.js";
+import { chromaApiUrl } from "./api-url.js";
 import { chromaLaunch, type LocalChromaServer } from "./local-binding.js";
 
 /**
@@ -57,7 +58,7 @@ async function waitForHeartbeat(url: string, child: ChildProcess, output: () => 
       throw new Error(`local Chroma exited with code ${child.exitCode}: ${text.trim().split("\n").slice(-3).join(" | ")}`);
     }
     try {
-      const response = await fetch(`${url}/api/v2/heartbeat`, { signal: AbortSignal.timeout(1000) });
+      const response = await fetch(chromaApiUrl(url, "api/v2/heartbeat"), { signal: AbortSignal.timeout(1000) });
       if (response.ok) return;
     } catch {
       // not up yet
