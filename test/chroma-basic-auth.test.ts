@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { BackupResult } from "../src/jobs/backup.js";
-import { chromaEndpoint } from "../src/storage/chroma/credentials.js";
+import { chromaEndpoint } from "../src/config/chroma-endpoint.js";
 import { LatencyProbe } from "../src/storage/chroma/latency-probe.js";
 import { runCli } from "./helpers/cli.js";
 import { configError } from "./helpers/config-error.js";
@@ -40,19 +40,21 @@ function expectNoSecret(text: string): void {
 
 describe("credentials in CHROMA_URL", () => {
   it("become Authorization: Basic of the percent-decoded user and password, and leave the URL", () => {
-    expect(chromaEndpoint(chromaUrl, undefined)).toEqual({
+    expect(chromaEndpoint(chromaUrl)).toEqual({
       base: `${proxy.url}${PREFIX}`,
       headers: { authorization: basic(USER, PASSWORD) },
+      where: `${proxy.url.replace("//", "//***@")}${PREFIX}`,
     });
     // A raw @ in the password: the last @ ends the user info.
-    expect(chromaEndpoint("https://ops:p@ss@gateway.example/chroma/", undefined)).toEqual({
+    expect(chromaEndpoint("https://ops:p@ss@gateway.example/chroma/")).toEqual({
       base: "https://gateway.example/chroma/",
       headers: { authorization: basic("ops", "p@ss") },
+      where: "https://***@gateway.example/chroma/",
     });
     // A user alone (a token as the user name) is sent with an empty password, as curl does.
-    expect(chromaEndpoint("https://TOKEN@gateway.example", undefined).headers).toEqual({ authorization: basic("TOKEN", "") });
+    expect(chromaEndpoint("https://TOKEN@gateway.example").headers).toEqual({ authorization: basic("TOKEN", "") });
     expect(chromaEndpoint("http://127.0.0.1:8000", "tok").headers).toEqual({ authorization: "Bearer tok", "x-chroma-token": "tok" });
-    expect(configError(() => chromaEndpoint(chromaUrl, "tok"))).toMatch(/CHROMA_URL's user:password .* and CHROMA_TOKEN .*cannot both be set/);
+    expect(configError(() => chromaEndpoint(chromaUrl, "tok"))).toMatch(/^CHROMA_URL: its user:password .* and CHROMA_TOKEN .*cannot both be set/);
   });
 
   it("reach a gateway with Basic auth on every path: a backup (adaptive, so the probe thread queries too), a probe and a restore from the CLI", async () => {
@@ -127,7 +129,7 @@ describe("credentials in CHROMA_URL", () => {
     expect(run.code).toBe(2);
     const lines = run.stderr.trim().split("\n");
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/CHROMA_URL's user:password .*CHROMA_TOKEN/);
+    expect(lines[0]).toMatch(/CHROMA_URL: its user:password .*CHROMA_TOKEN/);
     expectNoSecret(run.stdout + run.stderr);
   });
 });

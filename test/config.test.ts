@@ -39,20 +39,57 @@ describe("environment", () => {
   it("refuses CHROMA_URL's user:password beside CHROMA_TOKEN, and user info it cannot send, in one line without the secrets", () => {
     const secret = "Zq7s3cretPW";
     const both = configError(() => loadConfig({ CHROMA_URL: `https://ops:${secret}@gateway.example/chroma`, CHROMA_TOKEN: `tok${secret}` }));
-    expect(both).toMatch(/^invalid environment: CHROMA_URL's user:password .*and CHROMA_TOKEN .*cannot both be set/);
+    expect(both).toMatch(/^invalid environment: CHROMA_URL: its user:password .*and CHROMA_TOKEN .*cannot both be set; keep one of them/);
     expect(both).not.toContain(secret);
     for (const [url, problem] of [
-      [`https://ops:${secret}%zz@gateway.example`, /^invalid environment: CHROMA_URL's password has a % .*write a literal % as %25/],
-      [`https://o%3Aps:${secret}@gateway.example`, /^invalid environment: CHROMA_URL's user contains a colon/],
-      [`https://ops:${secret}%0A@gateway.example`, /^invalid environment: CHROMA_URL's password contains a control character/],
+      [`https://ops:${secret}%zz@gateway.example`, /^invalid environment: CHROMA_URL: its password has a % .*write a literal % as %25/],
+      [`https://o%3Aps:${secret}@gateway.example`, /^invalid environment: CHROMA_URL: its user contains a colon .*use a user name without a colon/],
+      [`https://ops:${secret}%0A@gateway.example`, /^invalid environment: CHROMA_URL: its password contains a control character/],
     ] as const) {
       const message = configError(() => loadConfig({ CHROMA_URL: url }));
       expect(message).toMatch(problem);
       expect(message).not.toContain(secret);
+      expect(message.split("\n")).toHaveLength(1);
     }
-    // Each alone is fine.
-    expect(loadConfig({ CHROMA_URL: `https://ops:${secret}@gateway.example/chroma` }).chroma.token).toBeUndefined();
-    expect(loadConfig({ CHROMA_URL: "https://gateway.example/chroma", CHROMA_TOKEN: "t" }).chroma.token).toBe("t");
+    // A token beside the default URL is checked too.
+    expect(loadConfig({ CHROMA_TOKEN: "t" }).chroma.endpoint).toEqual({
+      base: "http://127.0.0.1:8000",
+      headers: { authorization: "Bearer t", "x-chroma-token": "t" },
+      where: "http://127.0.0.1:8000",
+    });
+  });
+
+  it("parses CHROMA_URL and CHROMA_TOKEN once, into the endpoint every request to Chroma is built from", () => {
+    const secret = "Zq7s3cretPW";
+    expect(loadConfig({ CHROMA_URL: `https://ops:${secret}@gateway.example/chroma` }).chroma).toMatchObject({
+      url: `https://ops:${secret}@gateway.example/chroma`,
+      endpoint: {
+        base: "https://gateway.example/chroma",
+        headers: { authorization: `Basic ${Buffer.from(`ops:${secret}`).toString("base64")}` },
+        where: "https://***@gateway.example/chroma",
+      },
+    });
+    expect(loadConfig({ CHROMA_URL: "https://gateway.example/chroma", CHROMA_TOKEN: "t" }).chroma.endpoint.headers).toEqual({
+      authorization: "Bearer t",
+      "x-chroma-token": "t",
+    });
+    expect(loadConfig({}).chroma).toMatchObject({ url: undefined, endpoint: { base: "http://127.0.0.1:8000", headers: {} } });
+  });
+
+  it("reads AWS_SHARED_CREDENTIALS_FILE as the AWS SDK does, with a leading ~/ for the home directory", () => {
+    // A home of the test's own (homedir() reads HOME), so nothing is written into the real one.
+    const home = mkdtempSync(join(tmpdir(), "vk-home-"));
+    writeFileSync(join(home, "credentials"), "[default]\naws_access_key_id=a\naws_secret_access_key=b\n");
+    const realHome = process.env.HOME;
+    process.env.HOME = home;
+    try {
+      expect(loadConfig({ AWS_SHARED_CREDENTIALS_FILE: "~/credentials" }).s3).toBeDefined();
+      expect(configError(() => loadConfig({ AWS_SHARED_CREDENTIALS_FILE: "~/missing" }))).toMatch(
+        /^invalid environment: AWS_SHARED_CREDENTIALS_FILE: names no file this process can read/,
+      );
+    } finally {
+      process.env.HOME = realHome;
+    }
   });
 
   it("parses per-kind concurrency and rejects unknown kinds", () => {

@@ -1,5 +1,5 @@
 import { performance } from "node:perf_hooks";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { archive } from "../src/jobs/archive.js";
 import { backup } from "../src/jobs/backup.js";
 import { drill } from "../src/jobs/drill.js";
@@ -126,7 +126,7 @@ describe("a fixed rate in a reindex", () => {
 describe("adaptive pacing", () => {
   let proxy: HttpFaultProxy;
   beforeAll(async () => {
-    proxy = await startHttpFaultProxy(chroma.settings.url);
+    proxy = await startHttpFaultProxy(inject("chromaUrl"));
   });
   afterAll(() => proxy.close());
 

@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import { DEFAULTS } from "../config/defaults.js";
-import { chromaUrlOf, loadConfig, type Config } from "../config/env.js";
+import { chromaEndpoint } from "../config/chroma-endpoint.js";
+import { loadConfig, type Config } from "../config/env.js";
 import { createLogger, type Logger } from "../logging.js";
 import { createRedisConnection, waitForRedis } from "../queues/connection.js";
 import type { Locks } from "../jobs/job-context.js";
@@ -22,9 +23,10 @@ export function runtimeFor(role: "daemon" | "command"): Runtime {
   return { config, logger: createLogger(level) };
 }
 
-export function chromaStoreOf(config: Config, url: string = chromaUrlOf(config)): ChromaStore {
-  const { token, tenant, database, maxRequestBytes } = config.chroma;
-  return new ChromaStore({ url, token, tenant, database, maxRequestBytes });
+/** The configured Chroma (CHROMA_URL or the default, with its credentials), or a local one `start` runs (no auth). */
+export function chromaStoreOf(config: Config, localUrl?: string): ChromaStore {
+  const { endpoint, tenant, database, maxRequestBytes } = config.chroma;
+  return new ChromaStore({ url: localUrl === undefined ? endpoint : chromaEndpoint(localUrl), tenant, database, maxRequestBytes });
 }
 
 /** A fail-fast producer connection and the queues on it, or a RedisUnavailableError that says how to get Redis. */

@@ -1,9 +1,11 @@
 import { accessSync, constants, existsSync, readFileSync, statSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { parseEnv } from "node:util";
 import { z } from "zod";
 import { JOB_KINDS, type JobKind } from "../queues/kinds.js";
 import { hasControlCharacters } from "../redact.js";
-import { chromaEndpoint } from "../storage/chroma/credentials.js";
+import { parseChromaEndpoint, type ChromaEndpoint } from "./chroma-endpoint.js";
 import { ConfigError, describeIssues } from "./config-error.js";
 import { DEFAULTS, type AlertOptions, type SchedulerOptions, type WorkerOptions } from "./defaults.js";
 
@@ -58,6 +60,9 @@ const concurrencyList = z
     return result;
   });
 
+/** `~/…` as the AWS SDK reads it (it expands a leading `~/` itself; no shell does in a .env file or a systemd unit). */
+const withHome = (path: string): string => (path.startsWith("~/") ? join(homedir(), path.slice(2)) : path);
+
 function isReadableFile(path: string): boolean {
   try {
     accessSync(path, constants.R_OK);
@@ -68,7 +73,7 @@ function isReadableFile(path: string): boolean {
 }
 
 /** The environment as design.md §3 defines it; empty strings count as unset. */
-const envSchema = z.object({
+const envFields = z.object({
   REDIS_URL: urlWithScheme(["redis:", "rediss:"], DEFAULTS.redisUrl).default(DEFAULTS.redisUrl),
   VK_QUEUE_PREFIX: z
     .string()
@@ -98,12 +103,13 @@ const envSchema = z.object({
   S3_ENDPOINT: urlWithScheme(["http:", "https:"], "http://127.0.0.1:9000").optional(),
   S3_REGION: z.string().optional(),
   S3_FORCE_PATH_STYLE: booleanFlag.optional(),
-  // Read by the AWS SDK, not by vectorkeeper (docker-compose.yaml points it at the credentials its init service makes):
-  // checked here so a missing file stops the process with one line, instead of the SDK's chain passing it by and
-  // trying instance metadata.
+  // Read by the AWS SDK, not by vectorkeeper: checked here so a missing file stops the process with one line, instead
+  // of the SDK's chain passing it by and trying instance metadata.
   AWS_SHARED_CREDENTIALS_FILE: z
     .string()
-    .refine(isReadableFile, { message: "names no file this process can read; point it at an AWS shared credentials file or unset it" })
+    .refine((path) => isReadableFile(withHome(path)), {
+      message: "names no file this process can read; point it at an AWS shared credentials file or unset it",
+    })
     .optional(),
   SCHEDULE_FILE: z.string().optional(),
   HTTP_PORT: wholeNumber(0, 65535, "a TCP port; 0 picks a free one").default(DEFAULTS.httpPort),
@@ -134,15 +140,29 @@ const envSchema = z.object({
   VK_WARM_ON_START: booleanFlag.optional(),
 });
 
+/**
+ * The fields, then what depends on more than one: CHROMA_URL (or the default) with CHROMA_TOKEN as the endpoint every
+ * request to Chroma is built from, so a bad combination stops every command before it starts, as CHROMA_URL's problem.
+ */
+const envSchema = envFields.transform((e, ctx) => {
+  const chromaEndpoint = parseChromaEndpoint(e.CHROMA_URL ?? DEFAULTS.chromaUrl, e.CHROMA_TOKEN);
+  if ("problem" in chromaEndpoint) {
+    ctx.addIssue({ code: "custom", path: ["CHROMA_URL"], message: chromaEndpoint.problem });
+    return z.NEVER;
+  }
+  return { ...e, chromaEndpoint };
+});
+
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface Config {
   redisUrl: string;
   queuePrefix: string;
   chroma: {
-    /** Unset means "none configured": `start` then runs a local Chroma, other commands use the default URL. */
+    /** CHROMA_URL; unset means "none configured": `start` then runs a local Chroma, other commands use the default URL. */
     url: string | undefined;
-    token: string | undefined;
+    /** Where requests go and the headers they carry: CHROMA_URL (or the default) and CHROMA_TOKEN, parsed once here. */
+    endpoint: ChromaEndpoint;
     tenant: string;
     database: string;
     /** Request-body bytes one write sends at most. */
@@ -173,7 +193,7 @@ export function environmentWithDotEnv(env: NodeJS.ProcessEnv = process.env, dotE
 
 export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Config {
   const input = Object.fromEntries(
-    Object.keys(envSchema.shape)
+    Object.keys(envFields.shape)
       .map((key) => [key, env[key]] as const)
       .filter(([, value]) => value !== undefined && value !== ""),
   );
@@ -187,15 +207,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
   if (Boolean(e.DASHBOARD_USER) !== Boolean(e.DASHBOARD_PASSWORD)) {
     throw new ConfigError("invalid environment: DASHBOARD_USER and DASHBOARD_PASSWORD must be set together (or neither)");
   }
-  // User info in CHROMA_URL (Basic auth) and the token are checked here, so a bad combination stops every command
-  // before it starts rather than at its first request.
-  if (e.CHROMA_URL !== undefined) {
-    try {
-      chromaEndpoint(e.CHROMA_URL, e.CHROMA_TOKEN);
-    } catch (error) {
-      throw error instanceof ConfigError ? new ConfigError(`invalid environment: ${error.message}`) : error;
-    }
-  }
   const catchUpWindowMs =
     e.VK_CATCHUP_WINDOW_SECONDS === undefined ? DEFAULTS.scheduler.catchUpWindowMs : e.VK_CATCHUP_WINDOW_SECONDS * 1000;
   return {
@@ -203,7 +214,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
     queuePrefix: e.VK_QUEUE_PREFIX,
     chroma: {
       url: e.CHROMA_URL,
-      token: e.CHROMA_TOKEN,
+      endpoint: e.chromaEndpoint,
       tenant: e.CHROMA_TENANT,
       database: e.CHROMA_DATABASE,
       maxRequestBytes: e.VK_CHROMA_MAX_REQUEST_BYTES ?? DEFAULTS.chroma.maxRequestBytes,
@@ -236,9 +247,4 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
     },
     warmOnStart: e.VK_WARM_ON_START ?? DEFAULTS.warmOnStart,
   };
-}
-
-/** The Chroma URL to talk to: the configured one, or the default when none is set. */
-export function chromaUrlOf(config: Config): string {
-  return config.chroma.url ?? DEFAULTS.chromaUrl;
 }

@@ -7,10 +7,10 @@ import {
   type EmbeddingFunction,
 } from "chromadb";
 import { ConfigError } from "../../config/config-error.js";
+import { chromaEndpoint, type ChromaEndpoint } from "../../config/chroma-endpoint.js";
 import { DEFAULTS, type NetworkOptions } from "../../config/defaults.js";
-import { redactUrl } from "../../redact.js";
 import { collectionUrl } from "./api-url.js";
-import { chromaEndpoint, credentialsRefused, isRefusal } from "./credentials.js";
+import { credentialsRefused, isRefusal } from "./credentials.js";
 import { ChromaBulkGet, ChromaReadError } from "./bulk-get.js";
 import { keepBasePath, limitChromaRequests, noAnswer } from "./fetch.js";
 import { featuresOfApi, type ChromaFeature } from "./features.js";
@@ -31,12 +31,11 @@ export interface ChromaSettings {
   /** Timeouts and retries (tests shorten them); see {@link NetworkOptions}. */
   network?: Partial<NetworkOptions> | undefined;
   /**
-   * `http(s)://host:port` of the Chroma server, with the path it is served under behind a gateway
-   * (`https://host/chroma/`) and the user and password a gateway's Basic auth wants (`https://ops:pw@host/chroma/`).
+   * The Chroma server: the endpoint the config made of CHROMA_URL and CHROMA_TOKEN, or a URL given in code (tests,
+   * benchmarks), read as a CHROMA_URL without a token: `http(s)://host:port`, with the path it is served under behind
+   * a gateway (`https://host/chroma/`) and the user and password a gateway's Basic auth wants (`https://ops:pw@host/`).
    */
-  url: string;
-  /** Sent both as `Authorization: Bearer` and `x-chroma-token`; refused beside a user:password (see chromaEndpoint). */
-  token?: string | undefined;
+  url: ChromaEndpoint | string;
   tenant: string;
   database: string;
   /** Request-body bytes a write may send at most. @defaultValue DEFAULTS.chroma.maxRequestBytes */
@@ -82,8 +81,8 @@ export class ChromaStore {
   readonly where: string;
 
   constructor(readonly settings: ChromaSettings) {
-    this.where = redactUrl(settings.url);
-    const { base, headers } = chromaEndpoint(settings.url, settings.token);
+    const { base, headers, where } = typeof settings.url === "string" ? chromaEndpoint(settings.url) : settings.url;
+    this.where = where;
     this.base = base;
     const url = new URL(base);
     const ssl = url.protocol === "https:";
