@@ -8,8 +8,7 @@ describe("CarriedHashes (a reindex's memory of what it carried over)", () => {
     table.beginPass();
     let fresh = 0;
     for (let i = 0; i < n; i++) {
-      if (table.see(`id-${i}`, i)) fresh++;
-      table.carried(`id-${i}`, i);
+      if (table.update(`id-${i}`, i)) fresh++;
     }
     expect(fresh).toBe(n);
     expect(table.size).toBe(n);
@@ -21,14 +20,11 @@ describe("CarriedHashes (a reindex's memory of what it carried over)", () => {
     let changed = 0;
     for (let i = 0; i < n; i += 2) {
       const hash = i % 4 === 0 ? i + 0.5 : i;
-      if (table.see(`id-${i}`, hash)) {
-        changed++;
-        table.carried(`id-${i}`, hash);
-      }
+      if (table.update(`id-${i}`, hash)) changed++;
     }
     expect(changed).toBe(n / 4);
-    expect(table.see("brand-new", 7)).toBe(true);
-    table.carried("brand-new", 7);
+    expect(table.update("brand-new", 7)).toBe(true);
+    expect(table.update("brand-new", 7)).toBe(false);
     expect(table.size).toBe(n + 1);
     expect(table.unseen).toBe(n / 2);
     expect(table.isUnseen("id-1")).toBe(true);
@@ -45,10 +41,11 @@ describe("CarriedHashes (a reindex's memory of what it carried over)", () => {
 
     // A pass after: what was kept is unchanged, what was forgotten is new again.
     table.beginPass();
-    expect(table.see("id-4", 4.5)).toBe(false);
-    expect(table.see("id-6", 6)).toBe(false);
-    expect(table.see("id-1", 1)).toBe(true);
-    expect(table.see("id-3", 3)).toBe(true);
+    expect(table.update("id-4", 4.5)).toBe(false);
+    expect(table.update("id-6", 6)).toBe(false);
+    expect(table.update("id-1", 1)).toBe(true);
+    expect(table.update("id-3", 3)).toBe(true);
+    expect(table.size).toBe(n / 2 + 3);
     expect(table.unseen).toBe(n / 2 + 1 - 2);
   });
 
@@ -56,13 +53,13 @@ describe("CarriedHashes (a reindex's memory of what it carried over)", () => {
     const table = new CarriedHashes();
     for (let round = 0; round < 20; round++) {
       table.beginPass();
-      for (let i = 0; i < 5_000; i++) table.carried(`r${round}-${i}`, i);
+      for (let i = 0; i < 5_000; i++) table.update(`r${round}-${i}`, i);
       for (let i = 0; i < 5_000; i++) table.delete(`r${round}-${i}`);
     }
     expect(table.size).toBe(0);
     table.beginPass();
-    table.carried("last", 1);
-    expect(table.see("last", 1)).toBe(false);
+    expect(table.update("last", 1)).toBe(true);
+    expect(table.update("last", 1)).toBe(false);
     expect(table.size).toBe(1);
   });
 });

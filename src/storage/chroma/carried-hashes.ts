@@ -41,29 +41,22 @@ export class CarriedHashes {
     return this.unseenLive;
   }
 
-  /** Starts a pass: every entry unseen until `see` or `carried` meets its id. */
+  /** Starts a pass: every entry unseen until `update` meets its id. */
   beginPass(): void {
     this.parity ^= 1;
     this.unseenLive = this.live;
   }
 
   /**
-   * Marks `id` seen in this pass; returns whether `hash` differs from what was carried over (or the id is new). Does
-   * not store the hash: `carried` does, once the record is on its way.
+   * Marks `id` seen in this pass with content `hash`; returns whether that differs from what was carried over before
+   * (or the id is new), in which case the hash is stored: the caller carries the record over.
    */
-  see(id: string, hash: number): boolean {
-    const slot = this.find(id);
-    if (slot < 0) return true;
-    this.markSeen(slot);
-    return this.content[slot] !== hash;
-  }
-
-  /** Stores `hash` as carried over for `id`, seen in this pass. */
-  carried(id: string, hash: number): void {
+  update(id: string, hash: number): boolean {
     const [high, low] = idHash(id);
     let slot = this.probe(high, low);
     if (this.state[slot] === LIVE) {
       this.markSeen(slot);
+      if (this.content[slot] === hash) return false;
     } else {
       if (this.used + 1 > this.capacity * MAX_LOAD) {
         this.rehash(this.live + 1);
@@ -77,6 +70,7 @@ export class CarriedHashes {
       this.used++;
     }
     this.content[slot] = hash;
+    return true;
   }
 
   /** Whether `id` is held and the current pass has not seen it. */
@@ -131,7 +125,8 @@ export class CarriedHashes {
 
   private allocate(entries: number): void {
     let capacity = 1024;
-    while (entries > capacity * (MAX_LOAD / 2)) capacity *= 2;
+    // Room to grow by about half before the next rehash (each one doubles the table).
+    while (entries > capacity * 0.5) capacity *= 2;
     this.capacity = capacity;
     this.keyHigh = new Uint32Array(capacity);
     this.keyLow = new Uint32Array(capacity);

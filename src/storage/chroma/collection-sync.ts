@@ -78,7 +78,7 @@ export class CollectionSync {
   async adoptTarget(options: Pick<SyncPassOptions, "pageSize" | "readAhead" | "signal" | "pacer">): Promise<void> {
     for await (const page of this.chroma.readPages(this.target, options)) {
       await options.pacer?.take(page.ids.length, options.signal);
-      for (let i = 0; i < page.ids.length; i++) this.hashes.carried(page.ids[i]!, contentHash(page, i));
+      for (let i = 0; i < page.ids.length; i++) this.hashes.update(page.ids[i]!, contentHash(page, i));
     }
   }
 
@@ -88,15 +88,8 @@ export class CollectionSync {
     let writer: BatchedWriter | undefined;
     const carry = async (page: RecordColumns) => {
       const changed: number[] = [];
-      const hashes: number[] = [];
-      for (let i = 0; i < page.ids.length; i++) {
-        const hash = contentHash(page, i);
-        if (!this.hashes.see(page.ids[i]!, hash)) continue;
-        changed.push(i);
-        hashes.push(hash);
-      }
+      for (let i = 0; i < page.ids.length; i++) if (this.hashes.update(page.ids[i]!, contentHash(page, i))) changed.push(i);
       if (changed.length === 0) return;
-      changed.forEach((row, j) => this.hashes.carried(page.ids[row]!, hashes[j]!));
       writer ??= new BatchedWriter(this.target, { limits: this.limits, mode: options.mode }, page.dimension);
       await writer.add(changed.length === page.ids.length ? page : rowsOf(page, changed));
       outcome.written += changed.length;
