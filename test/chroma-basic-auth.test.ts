@@ -1,10 +1,12 @@
-import { mkdtempSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { BackupResult } from "../src/jobs/backup.js";
 import { chromaEndpoint } from "../src/config/chroma-endpoint.js";
+import { createLogger } from "../src/logging.js";
 import { LatencyProbe } from "../src/storage/chroma/latency-probe.js";
+import { Pacer } from "../src/storage/chroma/pacing.js";
 import { runCli } from "./helpers/cli.js";
 import { configError } from "./helpers/config-error.js";
 import { contents } from "./helpers/collection-contents.js";
@@ -112,7 +114,29 @@ describe("credentials in CHROMA_URL", () => {
     const bare = new LatencyProbe({ ...query, headers: {} });
     expect(await bare.measure(2)).toEqual([]);
     expect(bare.firstError).toBe("status 401");
+    expect(bare.firstStatus).toBe(401);
     await bare.close();
+
+    // Adaptive pacing whose probe is refused warns naming the variables to fix, and the job goes on at its rate limit.
+    const file = join(mkdtempSync(join(tmpdir(), "vk-basic-log-")), "log.ndjson");
+    const fd = openSync(file, "w");
+    const bareStore = chromaStore(`${proxy.url}${PREFIX}`);
+    const pacer = await Pacer.start({ adaptive: true, latencyFactor: 2 }, { chroma: store, collection }, createLogger("warn", fd));
+    pacer.close();
+    const refusedProbe = await Pacer.start(
+      { adaptive: true, latencyFactor: 2 },
+      { chroma: bareStore, collection },
+      createLogger("warn", fd),
+    );
+    refusedProbe.close();
+    closeSync(fd);
+    const warnings = readFileSync(file, "utf8").trim().split("\n").map((line) => JSON.parse(line) as { msg: string; reason?: string });
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        msg: "adaptive pacing: the probe query failed, so only the rate limit applies",
+        reason: `Chroma at ${proxy.url}${PREFIX} refused the credentials (401); check the user:password in CHROMA_URL or CHROMA_TOKEN`,
+      }),
+    ]);
 
     const wrong = new URL(chromaUrl);
     wrong.password = "wrong";

@@ -9,8 +9,11 @@ export interface ProbeRequest {
   timeoutMs: number;
 }
 
-/** What the probe thread reports: one query's latency, or why it failed and after how long. */
-export type ProbeMessage = { ms: number; error?: undefined } | { ms: number; error: string };
+/**
+ * What the probe thread reports: one query's latency, or why it failed and after how long (with the HTTP status when
+ * the server answered one).
+ */
+export type ProbeMessage = { ms: number; error?: undefined } | { ms: number; error: string; status?: number };
 
 /**
  * The probe thread: plain CommonJS, so it runs the same from TypeScript sources (tests) and the built files. It times
@@ -25,7 +28,7 @@ async function once() {
   try {
     const answer = await fetch(url, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body, signal: AbortSignal.timeout(timeoutMs) });
     await answer.arrayBuffer();
-    if (!answer.ok) throw new Error("status " + answer.status);
+    if (!answer.ok) return parentPort.postMessage({ ms: performance.now() - started, error: "status " + answer.status, status: answer.status });
     parentPort.postMessage({ ms: performance.now() - started });
   } catch (error) {
     parentPort.postMessage({ ms: performance.now() - started, error: String((error && error.message) || error) });
@@ -47,6 +50,8 @@ export class LatencyProbe {
   private listener: ((message: ProbeMessage) => void) | undefined;
   /** Why the first failed probe of a measurement failed, for the log when none succeeded. */
   firstError: string | undefined;
+  /** The HTTP status of that failure, when the server answered one (a 401/403 names the credentials to fix). */
+  firstStatus: number | undefined;
 
   constructor(request: ProbeRequest) {
     this.worker = new Worker(THREAD, { eval: true, workerData: request });
@@ -72,7 +77,10 @@ export class LatencyProbe {
       this.worker.once("exit", ended);
       this.listener = (message) => {
         if (message.error === undefined) latencies.push(message.ms);
-        else this.firstError ??= message.error;
+        else if (this.firstError === undefined) {
+          this.firstError = message.error;
+          this.firstStatus = message.status;
+        }
         if (++answered < count) return;
         settle(() => resolve(latencies));
       };

@@ -4,6 +4,7 @@ import type { Collection } from "chromadb";
 import { DEFAULTS, type PacingOptions } from "../../config/defaults.js";
 import type { Logger } from "../../logging.js";
 import type { ChromaStore } from "./client.js";
+import { credentialsRefused, isRefusal } from "./credentials.js";
 import { LatencyProbe, type ProbeMessage } from "./latency-probe.js";
 
 /** How fast one maintenance job may go (its payload's pacing fields). */
@@ -108,7 +109,10 @@ export class Pacer {
     const idle = await probe.measure(tuning.idleProbes);
     if (idle.length === 0) {
       await probe.close();
-      logger.warn({ collection: collection.name, reason: probe.firstError }, "adaptive pacing: the probe query failed, so only the rate limit applies");
+      // Refused credentials say which variables to fix, as every other refused request does; the job itself goes on.
+      const status = probe.firstStatus;
+      const reason = status !== undefined && isRefusal(status) ? credentialsRefused(chroma.where, status).message : probe.firstError;
+      logger.warn({ collection: collection.name, reason }, "adaptive pacing: the probe query failed, so only the rate limit applies");
       return new Pacer(pace, logger, tuning, undefined);
     }
     const pacer = new Pacer(pace, logger, tuning, median(idle), probe);
