@@ -25,6 +25,20 @@ describe("docs/format.md", () => {
       expect(result.stderr).toBe("");
       backupIds[compression] = (JSON.parse(result.stdout) as { backupId: string }).backupId;
     }
+    // Format 4 (§7), in small packs so the chunks are spread over several.
+    const deduped = await runCli(["run", "backup", "--collection", collection, "--dedupe", "--pack-bytes", "65536", "--json"], testEnv({ BACKUP_URL: `file://${root}` }));
+    expect(deduped.stderr).toBe("");
+    backupIds.dedupe = (JSON.parse(deduped.stdout) as { backupId: string }).backupId;
+  });
+
+  it("a deduplicated backup (format 4: chunks in packs) decodes to the collection's records, embeddings bit for bit", async () => {
+    const backupId = backupIds.dedupe!;
+    expect(listBackups(root)).toContainEqual({ collection, backupId });
+    const { manifest, records } = readBackup(root, collection, backupId);
+    expect(manifest).toMatchObject({ formatVersion: 4, compression: "gzip", dimension: RICH_DIMENSION, records: 40 });
+    expect((manifest.packs as unknown[]).length).toBeGreaterThan(1);
+    const expected = (await snapshotOf(chroma, collection)).rows;
+    expect([...records].sort((a, b) => (a.id < b.id ? -1 : 1))).toEqual(expected);
   });
 
   it.each(["gzip", "none"])("a %s backup decodes to the collection's records, embeddings bit for bit", async (compression) => {

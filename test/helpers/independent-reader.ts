@@ -4,7 +4,7 @@
  * document against the code.
  */
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 
@@ -88,16 +88,19 @@ export function readBackup(root: string, collection: string, backupId: string): 
   const text = readFileSync(join(folder, "manifest.json"), "utf8");
   if (!manifestChecksumHolds(text)) throw new Error("manifest checksum does not hold");
   const manifest = JSON.parse(text) as Record<string, unknown>;
-  if (manifest.format !== "vectorkeeper-backup" || (manifest.formatVersion !== 1 && manifest.formatVersion !== 2)) throw new Error("unknown format");
+  const version = manifest.formatVersion as number;
+  if (manifest.format !== "vectorkeeper-backup" || ![1, 2, 3, 4].includes(version)) throw new Error("unknown format");
   const described = manifest.collection as { name: string };
   if (described.name !== collection || manifest.backupId !== backupId) throw new Error("manifest is in the wrong folder");
-  const chunks = manifest.chunks as { key: string; records: number; bytes: number; sha256: string }[];
+  const chunks = manifest.chunks as { key: string; records: number; bytes: number; sha256?: string; pack?: number; offset?: number }[];
+  const packs = (manifest.packs ?? []) as { name: string; bytes: number }[];
   const dimension = manifest.dimension as number;
   const records: ReadRecord[] = [];
   for (const chunk of chunks) {
-    const stored = readFileSync(join(folder, chunk.key));
+    const stored = storedChunk(root, collection, folder, version, chunk, packs);
     if (stored.length !== chunk.bytes) throw new Error(`${chunk.key}: size`);
-    if (sha256(stored) !== chunk.sha256) throw new Error(`${chunk.key}: sha256`);
+    // §2: versions 1 and 2 give the hash beside the key; §6, §7: in versions 3 and 4 the key is the hash.
+    if (sha256(stored) !== (version >= 3 ? chunk.key : chunk.sha256)) throw new Error(`${chunk.key}: sha256`);
     const { json, values } = decodeRaw(decompress(stored, manifest.compression as string));
     const ids = json.ids as string[];
     if (json.count !== chunk.records || ids.length !== chunk.records || json.dimension !== dimension) {
@@ -118,4 +121,28 @@ export function readBackup(root: string, collection: string, backupId: string): 
   }
   if (records.length !== manifest.records) throw new Error("record total");
   return { manifest, records };
+}
+
+/** A chunk's stored bytes: in the backup's folder (§1), the collection's chunks folder (§6), or a range of a pack (§7). */
+function storedChunk(
+  root: string,
+  collection: string,
+  folder: string,
+  version: number,
+  chunk: { key: string; bytes: number; pack?: number; offset?: number },
+  packs: { name: string; bytes: number }[],
+): Buffer {
+  if (version <= 2) return readFileSync(join(folder, chunk.key));
+  if (version === 3) return readFileSync(join(root, collection, "chunks", chunk.key));
+  const pack = packs[chunk.pack!];
+  if (!pack || chunk.offset! + chunk.bytes > pack.bytes) throw new Error(`${chunk.key}: pack`);
+  const path = join(root, collection, "packs", pack.name);
+  if (statSync(path).size !== pack.bytes) throw new Error(`${pack.name}: pack size`);
+  const file = openSync(path, "r");
+  try {
+    const bytes = Buffer.alloc(chunk.bytes);
+    return bytes.subarray(0, readSync(file, bytes, 0, chunk.bytes, chunk.offset!));
+  } finally {
+    closeSync(file);
+  }
 }
