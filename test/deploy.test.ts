@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -208,8 +208,14 @@ describe("the compose services that read the credentials", () => {
   const services = (parse(readFileSync(`${ROOT}docker-compose.yaml`, "utf8"), { merge: true }) as {
     services: Record<string, { entrypoint: string[]; command: string[] }>;
   }).services;
-  /** Runs a service's `sh -c` command as compose would ($$ is a literal $) with its /credentials at `dir`. */
-  const runService = (name: string, dir: string) => {
+  /**
+   * Runs a service's `sh -c` command as compose would ($$ is a literal $), with a /credentials of its own holding the
+   * files given (user, password; undefined: no file).
+   */
+  const runService = (name: string, user: string | undefined, password: string | undefined) => {
+    const dir = mkdtempSync(join(tmpdir(), "vk-creds-"));
+    if (user !== undefined) writeFileSync(join(dir, "root-user"), user);
+    if (password !== undefined) writeFileSync(join(dir, "root-password"), password);
     const { entrypoint, command } = services[name]!;
     expect(entrypoint).toEqual(["/bin/sh", "-c"]);
     expect(command).toHaveLength(1);
@@ -229,10 +235,7 @@ describe("the compose services that read the credentials", () => {
   };
 
   it("give mc the root keys on stdin, never as arguments (which ps shows to everyone on the host)", () => {
-    const dir = mkdtempSync(join(tmpdir(), "vk-creds-"));
-    writeFileSync(join(dir, "root-user"), "vk-user-1\n");
-    writeFileSync(join(dir, "root-password"), "secret-password-no-newline");
-    const result = runService("createbucket", dir);
+    const result = runService("createbucket", "vk-user-1\n", "secret-password-no-newline");
     expect(result.stderr).toBe("");
     expect(result.status).toBe(0);
     expect(result.args.mc).toBe("alias|set|vk|http://minio:9000|\nmb|--ignore-existing|vk/vectorkeeper|\n");
@@ -240,25 +243,18 @@ describe("the compose services that read the credentials", () => {
   });
 
   it("start MinIO only with a first line in each file: never with its default login", () => {
-    const dir = mkdtempSync(join(tmpdir(), "vk-creds-"));
     for (const [user, password] of [
       [undefined, undefined],
       ["ops\n", undefined],
       ["\n", "a-password\n"],
       ["ops\n", "   \n"],
     ] as const) {
-      rmSync(join(dir, "root-user"), { force: true });
-      rmSync(join(dir, "root-password"), { force: true });
-      if (user !== undefined) writeFileSync(join(dir, "root-user"), user);
-      if (password !== undefined) writeFileSync(join(dir, "root-password"), password);
-      const refused = runService("minio", dir);
+      const refused = runService("minio", user, password);
       expect(refused.status, JSON.stringify([user, password])).toBe(1);
       expect(refused.stderr.trim().split("\n")).toEqual(["no credentials in /credentials: the minio-credentials service makes them"]);
       expect(refused.args.minio).toBe("");
     }
-    writeFileSync(join(dir, "root-user"), "ops");
-    writeFileSync(join(dir, "root-password"), "a-password");
-    const started = runService("minio", dir);
+    const started = runService("minio", "ops", "a-password");
     expect(started.stderr).toBe("");
     expect(started.status).toBe(0);
     expect(started.args.minio).toBe("server|/data|--console-address|:9001|\n");
