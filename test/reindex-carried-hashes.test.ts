@@ -1,5 +1,16 @@
 import { describe, expect, it } from "vitest";
-import { CarriedHashes } from "../src/storage/chroma/carried-hashes.js";
+import { CarriedHashes, type IdHash } from "../src/storage/chroma/carried-hashes.js";
+
+/**
+ * A 64-bit collision of the table's keyed SHA-1 cannot be found in test time (about 2³² hashes, and the key is new
+ * each run): this hash gives `twin-x` the key of `x`, and `triplet-x` too.
+ */
+const twinHash: IdHash = (id) => {
+  const base = id.replace(/^(twin|triplet)-/, "");
+  let h = 2166136261;
+  for (let i = 0; i < base.length; i++) h = Math.imul(h ^ base.charCodeAt(i), 16777619) >>> 0;
+  return [h, Math.imul(h, 2654435761) >>> 0];
+};
 
 describe("CarriedHashes (a reindex's memory of what it carried over)", () => {
   it("tells new and changed records from unchanged ones across growth, and names the ones a pass did not see", () => {
@@ -15,6 +26,7 @@ describe("CarriedHashes (a reindex's memory of what it carried over)", () => {
     expect(table.unseen).toBe(0);
 
     // Next pass: every other record unchanged, every fourth changed, the rest not read (deleted or passed over).
+    table.endPass();
     table.beginPass();
     expect(table.unseen).toBe(n);
     let changed = 0;
@@ -40,6 +52,7 @@ describe("CarriedHashes (a reindex's memory of what it carried over)", () => {
     expect(Array.from({ length: n }, (_, i) => `id-${i}`).filter((id) => table.isUnseen(id))).toEqual([]);
 
     // A pass after: what was kept is unchanged, what was forgotten is new again.
+    table.endPass();
     table.beginPass();
     expect(table.update("id-4", 4.5)).toBe(false);
     expect(table.update("id-6", 6)).toBe(false);
@@ -55,11 +68,68 @@ describe("CarriedHashes (a reindex's memory of what it carried over)", () => {
       table.beginPass();
       for (let i = 0; i < 5_000; i++) table.update(`r${round}-${i}`, i);
       for (let i = 0; i < 5_000; i++) table.delete(`r${round}-${i}`);
+      table.endPass();
     }
     expect(table.size).toBe(0);
     table.beginPass();
     expect(table.update("last", 1)).toBe(true);
     expect(table.update("last", 1)).toBe(false);
     expect(table.size).toBe(1);
+  });
+
+  it("keeps ids that share a key apart: passes settle, and a delete of either one is named", () => {
+    const table = new CarriedHashes({ idHash: twinHash });
+    // A content hash covers the id, so twins' contents hash apart (as `contentHash` makes them).
+    let changedTwin = false;
+    const content = (id: string) => (id === "twin-b" && changedTwin ? 0.5 : [...id].reduce((h, c) => h * 31 + c.charCodeAt(0), 7));
+    const pass = (ids: readonly string[], hashOf: (id: string) => number = content) => {
+      table.beginPass();
+      const changed = ids.filter((id) => table.update(id, hashOf(id)));
+      return changed;
+    };
+    const ids = ["a", "twin-a", "b", "twin-b", "c", "d", "twin-d", "triplet-d"];
+    expect(pass(ids)).toEqual(ids);
+    table.endPass();
+    expect(table.size).toBe(8);
+    expect(table.collided).toBe(4);
+    // Read again unchanged, in either order: nothing to carry (the old table rewrote every twin each pass).
+    expect(pass(ids)).toEqual([]);
+    table.endPass();
+    expect(pass([...ids].reverse())).toEqual([]);
+    table.endPass();
+    // A change of one twin is the change of that one only.
+    changedTwin = true;
+    expect(pass(ids)).toEqual(["twin-b"]);
+    table.endPass();
+
+    // "a" (held in the slot) and "twin-d" (held by id) deleted from the source: both unseen, their twins not.
+    pass(ids.filter((id) => id !== "a" && id !== "twin-d"));
+    expect(table.unseen).toBe(2);
+    expect(ids.filter((id) => table.isUnseen(id))).toEqual(["a", "twin-d"]);
+    table.delete("a");
+    table.delete("twin-d");
+    expect(table.unseen).toBe(0);
+    expect(table.dropUnseen()).toBe(0);
+    table.endPass();
+    expect(table.size).toBe(6);
+
+    // Unseen ones of either kind dropped; the rest kept.
+    pass(["twin-a", "b", "c", "d"]);
+    expect(table.unseen).toBe(2);
+    expect(table.dropUnseen()).toBe(2);
+    table.endPass();
+    expect(table.size).toBe(4);
+    changedTwin = false;
+    expect(pass(["twin-a", "b", "c", "d", "twin-b"])).toEqual(["twin-b"]);
+    table.endPass();
+  });
+
+  it("is not reused after a pass that broke off", () => {
+    const table = new CarriedHashes();
+    table.beginPass();
+    table.update("a", 1);
+    table.endPass();
+    table.beginPass();
+    expect(() => table.beginPass()).toThrow(/whose pass failed is not reused/);
   });
 });

@@ -295,6 +295,11 @@ export interface ReindexOptions {
   pageSize: number;
   /** Pages requested ahead of the one being written. @defaultValue 2 */
   readAhead: number;
+  /**
+   * Ids of records gone from the source that a pass collects from one listing of the target before it deletes them
+   * (it lists again for more): bounds the memory of a pass that finds many gone. @defaultValue 100000
+   */
+  unseenBatch: number;
 }
 
 /** When alerts fire and where they go (besides the log, always). */
@@ -480,7 +485,7 @@ export const DEFAULTS = {
     probeResults: 10,
     probeTimeoutMs: 10_000,
   } satisfies PacingOptions,
-  reindex: { maxPasses: 5, reconcileGraceMs: 2000, keepOldHours: 72, pageSize: 500, readAhead: 2 } satisfies ReindexOptions,
+  reindex: { maxPasses: 5, reconcileGraceMs: 2000, keepOldHours: 72, pageSize: 500, readAhead: 2, unseenBatch: 100_000 } satisfies ReindexOptions,
   reads: { idWindow: 50_000, idOverlap: 1000, pageValues: 192_000 } satisfies ReadOptions,
   backup: {
     pageSize: 500,

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 
 const EMPTY = 0;
 const LIVE = 1;
@@ -7,12 +7,44 @@ const GONE = 2;
 /** Live and deleted entries kept to at most this share of the slots (linear probing stays short below it). */
 const MAX_LOAD = 0.7;
 
+/** An id as the 64-bit key of its slot, in two 32-bit halves `[high, low]`. */
+export type IdHash = (id: string) => readonly [number, number];
+
+/** How a table is set up. */
+export interface CarriedHashesOptions {
+  /** Entries it is sized for at first (it grows as needed). @defaultValue 1024 */
+  expected?: number | undefined;
+  /**
+   * Replaces the keyed SHA-1 of ids: tests force collisions with it (a 64-bit collision of a hash keyed per table
+   * cannot be found in test time). @defaultValue 64 bits of SHA-1 over a random key of this table and the id
+   */
+  idHash?: IdHash | undefined;
+}
+
+/** An entry kept by its full id: one whose 64-bit key another id already holds. */
+interface ExactEntry {
+  content: number;
+  seenIn: number;
+}
+
 /**
  * Per record id, the content hash of what a sync last carried over, and whether the current pass has seen it, in
  * typed arrays instead of a Map of strings: an id is kept as 64 bits of its SHA-1 (18 bytes a slot, about 26–52 bytes
  * a record with the free slots of an open-addressing table, where a Map<string, number> takes about 100 and a pass's
  * Set of seen ids as much again). Ids are not kept, so the ones a pass did not see are named from another listing
- * (`isUnseen`). Two ids whose 64-bit hashes are equal would share an entry: with a million ids the odds are 1 in 10¹³.
+ * (`isUnseen`).
+ *
+ * Two ids with the same 64-bit key would share a slot (odds about n²/2⁶⁵ for n ids: 1 in 3.7·10⁷ for a million), and
+ * each pass would take either for a change of the other, so catch-up would never settle and a delete of one would be
+ * hidden by the other. The hash is keyed with random bytes of this table, so ids cannot be chosen to collide. A key met
+ * a second time in one pass with another content hash (which covers the id) is taken for a collision: that id is kept
+ * by its full id in a side table (`exact`), looked up before the slots, and the slot stays with the id that holds it.
+ * (The same id read twice in one pass with different contents lands there too: its slot is then never seen again and
+ * is dropped at the end of the next pass.) What is not told apart: a new id that takes the key of an id deleted in the
+ * same pass before the pair was ever met together (odds below 2⁻⁶⁴ a pair of ids).
+ *
+ * Passes run `beginPass` … `endPass`, and a table whose pass broke off is not used again (`beginPass` throws): its
+ * parity would count the entries that pass did not reach as seen, and it holds hashes of records it never wrote.
  */
 export class CarriedHashes {
   private capacity = 0;
@@ -26,9 +58,15 @@ export class CarriedHashes {
   private live = 0;
   private used = 0;
   private unseenLive = 0;
+  /** Whether a pass has begun and not ended. */
+  private inPass = false;
+  /** Ids whose key another id holds (see the class comment). Usually empty. */
+  private readonly exact = new Map<string, ExactEntry>();
+  private readonly idHash: IdHash;
 
-  constructor(expected = 1024) {
-    this.allocate(expected);
+  constructor(options: CarriedHashesOptions = {}) {
+    this.idHash = options.idHash ?? keyedIdHash(randomBytes(16));
+    this.allocate(options.expected ?? 1024);
   }
 
   /** Entries held. */
@@ -41,10 +79,22 @@ export class CarriedHashes {
     return this.unseenLive;
   }
 
+  /** Ids held by their full id because another id holds their key (see the class comment). */
+  get collided(): number {
+    return this.exact.size;
+  }
+
   /** Starts a pass: every entry unseen until `update` meets its id. */
   beginPass(): void {
+    if (this.inPass) throw new Error("CarriedHashes: a pass began before the one before it ended; a table whose pass failed is not reused");
     this.parity ^= 1;
     this.unseenLive = this.live;
+    this.inPass = true;
+  }
+
+  /** Ends a pass that ran to its end (see `beginPass`). */
+  endPass(): void {
+    this.inPass = false;
   }
 
   /**
@@ -52,9 +102,27 @@ export class CarriedHashes {
    * (or the id is new), in which case the hash is stored: the caller carries the record over.
    */
   update(id: string, hash: number): boolean {
-    const [high, low] = idHash(id);
+    const held = this.exactEntry(id);
+    if (held) {
+      if (held.seenIn !== this.parity) {
+        held.seenIn = this.parity;
+        this.unseenLive--;
+      }
+      if (held.content === hash) return false;
+      held.content = hash;
+      return true;
+    }
+    const [high, low] = this.idHash(id);
     let slot = this.probe(high, low);
     if (this.state[slot] === LIVE) {
+      if (this.seenIn[slot] === this.parity) {
+        // Met before in this pass: the same id again (a content hash covers the id, so another id's differs), or
+        // another id with the same key, which is then kept by its id.
+        if (this.content[slot] === hash) return false;
+        this.exact.set(id, { content: hash, seenIn: this.parity });
+        this.live++;
+        return true;
+      }
       this.markSeen(slot);
       if (this.content[slot] === hash) return false;
     } else {
@@ -75,12 +143,21 @@ export class CarriedHashes {
 
   /** Whether `id` is held and the current pass has not seen it. */
   isUnseen(id: string): boolean {
+    const held = this.exactEntry(id);
+    if (held) return held.seenIn !== this.parity;
     const slot = this.find(id);
     return slot >= 0 && this.seenIn[slot] !== this.parity;
   }
 
   /** Forgets `id`. */
   delete(id: string): void {
+    const held = this.exactEntry(id);
+    if (held) {
+      if (held.seenIn !== this.parity) this.unseenLive--;
+      this.exact.delete(id);
+      this.live--;
+      return;
+    }
     const slot = this.find(id);
     if (slot < 0) return;
     if (this.seenIn[slot] !== this.parity) this.unseenLive--;
@@ -92,6 +169,12 @@ export class CarriedHashes {
   dropUnseen(): number {
     const dropped = this.unseenLive;
     if (dropped === 0) return 0;
+    for (const [id, entry] of this.exact) {
+      if (entry.seenIn !== this.parity) {
+        this.exact.delete(id);
+        this.live--;
+      }
+    }
     for (let slot = 0; slot < this.capacity; slot++) {
       if (this.state[slot] === LIVE && this.seenIn[slot] !== this.parity) {
         this.state[slot] = GONE;
@@ -108,8 +191,12 @@ export class CarriedHashes {
     this.unseenLive--;
   }
 
+  private exactEntry(id: string): ExactEntry | undefined {
+    return this.exact.size === 0 ? undefined : this.exact.get(id);
+  }
+
   private find(id: string): number {
-    const [high, low] = idHash(id);
+    const [high, low] = this.idHash(id);
     const slot = this.probe(high, low);
     return this.state[slot] === LIVE ? slot : -1;
   }
@@ -133,7 +220,7 @@ export class CarriedHashes {
     this.content = new Float64Array(capacity);
     this.state = new Uint8Array(capacity);
     this.seenIn = new Uint8Array(capacity);
-    this.live = 0;
+    this.live = this.exact.size;
     this.used = 0;
   }
 
@@ -155,7 +242,10 @@ export class CarriedHashes {
   }
 }
 
-function idHash(id: string): [number, number] {
-  const digest = createHash("sha1").update(id).digest();
-  return [digest.readUInt32BE(0), digest.readUInt32BE(4)];
+/** 64 bits of SHA-1 over `key` and the id: ids cannot be chosen to collide without the key. */
+function keyedIdHash(key: Buffer): IdHash {
+  return (id) => {
+    const digest = createHash("sha1").update(key).update(id).digest();
+    return [digest.readUInt32BE(0), digest.readUInt32BE(4)];
+  };
 }

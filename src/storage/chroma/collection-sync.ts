@@ -1,10 +1,11 @@
 import { createHash } from "node:crypto";
 import type { Collection, Metadata } from "chromadb";
+import { DEFAULTS } from "../../config/defaults.js";
 import type { ChromaStore } from "./client.js";
 import { columnsFromGet } from "./records.js";
 import { BatchedWriter, type WriteLimits } from "./writer.js";
-import { listIds, RECORD_FIELDS } from "./linear-read.js";
-import { CarriedHashes } from "./carried-hashes.js";
+import { listIds, RECORD_FIELDS, type IdListing } from "./linear-read.js";
+import { CarriedHashes, type IdHash } from "./carried-hashes.js";
 import type { Pacer } from "./pacing.js";
 import { concatColumns, sliceColumns, type RecordColumns } from "./record-columns.js";
 
@@ -40,6 +41,14 @@ export interface SyncPassOptions {
   pacer?: Pacer | undefined;
 }
 
+/** How a sync looks for records gone from the source; the defaults suit every run, tests narrow them. */
+export interface SyncTuning extends Pick<IdListing, "idWindow" | "idOverlap"> {
+  /** @defaultValue DEFAULTS.reindex.unseenBatch */
+  unseenBatch?: number | undefined;
+  /** Replaces the keyed id hash of the table (tests force collisions with it, see CarriedHashes). */
+  idHash?: IdHash | undefined;
+}
+
 /** What one pass found and carried over. */
 export interface SyncPassOutcome {
   read: number;
@@ -53,18 +62,22 @@ export interface SyncPassOutcome {
  * Keeps a target collection equal to a source that is being written, without a change feed: it remembers a content
  * hash per id of what it last carried over, and each pass reads the source linearly and carries over what is new,
  * changed or gone since. A pass that finds nothing means the target held what the source held while it was read.
- * Memory: about 26–52 bytes per record (see CarriedHashes), whatever the length of the ids.
+ * Memory: about 26–52 bytes per record (see CarriedHashes), whatever the length of the ids, plus the ids of up to
+ * `unseenBatch` records gone from the source while a pass deletes them. A sync whose pass failed is not used again.
  */
 export class CollectionSync {
   /** What the target holds of the source, by id, as of the last pass. */
-  private readonly hashes = new CarriedHashes();
+  private readonly hashes: CarriedHashes;
 
   constructor(
     private readonly chroma: ChromaStore,
     readonly source: Collection,
     readonly target: Collection,
     private readonly limits: WriteLimits,
-  ) {}
+    private readonly tuning: SyncTuning = {},
+  ) {
+    this.hashes = new CarriedHashes({ idHash: tuning.idHash });
+  }
 
   /** Records the target holds of the source, as of the last pass. */
   get size(): number {
@@ -105,34 +118,37 @@ export class CollectionSync {
       // Carried over before but not read now: deleted from the source, or passed over by the id listing (when more
       // records than its overlap were deleted in front of a window). Their ids are not kept: the target's id listing
       // names them (ids only; only when there are any). Asked for by id, those still in the source are carried.
-      if (this.hashes.unseen > 0) {
-        let unseen: string[] = [];
-        const settle = async () => {
-          const ids = unseen;
-          unseen = [];
-          const still = columnsFromGet(await this.source.get({ ids, include: [...RECORD_FIELDS] }));
+      // Nothing is deleted from the target while it is being listed: a delete in front of the listing's window would
+      // shift ids past it unread, and an unseen id never named is forgotten below with its record left in the target.
+      const unseenBatch = this.tuning.unseenBatch ?? DEFAULTS.reindex.unseenBatch;
+      for (let more = true; more && this.hashes.unseen > 0; ) {
+        const found = new Set<string>();
+        more = false;
+        for await (const ids of listIds(this.target, { signal: options.signal, idWindow: this.tuning.idWindow, idOverlap: this.tuning.idOverlap })) {
+          for (const id of ids) if (this.hashes.isUnseen(id)) found.add(id);
+          if (found.size === this.hashes.unseen) break;
+          // As many as memory allows: settled, then the listing starts again for the rest.
+          if (found.size >= unseenBatch) {
+            more = true;
+            break;
+          }
+        }
+        const ids = [...found];
+        for (let start = 0; start < ids.length; start += this.limits.records) {
+          const batch = ids.slice(start, start + this.limits.records);
+          const still = columnsFromGet(await this.source.get({ ids: batch, include: [...RECORD_FIELDS] }));
           if (still.ids.length > 0) await carry(still);
-          const gone = ids.filter((id) => this.hashes.isUnseen(id));
-          if (gone.length === 0) return;
+          const gone = batch.filter((id) => this.hashes.isUnseen(id));
+          if (gone.length === 0) continue;
           await this.target.delete({ ids: gone });
           for (const id of gone) this.hashes.delete(id);
           outcome.deleted += gone.length;
-        };
-        for await (const ids of listIds(this.target, { signal: options.signal })) {
-          for (const id of ids) if (this.hashes.isUnseen(id)) unseen.push(id);
-          while (unseen.length >= this.limits.records) {
-            const rest = unseen.slice(this.limits.records);
-            unseen = unseen.slice(0, this.limits.records);
-            await settle();
-            unseen.push(...rest);
-          }
-          if (this.hashes.unseen === unseen.length) break;
         }
-        if (unseen.length > 0) await settle();
-        // Not in the target either (deleted from it directly, e.g. through the name after a swap): nothing to carry.
-        this.hashes.dropUnseen();
       }
+      // Not in the target either (deleted from it directly, e.g. through the name after a swap): nothing to carry.
+      this.hashes.dropUnseen();
       await writer?.finish();
+      this.hashes.endPass();
     } finally {
       await writer?.abandon();
     }
