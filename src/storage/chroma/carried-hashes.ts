@@ -29,7 +29,7 @@ interface ExactEntry {
 
 /**
  * Per record id, the content hash of what a sync last carried over, and whether the current pass has seen it, in
- * typed arrays instead of a Map of strings: an id is kept as 64 bits of its SHA-1 (18 bytes a slot, about 26–52 bytes
+ * typed arrays instead of a Map of strings: an id is kept as 64 bits of its keyed SHA-1 (18 bytes a slot, about 26–52 bytes
  * a record with the free slots of an open-addressing table, where a Map<string, number> takes about 100 and a pass's
  * Set of seen ids as much again). Ids are not kept, so the ones a pass did not see are named from another listing
  * (`isUnseen`).
