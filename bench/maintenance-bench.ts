@@ -64,13 +64,42 @@ async function phase(collection: Collection, embeddings: number[][], backup?: ()
 
 const mid = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
+/** A backup measured under the query stream: its label in the table and its payload options. */
+interface Variant {
+  label: string;
+  options: Record<string, unknown>;
+}
+
+/**
+ * Extra adaptive variants to compare with the defaults in the same run: `--adaptive-options '[{"pageSize":100}, …]'`
+ * (each a JSON object of backup payload options, `adaptive: true` implied), e.g. to try tuning before changing a default.
+ */
+function extraVariants(): Variant[] {
+  const args = process.argv.slice(2);
+  const at = args.indexOf("--adaptive-options");
+  if (at === -1) return [];
+  const text = args[at + 1] ?? "";
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new Error(`--adaptive-options must be a JSON array of payload option objects (got ${text || "nothing"})`);
+  }
+  if (!Array.isArray(parsed) || !parsed.every((o): o is Record<string, unknown> => typeof o === "object" && o !== null && !Array.isArray(o))) {
+    throw new Error(`--adaptive-options must be a JSON array of payload option objects (got ${text})`);
+  }
+  return parsed.map((options) => ({ label: `adaptive ${JSON.stringify(options)}`, options: { ...options, adaptive: true } }));
+}
+
 /**
  * Query latency under maintenance: a steady stream of user queries (20 a second) against 100,000 × 384 records, idle,
- * during an unthrottled backup and during an adaptive one; each backup runs in a process of its own, as a worker
- * would. The three alternate `rounds` times (the two backups swap order each round) and the table shows medians.
- * Goal: adaptive keeps p95 ≤ 1.3× idle while the backup runs at ≥ 40% of its unthrottled speed.
+ * during an unthrottled backup and during an adaptive one (and any `--adaptive-options` variants); each backup runs in
+ * a process of its own, as a worker would. Idle and the backups alternate `rounds` times (the backups' order rotates
+ * each round) and the table shows medians. Goal: adaptive keeps p95 ≤ 1.3× idle while the backup runs at ≥ 40% of its
+ * unthrottled speed.
  */
 export async function benchMaintenance(services: Services, rounds: number): Promise<void> {
+  const variants: Variant[] = [{ label: "unthrottled backup", options: {} }, { label: "adaptive backup", options: { adaptive: true } }, ...extraVariants()];
   const url = services.chroma.url;
   await seedTo(url, CASE);
   const name = nameOf(CASE);
@@ -89,36 +118,37 @@ export async function benchMaintenance(services: Services, rounds: number): Prom
       rmSync(dir, { recursive: true, force: true });
     }
   };
-  const results: { idle: Phase[]; full: Phase[]; adaptive: Phase[] } = { idle: [], full: [], adaptive: [] };
+  const idle: Phase[] = [];
+  const during: Phase[][] = variants.map(() => []);
+  const show = (p: Phase) =>
+    `p50 ${p.p50.toFixed(1)} ms, p95 ${p.p95.toFixed(1)} ms${p.backup ? `, backup ${rate(p.backup).toFixed(0)} records/s` : ""} (load ${p.load.toFixed(1)})`;
   for (let round = 0; round < rounds; round++) {
-    results.idle.push(await phase(collection, embeddings));
-    const order = round % 2 === 0 ? (["full", "adaptive"] as const) : (["adaptive", "full"] as const);
-    for (const kind of order) {
+    idle.push(await phase(collection, embeddings));
+    console.log(`  round ${round + 1}: idle ${show(idle.at(-1)!)}`);
+    for (let k = 0; k < variants.length; k++) {
+      const v = (k + round) % variants.length;
       // A breath between phases, so one backup's tail does not fall into the next phase.
       await sleep(2000);
-      results[kind].push(await phase(collection, embeddings, backupWith(kind === "adaptive" ? { adaptive: true } : {})));
+      const measured = await phase(collection, embeddings, backupWith(variants[v]!.options));
+      during[v]!.push(measured);
+      const pacing = (measured.backup as { pacing?: { adaptive?: boolean } } | undefined)?.pacing;
+      console.log(`    ${variants[v]!.label}: ${show(measured)}${pacing?.adaptive ? `; pacing ${JSON.stringify(pacing)}` : ""}`);
     }
-    const show = (p: Phase) =>
-      `p50 ${p.p50.toFixed(1)} ms, p95 ${p.p95.toFixed(1)} ms${p.backup ? `, backup ${rate(p.backup).toFixed(0)} records/s` : ""} (load ${p.load.toFixed(1)})`;
-    console.log(`  round ${round + 1}: idle ${show(results.idle.at(-1)!)}; unthrottled ${show(results.full.at(-1)!)}; adaptive ${show(results.adaptive.at(-1)!)}`);
-    const pacing = (results.adaptive.at(-1)!.backup as { pacing?: unknown } | undefined)?.pacing;
-    if (pacing) console.log(`    adaptive pacing: ${JSON.stringify(pacing)}`);
   }
 
-  const idle = { p50: mid(results.idle.map((p) => p.p50)), p95: mid(results.idle.map((p) => p.p95)), load: mid(results.idle.map((p) => p.load)) };
-  const fullRate = mid(results.full.map((p) => rate(p.backup!)));
+  const idleP95 = mid(idle.map((p) => p.p95));
+  const fullRate = mid(during[0]!.map((p) => rate(p.backup!)));
+  const width = Math.max(22, ...variants.map((v) => v.label.length + 2));
   console.log(`\nquery latency under maintenance: ${QUERIES_PER_SECOND} queries/s against ${CASE.records} x ${CASE.dimension}, medians of ${rounds} alternating rounds`);
-  console.log(`${"".padEnd(22)}${"p50 ms".padStart(9)}${"p95 ms".padStart(9)}${"p95 vs idle".padStart(13)}${"backup rec/s".padStart(14)}${"vs unthrottled".padStart(16)}${"load".padStart(7)}`);
-  console.log(`${"idle".padEnd(22)}${idle.p50.toFixed(1).padStart(9)}${idle.p95.toFixed(1).padStart(9)}${"1.00x".padStart(13)}${"".padStart(14)}${"".padStart(16)}${idle.load.toFixed(1).padStart(7)}`);
-  for (const [label, phases] of [
-    ["unthrottled backup", results.full],
-    ["adaptive backup", results.adaptive],
-  ] as const) {
+  console.log(`${"".padEnd(width)}${"p50 ms".padStart(9)}${"p95 ms".padStart(9)}${"p95 vs idle".padStart(13)}${"backup rec/s".padStart(14)}${"vs unthrottled".padStart(16)}${"load".padStart(7)}`);
+  console.log(`${"idle".padEnd(width)}${mid(idle.map((p) => p.p50)).toFixed(1).padStart(9)}${idleP95.toFixed(1).padStart(9)}${"1.00x".padStart(13)}${"".padStart(14)}${"".padStart(16)}${mid(idle.map((p) => p.load)).toFixed(1).padStart(7)}`);
+  variants.forEach((variant, v) => {
+    const phases = during[v]!;
     const p95 = mid(phases.map((p) => p.p95));
     const speed = mid(phases.map((p) => rate(p.backup!)));
     console.log(
-      `${label.padEnd(22)}${mid(phases.map((p) => p.p50)).toFixed(1).padStart(9)}${p95.toFixed(1).padStart(9)}${`${(p95 / idle.p95).toFixed(2)}x`.padStart(13)}${speed.toFixed(0).padStart(14)}${`${((speed / fullRate) * 100).toFixed(0)}%`.padStart(16)}${mid(phases.map((p) => p.load)).toFixed(1).padStart(7)}`,
+      `${variant.label.padEnd(width)}${mid(phases.map((p) => p.p50)).toFixed(1).padStart(9)}${p95.toFixed(1).padStart(9)}${`${(p95 / idleP95).toFixed(2)}x`.padStart(13)}${speed.toFixed(0).padStart(14)}${`${((speed / fullRate) * 100).toFixed(0)}%`.padStart(16)}${mid(phases.map((p) => p.load)).toFixed(1).padStart(7)}`,
     );
-  }
+  });
   console.log("goal: adaptive p95 ≤ 1.30x idle while its backup runs at ≥ 40% of the unthrottled speed");
 }

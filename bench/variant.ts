@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
+import { DEFAULTS, type PacingOptions } from "../src/config/defaults.js";
 import { backup } from "../src/jobs/backup.js";
 import { expire } from "../src/jobs/expire.js";
 import { recall } from "../src/jobs/recall.js";
@@ -102,7 +103,9 @@ async function run(): Promise<{
     case "backup": {
       // An optional JSON object of payload options, for comparing settings.
       const [dir = "", options = "{}"] = rest;
-      const { passphrase, ...payload } = JSON.parse(options) as { passphrase?: string };
+      const { passphrase, pacingTuning, ...payload } = JSON.parse(options) as { passphrase?: string; pacingTuning?: Partial<PacingOptions> };
+      // Adaptive pacing's tuning (DEFAULTS.pacing) for this process only, to compare settings before changing a default.
+      if (pacingTuning) Object.assign(DEFAULTS.pacing as PacingOptions, pacingTuning);
       const result = await backup.process(backup.payload.parse({ ...payload, collection }), ctxFor(dir, passphrase));
       const { records, bytes, backupId, pacing, uploadedBytes, reusedChunks, chunks } = result;
       return { records, bytes, backupId, pacing, uploadedBytes, reusedChunks, chunks };
