@@ -5,6 +5,7 @@ import { backup } from "../src/jobs/backup.js";
 import { drill } from "../src/jobs/drill.js";
 import { expire } from "../src/jobs/expire.js";
 import { reindex } from "../src/jobs/reindex.js";
+import { LatencyProbe } from "../src/storage/chroma/latency-probe.js";
 import type { Progress } from "../src/jobs/job-context.js";
 import { parseScheduleYaml } from "../src/scheduling/schedule-file.js";
 import { runCli } from "./helpers/cli.js";
@@ -176,6 +177,26 @@ describe("adaptive pacing", () => {
     // spikes may hold it a little below).
     const rateAfter = seen.filter((s) => s.at > clearedAt).map((s) => (s.note?.startsWith("limited to") ? limit : Number(/^throttled to (\d+)/.exec(s.note ?? "")?.[1])));
     expect(Math.max(...rateAfter)).toBeGreaterThan(result.pacing!.lowestRecordsPerSecond! * 1.5);
+  });
+});
+
+describe("the idle probes", () => {
+  it("are spaced as asked, each answered with a latency", async () => {
+    const name = uniqueName("pace_probe");
+    await seed(name, 50);
+    const collection = await chroma.openCollection(name);
+    const probe = new LatencyProbe(chroma.queryRequest(collection, vectors(1, 8, 5)[0]!, 5, 10_000));
+    try {
+      await probe.measure(1);
+      const started = performance.now();
+      const spaced = await probe.measure(4, 150);
+      // Three pauses of 150 ms between four answered queries (timers fire late, never early).
+      expect(performance.now() - started).toBeGreaterThanOrEqual(450);
+      expect(spaced).toHaveLength(4);
+      expect(spaced.every((ms) => ms > 0 && ms < 10_000)).toBe(true);
+    } finally {
+      await probe.close();
+    }
   });
 });
 

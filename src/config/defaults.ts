@@ -158,8 +158,11 @@ export interface PacingOptions {
   latencyFactor: number;
   /** Pause between one probe query's answer and the next probe while the job runs. @defaultValue 250 */
   probeIntervalMs: number;
-  /** Probe queries run before the job starts (after one that warms the path); their median is the idle latency. @defaultValue 9 */
+  /** Probe queries run before the job starts (after one that warms the path); their median is the idle latency. @defaultValue 15 */
   idleProbes: number;
+  /** Pause between one idle probe's answer and the next (not back to back: each would find the last one's caches warm). @defaultValue 100 */
+  idleSpacingMs: number;
+
   /** The latency compared with the limit is the median of this many latest probes, so one slow answer is not a trend. @defaultValue 3 */
   probeWindow: number;
   /** Each slowdown multiplies the rate by this (the multiplicative decrease of AIMD). @defaultValue 0.5 */
@@ -477,7 +480,8 @@ export const DEFAULTS = {
     adaptive: false,
     latencyFactor: 1.3,
     probeIntervalMs: 250,
-    idleProbes: 9,
+    idleProbes: 15,
+    idleSpacingMs: 100,
     probeWindow: 3,
     slowdown: 0.5,
     speedupShare: 0.1,

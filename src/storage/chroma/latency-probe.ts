@@ -17,7 +17,7 @@ export type ProbeMessage = { ms: number; error?: undefined } | { ms: number; err
 
 /**
  * The probe thread: plain CommonJS, so it runs the same from TypeScript sources (tests) and the built files. It times
- * `count` queries back to back when asked, then one every `everyMs` until it is terminated.
+ * `count` queries when asked (`spacedMs` apart), then one every `everyMs` until it is terminated.
  */
 const THREAD = `
 const { parentPort, workerData } = require("node:worker_threads");
@@ -34,9 +34,13 @@ async function once() {
     parentPort.postMessage({ ms: performance.now() - started, error: String((error && error.message) || error) });
   }
 }
-parentPort.on("message", async ({ count, everyMs }) => {
-  for (let i = 0; i < count; i++) await once();
-  if (everyMs) for (;;) { await new Promise((r) => setTimeout(r, everyMs)); await once(); }
+const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+parentPort.on("message", async ({ count, spacedMs, everyMs }) => {
+  for (let i = 0; i < count; i++) {
+    if (i > 0 && spacedMs) await pause(spacedMs);
+    await once();
+  }
+  if (everyMs) for (;;) { await pause(everyMs); await once(); }
 });
 `;
 
@@ -59,8 +63,8 @@ export class LatencyProbe {
     this.worker.on("message", (message: ProbeMessage) => this.listener?.(message));
   }
 
-  /** Latencies of `count` queries run back to back (failed ones left out). */
-  measure(count: number): Promise<number[]> {
+  /** Latencies of `count` queries, each `spacedMs` after the last one answered (0: back to back; failed ones left out). */
+  measure(count: number, spacedMs = 0): Promise<number[]> {
     return new Promise((resolve, reject) => {
       const latencies: number[] = [];
       let answered = 0;
@@ -84,7 +88,7 @@ export class LatencyProbe {
         if (++answered < count) return;
         settle(() => resolve(latencies));
       };
-      this.worker.postMessage({ count });
+      this.worker.postMessage({ count, spacedMs });
     });
   }
 

@@ -104,9 +104,10 @@ export class Pacer {
       return new Pacer(pace, logger, tuning, undefined);
     }
     const probe = new LatencyProbe(chroma.queryRequest(collection, query.embedding, query.nResults, tuning.probeTimeoutMs));
-    // The first query warms the path (connection, index pages); the rest measure.
+    // The first query warms the path (connection, index pages); the rest measure, spaced as the job's probes will be,
+    // so the reference is taken the way it is compared (back to back, each query finds the last one's caches warm).
     await probe.measure(1);
-    const idle = await probe.measure(tuning.idleProbes);
+    const idle = await probe.measure(tuning.idleProbes, tuning.idleSpacingMs);
     if (idle.length === 0) {
       await probe.close();
       // Refused credentials say which variables to fix, as every other refused request does; the job itself goes on.
