@@ -9,5 +9,9 @@ export default defineConfig({
     testTimeout: 150_000,
     hookTimeout: 90_000,
     pool: "forks",
+    // Two files at a time in each server's run: a file mostly waits (on Chroma, child processes, timers), so a second
+    // one beside it uses the time. Each worker has a Chroma of its own (test/helpers/global-setup.ts), so files running
+    // at once never see each other's collections. VITEST_MAX_WORKERS=1 runs them one at a time.
+    maxWorkers: 2,
   },
 });

@@ -4,7 +4,6 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { QueueEvents } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { inject } from "vitest";
 import { startWorker, type WorkerHandle } from "../worker.js";
 import type { BackupResult } from "../src/jobs/backup.js";
 import { createRedisConnection } from "../src/queues/connection.js";
@@ -12,7 +11,7 @@ import { enqueue } from "../src/queues/enqueue.js";
 import { collect, runCli, spawnCli } from "./helpers/cli.js";
 import { STORES } from "./helpers/backup-fixtures.js";
 import { startLatencyProxy } from "./helpers/latency-proxy.js";
-import { chromaStore, quietLogger, seedCollection, testConfig, testEnv, uniqueName } from "./helpers/services.js";
+import { chromaStore, chromaUrl, quietLogger, seedCollection, testConfig, testEnv, uniqueName } from "./helpers/services.js";
 
 const chroma = chromaStore();
 const collection = uniqueName("cli_backup");
@@ -92,7 +91,7 @@ describe("a backup killed mid-way", () => {
   const root = fileURLToPath(storeEnv.BACKUP_URL!);
   let proxy: Awaited<ReturnType<typeof startLatencyProxy>>;
   beforeAll(async () => {
-    proxy = await startLatencyProxy(new URL(inject("chromaUrl")), 150);
+    proxy = await startLatencyProxy(new URL(chromaUrl()), 150);
   });
   afterAll(() => proxy.close());
 

@@ -1,7 +1,7 @@
 import { closeSync, mkdtempSync, openSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BackupResult } from "../src/jobs/backup.js";
 import { chromaEndpoint } from "../src/config/chroma-endpoint.js";
 import { createLogger } from "../src/logging.js";
@@ -11,7 +11,7 @@ import { runCli } from "./helpers/cli.js";
 import { configError } from "./helpers/config-error.js";
 import { contents } from "./helpers/collection-contents.js";
 import { startHttpFaultProxy, type HttpFaultProxy } from "./helpers/fault-proxy.js";
-import { chromaStore, seedCollection, testEnv, uniqueName, vectors } from "./helpers/services.js";
+import { chromaStore, chromaUrl, seedCollection, testEnv, uniqueName, vectors } from "./helpers/services.js";
 
 // A Chroma behind a gateway that serves it under /chroma and wants HTTP Basic auth, with the user and password in
 // CHROMA_URL. The proxy refuses (401) any request without exactly the right header, so every request vectorkeeper
@@ -23,14 +23,14 @@ const USER = "ops@team";
 const PASSWORD = `p:w/d% ö#?&${SECRET}`;
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`, "utf8").toString("base64")}`;
 let proxy: HttpFaultProxy;
-let chromaUrl: string;
+let authUrl: string;
 
 beforeAll(async () => {
-  proxy = await startHttpFaultProxy(inject("chromaUrl"), { pathPrefix: PREFIX, basicAuth: { user: USER, password: PASSWORD } });
+  proxy = await startHttpFaultProxy(chromaUrl(), { pathPrefix: PREFIX, basicAuth: { user: USER, password: PASSWORD } });
   const url = new URL(`${proxy.url}${PREFIX}`);
   url.username = encodeURIComponent(USER);
   url.password = encodeURIComponent(PASSWORD);
-  chromaUrl = url.href;
+  authUrl = url.href;
 });
 afterAll(() => proxy.close());
 
@@ -42,7 +42,7 @@ function expectNoSecret(text: string): void {
 
 describe("credentials in CHROMA_URL", () => {
   it("become Authorization: Basic of the percent-decoded user and password, and leave the URL", () => {
-    expect(chromaEndpoint(chromaUrl)).toEqual({
+    expect(chromaEndpoint(authUrl)).toEqual({
       base: `${proxy.url}${PREFIX}`,
       headers: { authorization: basic(USER, PASSWORD) },
       where: `${proxy.url.replace("//", "//***@")}${PREFIX}`,
@@ -56,7 +56,7 @@ describe("credentials in CHROMA_URL", () => {
     // A user alone (a token as the user name) is sent with an empty password, as curl does.
     expect(chromaEndpoint("https://TOKEN@gateway.example").headers).toEqual({ authorization: basic("TOKEN", "") });
     expect(chromaEndpoint("http://127.0.0.1:8000", "tok").headers).toEqual({ authorization: "Bearer tok", "x-chroma-token": "tok" });
-    expect(configError(() => chromaEndpoint(chromaUrl, "tok"))).toMatch(/^CHROMA_URL: its user:password .* and CHROMA_TOKEN .*cannot both be set/);
+    expect(configError(() => chromaEndpoint(authUrl, "tok"))).toMatch(/^CHROMA_URL: its user:password .* and CHROMA_TOKEN .*cannot both be set/);
   });
 
   it("reach a gateway with Basic auth on every path: a backup (adaptive, so the probe thread queries too), a probe and a restore from the CLI", async () => {
@@ -64,7 +64,7 @@ describe("credentials in CHROMA_URL", () => {
     const target = uniqueName("basic_dst");
     const direct = chromaStore();
     await seedCollection(direct, source, 300, 16);
-    const env = testEnv({ CHROMA_URL: chromaUrl, BACKUP_URL: `file://${mkdtempSync(join(tmpdir(), "vk-basic-"))}`, LOG_LEVEL: "debug" });
+    const env = testEnv({ CHROMA_URL: authUrl, BACKUP_URL: `file://${mkdtempSync(join(tmpdir(), "vk-basic-"))}`, LOG_LEVEL: "debug" });
     const seen = proxy.requests.length;
 
     const backup = await runCli(["run", "backup", "--collection", source, "--chunk-records", "100", "--adaptive", "--json"], env);
@@ -102,7 +102,7 @@ describe("credentials in CHROMA_URL", () => {
     const name = uniqueName("basic_probe");
     const direct = chromaStore();
     await seedCollection(direct, name, 20, 8);
-    const store = chromaStore(chromaUrl);
+    const store = chromaStore(authUrl);
     const collection = await store.openCollection(name);
     const query = store.queryRequest(collection, vectors(20, 8)[3]!, 1, 10_000);
 
@@ -138,7 +138,7 @@ describe("credentials in CHROMA_URL", () => {
       }),
     ]);
 
-    const wrong = new URL(chromaUrl);
+    const wrong = new URL(authUrl);
     wrong.password = "wrong";
     const refused = await runCli(["run", "probe", "--collection", name, "--json"], testEnv({ CHROMA_URL: wrong.href }));
     expect(refused.code, refused.stderr + refused.stdout).toBe(2);
@@ -149,7 +149,7 @@ describe("credentials in CHROMA_URL", () => {
   });
 
   it("beside CHROMA_TOKEN stop the CLI at config time in one line naming both", async () => {
-    const run = await runCli(["run", "probe", "--collection", "any", "--json"], testEnv({ CHROMA_URL: chromaUrl, CHROMA_TOKEN: `tok${SECRET}` }));
+    const run = await runCli(["run", "probe", "--collection", "any", "--json"], testEnv({ CHROMA_URL: authUrl, CHROMA_TOKEN: `tok${SECRET}` }));
     expect(run.code).toBe(2);
     const lines = run.stderr.trim().split("\n");
     expect(lines).toHaveLength(1);

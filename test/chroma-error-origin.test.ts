@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli, spawnCli, collect } from "./helpers/cli.js";
 import { STORES } from "./helpers/backup-fixtures.js";
 import { startHttpFaultProxy, startTcpFaultProxy, type HttpFaultProxy, type TcpFaultProxy } from "./helpers/fault-proxy.js";
-import { chromaStore, seedCollection, testEnv, uniqueName } from "./helpers/services.js";
+import { chromaStore, chromaUrl, seedCollection, testEnv, uniqueName } from "./helpers/services.js";
 
 /**
  * Chroma dies while a command waits on it: the command → a TCP proxy (which goes down) → an HTTP proxy (which holds
@@ -19,7 +19,7 @@ beforeAll(async () => {
   await seedCollection(chroma, collection, 50, 8);
   const meta = await chroma.openCollection(collection);
   await meta.update({ ids: ["rec-0", "rec-1"], metadatas: [{ _expires_at: 1 }, { _expires_at: 1 }] });
-  http = await startHttpFaultProxy(inject("chromaUrl"));
+  http = await startHttpFaultProxy(chromaUrl());
 });
 afterAll(async () => {
   await Promise.all(tcps.map((t) => t.close()));

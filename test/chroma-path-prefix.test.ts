@@ -1,14 +1,13 @@
 import { readFileSync } from "node:fs";
 import { ChromaClient } from "chromadb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { inject } from "vitest";
 import { z } from "zod";
 import { chromaApiUrl, collectionUrl } from "../src/storage/chroma/api-url.js";
 import { chromaHttpClient, SUPPORTED_CHROMADB } from "../src/storage/chroma/fetch.js";
 import type { ChromaStore } from "../src/storage/chroma/client.js";
 import type { RecordColumns } from "../src/storage/chroma/record-columns.js";
 import { startHttpFaultProxy, type HttpFaultProxy } from "./helpers/fault-proxy.js";
-import { chromaStore, seedCollection, uniqueName, vectors } from "./helpers/services.js";
+import { chromaStore, chromaUrl, seedCollection, uniqueName, vectors } from "./helpers/services.js";
 
 // A Chroma behind a gateway that serves it under a path (CHROMA_URL=https://host/chroma/): every kind of request
 // vectorkeeper makes (the chromadb client's, the bulk reader's, the REST calls', the latency probe's query) must keep
@@ -17,7 +16,7 @@ const PREFIX = "/chroma";
 let proxy: HttpFaultProxy;
 
 beforeAll(async () => {
-  proxy = await startHttpFaultProxy(inject("chromaUrl"), { pathPrefix: PREFIX });
+  proxy = await startHttpFaultProxy(chromaUrl(), { pathPrefix: PREFIX });
 });
 afterAll(() => proxy.close());
 

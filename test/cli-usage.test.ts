@@ -1,13 +1,13 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorker, type WorkerHandle } from "../worker.js";
 import { SERVED_KINDS } from "../src/queues/catalogue.js";
 import type { BackupResult } from "../src/jobs/backup.js";
 import { STORES } from "./helpers/backup-fixtures.js";
 import { runCli, runCliOnTty } from "./helpers/cli.js";
 import { startLatencyProxy } from "./helpers/latency-proxy.js";
-import { chromaStore, quietLogger, seedCollection, testConfig, testEnv, uniqueName } from "./helpers/services.js";
+import { chromaStore, chromaUrl, quietLogger, seedCollection, testConfig, testEnv, uniqueName } from "./helpers/services.js";
 
 const chroma = chromaStore();
 const oneLine = (stderr: string) => {
@@ -152,7 +152,7 @@ describe("enqueue --wait on a terminal", () => {
   beforeAll(async () => {
     await seedCollection(chroma, source, 300, 8);
     // Slowed down, so the backup reports progress over a few seconds rather than finishing at once.
-    proxy = await startLatencyProxy(new URL(inject("chromaUrl")), 100);
+    proxy = await startLatencyProxy(new URL(chromaUrl()), 100);
     worker = await startWorker({
       config: testConfig({ ...storeEnv, VK_QUEUE_PREFIX: env.VK_QUEUE_PREFIX! }),
       logger: quietLogger(),

@@ -1,14 +1,14 @@
 import { existsSync } from "node:fs";
 import { QueueEvents } from "bullmq";
 import { chromium, type Browser } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorker, type WorkerHandle } from "../worker.js";
 import { SERVED_KINDS } from "../src/queues/catalogue.js";
 import { createRedisConnection } from "../src/queues/connection.js";
 import { enqueue } from "../src/queues/enqueue.js";
 import { startHttpFaultProxy, type HttpFaultProxy } from "./helpers/fault-proxy.js";
 import { eventually } from "./helpers/metrics-text.js";
-import { chromaStore, quietLogger, seedCollection, testConfig, uniqueName } from "./helpers/services.js";
+import { chromaStore, chromaUrl, quietLogger, seedCollection, testConfig, uniqueName } from "./helpers/services.js";
 
 /** Debian's chromium, which .ci/run installs; playwright's own browser download cannot run here. */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -25,7 +25,7 @@ describe("dashboard in a real browser", () => {
   beforeAll(async () => {
     expect(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium (the CI script does)`).toBe(true);
     await seedCollection(chromaStore(), collection, 5, 8);
-    proxy = await startHttpFaultProxy(inject("chromaUrl"));
+    proxy = await startHttpFaultProxy(chromaUrl());
     worker = await startWorker({ config, logger: quietLogger(), chroma: chromaStore(proxy.url) });
     const connection = createRedisConnection(config.redisUrl, "worker");
     const events = new QueueEvents("probe", { connection, prefix: config.queuePrefix });

@@ -7,7 +7,7 @@ import { createRedisConnection, waitForRedis } from "../src/queues/connection.js
 import { QueueSet } from "../src/queues/queue-set.js";
 import { NamedCollections } from "../src/scheduling/named-collections.js";
 import { startHttpFaultProxy, type HttpFaultProxy } from "./helpers/fault-proxy.js";
-import { chromaStore, seedCollection, uniqueName, uniquePrefix } from "./helpers/services.js";
+import { chromaStore, chromaUrl, seedCollection, uniqueName, uniquePrefix } from "./helpers/services.js";
 
 /** A listing that misses a live collection once (here: the proxy answers one listing with an empty page). */
 describe("forgetting gone collections", () => {
@@ -17,7 +17,7 @@ describe("forgetting gone collections", () => {
   let proxy: HttpFaultProxy;
   beforeAll(async () => {
     await waitForRedis(redis, inject("redisUrl"));
-    proxy = await startHttpFaultProxy(inject("chromaUrl"));
+    proxy = await startHttpFaultProxy(chromaUrl());
   });
   afterAll(async () => {
     await proxy.close();

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import type { LocalChroma } from "../src/storage/chroma/local-server.js";
 import { chromaLaunch } from "../src/storage/chroma/local-binding.js";
-import { chromaStore, seedCollection, startTestChroma, uniqueName } from "./helpers/services.js";
+import { chromaStore, chromaUrl, seedCollection, startTestChroma, uniqueName } from "./helpers/services.js";
 
 const server = inject("chromaServer");
 const collectionsUrl = (url: string) => `${url}/api/v2/tenants/default_tenant/databases/default_database/collections`;
@@ -24,7 +24,7 @@ describe(`the test matrix's Chroma (${server})`, () => {
     // And the run's server is that binding: only Chroma 1.2+ answers a collection with its index schema.
     const name = uniqueName("matrix");
     await seedCollection(chromaStore(), name, 3, 4);
-    const response = await fetch(`${collectionsUrl(inject("chromaUrl"))}/${name}`);
+    const response = await fetch(`${collectionsUrl(chromaUrl())}/${name}`);
     const body = (await response.json()) as Record<string, unknown>;
     expect(body.name).toBe(name);
     expect("schema" in body && body.schema !== null).toBe(server === "current");

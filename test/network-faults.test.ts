@@ -9,7 +9,7 @@ import { ChromaStore, ChromaUnavailableError } from "../src/storage/chroma/clien
 import { S3Store } from "../src/storage/objects/s3-store.js";
 import { S3_CREDENTIALS } from "./helpers/backup-fixtures.js";
 import { startHttpFaultProxy, type HttpFaultProxy } from "./helpers/fault-proxy.js";
-import { chromaStore, jobContext, seedCollection, uniqueName } from "./helpers/services.js";
+import { chromaStore, chromaUrl, jobContext, seedCollection, uniqueName } from "./helpers/services.js";
 
 // Failure 4 of issue 10 and the partials on truncated or reset downloads: every network call has a time limit, a
 // retry with backoff, and an error that names the server and the object. Real s3rver and Chroma, behind proxies.
@@ -23,7 +23,7 @@ let chromaProxy: HttpFaultProxy;
 beforeAll(async () => {
   await seedCollection(chromaStore(), collection, RECORDS, 32);
   s3 = await startHttpFaultProxy(inject("s3Endpoint"));
-  chromaProxy = await startHttpFaultProxy(inject("chromaUrl"));
+  chromaProxy = await startHttpFaultProxy(chromaUrl());
 });
 afterAll(async () => {
   await s3.close();

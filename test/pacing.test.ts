@@ -1,5 +1,5 @@
 import { performance } from "node:perf_hooks";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { archive } from "../src/jobs/archive.js";
 import { backup } from "../src/jobs/backup.js";
 import { drill } from "../src/jobs/drill.js";
@@ -10,7 +10,7 @@ import type { Progress } from "../src/jobs/job-context.js";
 import { parseScheduleYaml } from "../src/scheduling/schedule-file.js";
 import { runCli } from "./helpers/cli.js";
 import { startHttpFaultProxy, type HttpFaultProxy } from "./helpers/fault-proxy.js";
-import { chromaStore, jobContext, testEnv, uniqueName, vectors } from "./helpers/services.js";
+import { chromaStore, chromaUrl, jobContext, testEnv, uniqueName, vectors } from "./helpers/services.js";
 
 const chroma = chromaStore();
 const DAY_MS = 86_400_000;
@@ -127,7 +127,7 @@ describe("a fixed rate in a reindex", () => {
 describe("adaptive pacing", () => {
   let proxy: HttpFaultProxy;
   beforeAll(async () => {
-    proxy = await startHttpFaultProxy(inject("chromaUrl"));
+    proxy = await startHttpFaultProxy(chromaUrl());
   });
   afterAll(() => proxy.close());
 

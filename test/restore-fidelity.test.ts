@@ -16,7 +16,7 @@ import { expectSameRows, snapshotOf } from "./helpers/backup-fixtures.js";
 import { runCli } from "./helpers/cli.js";
 import { startHttpFaultProxy, type HttpFaultProxy } from "./helpers/fault-proxy.js";
 import { readBackup, type ReadRecord } from "./helpers/independent-reader.js";
-import { chromaStore, jobContext, seedCollection, testEnv, uniqueName, vectors } from "./helpers/services.js";
+import { chromaStore, chromaUrl, jobContext, seedCollection, testEnv, uniqueName, vectors } from "./helpers/services.js";
 
 const chroma = chromaStore();
 /** The run's server: "current" has schemas and array metadata, 1.0.5 has neither (both keep URIs). */
@@ -32,7 +32,7 @@ function freshStore(fixture?: string): { root: string; store: FsStore; env: Reco
 
 /** A collection exactly as the server describes it over the v2 REST API (schema included where it has one). */
 async function described(name: string): Promise<Record<string, unknown>> {
-  const url = `${inject("chromaUrl")}/api/v2/tenants/default_tenant/databases/default_database/collections/${encodeURIComponent(name)}`;
+  const url = `${chromaUrl()}/api/v2/tenants/default_tenant/databases/default_database/collections/${encodeURIComponent(name)}`;
   return (await (await fetch(url)).json()) as Record<string, unknown>;
 }
 
@@ -56,7 +56,7 @@ const V2_CURRENT = { collection: "modern_v2", backupId: "20261126T125859711Z-80a
 describe("writes within the server's limits", () => {
   let proxy: HttpFaultProxy;
   beforeAll(async () => {
-    proxy = await startHttpFaultProxy(inject("chromaUrl"));
+    proxy = await startHttpFaultProxy(chromaUrl());
   });
   afterAll(() => proxy.close());
 
@@ -257,7 +257,7 @@ describe("full fidelity", () => {
 
 describe("the collection description (schema included)", () => {
   it("is asked again when its connection breaks, as the client's reads are", async () => {
-    const proxy = await startHttpFaultProxy(inject("chromaUrl"));
+    const proxy = await startHttpFaultProxy(chromaUrl());
     try {
       const name = uniqueName("described");
       await seedCollection(chroma, name, 10, 4);

@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { inject } from "vitest";
 import { backup } from "../src/jobs/backup.js";
 import type { JobContext } from "../src/jobs/job-context.js";
 import { restore } from "../src/jobs/restore.js";
 import { ChromaStore } from "../src/storage/chroma/client.js";
 import type { ObjectStore } from "../src/storage/objects/object-store.js";
 import { startHttpFaultProxy, type HttpFaultProxy } from "./helpers/fault-proxy.js";
-import { chromaStore, jobContext, seedCollection, uniqueName, vectors } from "./helpers/services.js";
+import { chromaStore, chromaUrl, jobContext, seedCollection, uniqueName, vectors } from "./helpers/services.js";
 
 // Failure 5 of issue 10: one HTTP 500 on the final rename of `restore --replace` left nothing under the target's
 // name, and the `__vkold_` collection was never cleaned up.
@@ -30,7 +29,7 @@ beforeAll(async () => {
   const ctx = jobContext({ chroma });
   store = ctx.backupStore;
   ({ backupId } = await backup.process(backup.payload.parse({ collection: source }), ctx));
-  proxy = await startHttpFaultProxy(inject("chromaUrl"));
+  proxy = await startHttpFaultProxy(chromaUrl());
 });
 afterAll(() => proxy.close());
 

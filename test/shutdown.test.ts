@@ -1,10 +1,9 @@
 import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { inject } from "vitest";
 import { createRedisConnection, waitForRedis } from "../src/queues/connection.js";
 import { collect, spawnCli } from "./helpers/cli.js";
 import { startLatencyProxy } from "./helpers/latency-proxy.js";
-import { chromaStore, seedCollection, testEnv, uniqueName } from "./helpers/services.js";
+import { chromaStore, chromaUrl, seedCollection, testEnv, uniqueName } from "./helpers/services.js";
 
 const collection = uniqueName("shutdown");
 let proxy: Awaited<ReturnType<typeof startLatencyProxy>>;
@@ -13,7 +12,7 @@ beforeAll(async () => {
   await seedCollection(chromaStore(), collection, 10, 16);
   // Each of the probe's five requests to Chroma takes 700 ms more: about 3.5 s per probe, longer than the forced
   // shutdown's 2 s wait.
-  proxy = await startLatencyProxy(new URL(inject("chromaUrl")), 700);
+  proxy = await startLatencyProxy(new URL(chromaUrl()), 700);
 });
 afterAll(() => proxy.close());
 

@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import S3rver from "s3rver";
@@ -14,7 +14,11 @@ import { deleteKeysUnder } from "./redis-keys.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
-    chromaUrl: string;
+    /**
+     * One Chroma per test worker (vitest's maxWorkers), so files running at once never see each other's collections;
+     * tests reach theirs through chromaUrl() in services.ts.
+     */
+    chromaUrls: string[];
     /** Which Chroma the run tests against (VK_TEST_CHROMA); tests that start their own Chroma start this one. */
     chromaServer: LocalChromaServer;
     redisUrl: string;
@@ -34,16 +38,27 @@ function chromaServerOf(env: NodeJS.ProcessEnv): LocalChromaServer {
   return parsed.data;
 }
 
-/** One real Chroma for the run, on a free port and a throwaway directory; Redis is the machine's own. */
+/** How many files run at once: vitest's own default when the config and command line leave it open. */
+function workerCount(project: TestProject): number {
+  const configured = project.config.maxWorkers;
+  return typeof configured === "number" && configured > 0 ? configured : Math.max(availableParallelism() - 1, 1);
+}
+
+/**
+ * Files run several at once (vitest.config.ts says why), each worker on a real Chroma of its own, on a free port and a
+ * throwaway directory; S3 (s3rver, each test under a prefix of its own) and Redis (the machine's, each test under a
+ * BullMQ prefix of its own) are shared.
+ */
 export default async function setup(project: TestProject) {
   const chromaServer = chromaServerOf(process.env);
   // Quick once installed; on a fresh machine it unpacks the glibc the current bindings need (see the script).
   if (chromaServer === "current") execFileSync(process.execPath, ["scripts/install-current-chroma.mjs"], { stdio: "inherit" });
   const redisUrl = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
   const runPrefix = `vktest-${process.pid}-${Date.now().toString(36)}`;
-  const dir = mkdtempSync(join(tmpdir(), "vk-chroma-"));
-  const chroma = await startLocalChroma({ path: dir, server: chromaServer });
-  project.provide("chromaUrl", chroma.url);
+  const workers = workerCount(project);
+  const dirs = Array.from({ length: workers }, () => mkdtempSync(join(tmpdir(), "vk-chroma-")));
+  const chromas = await Promise.all(dirs.map((path) => startLocalChroma({ path, server: chromaServer })));
+  project.provide("chromaUrls", chromas.map((chroma) => chroma.url));
   project.provide("chromaServer", chromaServer);
   project.provide("redisUrl", redisUrl);
   project.provide("runPrefix", runPrefix);
@@ -55,9 +70,9 @@ export default async function setup(project: TestProject) {
   project.provide("cliMain", cli.main);
 
   return async () => {
-    await chroma.stop();
+    await Promise.all(chromas.map((chroma) => chroma.stop()));
     await s3.close();
-    rmSync(dir, { recursive: true, force: true });
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
     rmSync(s3Dir, { recursive: true, force: true });
     cli.remove();
     await deleteKeysUnder(redisUrl, runPrefix);

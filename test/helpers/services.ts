@@ -11,6 +11,17 @@ import { ChromaStore } from "../../src/storage/chroma/client.js";
 import { FsStore } from "../../src/storage/objects/fs-store.js";
 import { startLocalChroma, type LocalChroma } from "../../src/storage/chroma/local-server.js";
 
+/**
+ * The Chroma of this test worker. Each worker has its own (global-setup.ts), and a worker runs one file at a time, so
+ * a file shares its Chroma only with files that ran before it, never with one running beside it.
+ */
+export function chromaUrl(): string {
+  const urls = inject("chromaUrls");
+  // 1 to maxWorkers, unique among the workers running at one time.
+  const pool = Number(process.env.VITEST_POOL_ID ?? "1");
+  return urls[(pool - 1) % urls.length]!;
+}
+
 /** A BullMQ prefix no other test (or run) shares; the global teardown deletes every key under the run's prefix. */
 export function uniquePrefix(label: string): string {
   return `${inject("runPrefix")}-${label}-${randomUUID().slice(0, 8)}`;
@@ -25,7 +36,7 @@ export function uniqueName(label: string): string {
 export function testEnv(overrides: Record<string, string> = {}): Record<string, string> {
   return {
     REDIS_URL: inject("redisUrl"),
-    CHROMA_URL: inject("chromaUrl"),
+    CHROMA_URL: chromaUrl(),
     VK_QUEUE_PREFIX: uniquePrefix("env"),
     HTTP_PORT: "0",
     HTTP_HOST: "127.0.0.1",
@@ -48,7 +59,7 @@ export function startTestChroma(options: { path: string; port?: number }): Promi
   return startLocalChroma({ ...options, server: inject("chromaServer") });
 }
 
-export function chromaStore(url: string = inject("chromaUrl")): ChromaStore {
+export function chromaStore(url: string = chromaUrl()): ChromaStore {
   return new ChromaStore({ url, tenant: "default_tenant", database: "default_database" });
 }
 
