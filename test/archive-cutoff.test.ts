@@ -1,10 +1,9 @@
-import type { ChildProcess } from "node:child_process";
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { completeBackups } from "../src/storage/backup-format/backup-catalog.js";
 import { readChunk } from "../src/storage/backup-format/backup-reader.js";
 import { STORES } from "./helpers/backup-fixtures.js";
-import { collect, spawnCli, type CliResult } from "./helpers/cli.js";
+import { cliAtFailpoint } from "./helpers/cli.js";
 import { chromaStore, testEnv, uniqueName, vectors } from "./helpers/services.js";
 
 // An archive reads records, and deletes them from the source a while later (hours later, on a big archive to the
@@ -28,19 +27,7 @@ async function seed(name: string) {
 }
 
 /** Starts the CLI paused at `point`; resolves once it is there. */
-async function pausedAt(args: string[], env: Record<string, string>, point: string): Promise<{ child: ChildProcess; exited: Promise<CliResult> }> {
-  const child = spawnCli(args, { ...env, VK_FAILPOINT: point, VK_FAILPOINT_PAUSE: "1" });
-  const exited = collect(child);
-  await new Promise<void>((resolve, reject) => {
-    let err = "";
-    child.stderr?.on("data", (d: Buffer) => {
-      err += d.toString();
-      if (err.includes(`failpoint ${point} reached`)) resolve();
-    });
-    child.once("exit", () => reject(new Error(`archive exited before the failpoint: ${err}`)));
-  });
-  return { child, exited };
-}
+const pausedAt = (args: string[], env: Record<string, string>, point: string) => cliAtFailpoint(args, env, point, true);
 
 const freshVersion = () => ({ _created_at: Date.now(), version: 2 });
 

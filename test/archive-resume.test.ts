@@ -3,7 +3,7 @@ import type { ArchiveResult } from "../src/jobs/archive.js";
 import { completeBackups } from "../src/storage/backup-format/backup-catalog.js";
 import { readChunk } from "../src/storage/backup-format/backup-reader.js";
 import { STORES } from "./helpers/backup-fixtures.js";
-import { collect, runCli, spawnCli } from "./helpers/cli.js";
+import { cliKilledAt, runCli } from "./helpers/cli.js";
 import { chromaStore, testEnv, uniqueName, vectors } from "./helpers/services.js";
 
 // The partial of issue 10: an archive to the object store interrupted after its manifest (before the source's
@@ -28,18 +28,7 @@ describe("archive to the object store, interrupted after its manifest", () => {
     const env = testEnv(storeEnv);
     const args = ["run", "archive", "--collection", name, "--older-than-days", "30", "--to", "object-store"];
 
-    const child = spawnCli(args, { ...env, VK_FAILPOINT: "archive:after-manifest" });
-    const exited = collect(child);
-    await new Promise<void>((resolve, reject) => {
-      let err = "";
-      child.stderr?.on("data", (d: Buffer) => {
-        err += d.toString();
-        if (err.includes("failpoint archive:after-manifest reached")) resolve();
-      });
-      child.once("exit", () => reject(new Error(`archive exited before the failpoint: ${err}`)));
-    });
-    child.kill("SIGKILL");
-    await exited;
+    await cliKilledAt(args, env, "archive:after-manifest");
     // The archive is written; the source still holds every record.
     expect(await collection.count()).toBe(30);
 

@@ -7,7 +7,7 @@ import { completeBackups } from "../src/storage/backup-format/backup-catalog.js"
 import { parseScheduleYaml } from "../src/scheduling/schedule-file.js";
 import { documentId, withLifecycle } from "../src/index.js";
 import { expectSameRows, snapshotOf } from "./helpers/backup-fixtures.js";
-import { collect, runCli, spawnCli } from "./helpers/cli.js";
+import { cliKilledAt, runCli } from "./helpers/cli.js";
 import { chromaStore, jobContext, testEnv, uniqueName, vectors } from "./helpers/services.js";
 
 const chroma = chromaStore();
@@ -85,18 +85,7 @@ describe("archive", () => {
     const original = await seed(name);
     const target = `${name}_archive`;
     const args = ["run", "archive", "--collection", name, "--older-than-days", "30", "--batch-size", "10"];
-    const child = spawnCli(args, testEnv({ VK_FAILPOINT: "archive:after-copy" }));
-    const exited = collect(child);
-    await new Promise<void>((resolve, reject) => {
-      let err = "";
-      child.stderr?.on("data", (d: Buffer) => {
-        err += d.toString();
-        if (err.includes("failpoint archive:after-copy reached")) resolve();
-      });
-      child.once("exit", () => reject(new Error(`archive exited before the failpoint: ${err}`)));
-    });
-    child.kill("SIGKILL");
-    await exited;
+    await cliKilledAt(args, testEnv(), "archive:after-copy");
 
     // Killed after the first batch was copied and confirmed, before it was deleted: in both places, nothing lost.
     const sourceIds = await ids(name);

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { efSearchOf } from "../src/jobs/recall.js";
 import { tune, tunePayload } from "../src/jobs/tune.js";
-import { collect, runCli, spawnCli } from "./helpers/cli.js";
+import { cliKilledAt, runCli } from "./helpers/cli.js";
 import { chromaStore, jobContext, testEnv, uniqueName, vectors } from "./helpers/services.js";
 
 const store = chromaStore();
@@ -78,14 +78,7 @@ describe("tune job", () => {
 
   it("leaves no scratch copy after the next run when killed mid-tune", async () => {
     const env = testEnv();
-    const child = spawnCli(["run", "tune", "--collection", name, "--target-recall", "0.5", "--ef-values", "800", "--queries", "5"], { ...env, VK_FAILPOINT: "tune:copied" });
-    const done = collect(child);
-    await new Promise<void>((resolve, reject) => {
-      child.stderr?.on("data", (chunk: Buffer) => chunk.toString().includes("failpoint tune:copied reached") && resolve());
-      child.once("exit", () => reject(new Error("tune exited before its failpoint")));
-    });
-    child.kill("SIGKILL");
-    await done;
+    await cliKilledAt(["run", "tune", "--collection", name, "--target-recall", "0.5", "--ef-values", "800", "--queries", "5"], env, "tune:copied");
     expect(await scratches(name)).toHaveLength(1);
     const before = await efNow(name);
 

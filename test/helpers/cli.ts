@@ -73,3 +73,33 @@ export function spawnCliMerged(args: string[], env: Record<string, string>, cwd:
     stdio: ["ignore", "pipe", "pipe"],
   });
 }
+
+/**
+ * The real CLI started with `VK_FAILPOINT=point` (with `pause`, also `VK_FAILPOINT_PAUSE=1`: it waits there for
+ * SIGUSR2); resolves once it reports reaching the failpoint, rejects with what it printed if it exits before.
+ */
+export async function cliAtFailpoint(
+  args: string[],
+  env: Record<string, string>,
+  point: string,
+  pause = false,
+): Promise<{ child: ChildProcess; exited: Promise<CliResult> }> {
+  const child = spawnCli(args, { ...env, VK_FAILPOINT: point, ...(pause ? { VK_FAILPOINT_PAUSE: "1" } : {}) });
+  const exited = collect(child);
+  await new Promise<void>((resolve, reject) => {
+    let err = "";
+    child.stderr?.on("data", (d: Buffer) => {
+      err += d.toString();
+      if (err.includes(`failpoint ${point} reached`)) resolve();
+    });
+    child.once("exit", () => reject(new Error(`${args.slice(0, 2).join(" ")} exited before its failpoint ${point}: ${err}`)));
+  });
+  return { child, exited };
+}
+
+/** The real CLI stopped dead (SIGKILL) at a failpoint: what a crash at that step leaves. */
+export async function cliKilledAt(args: string[], env: Record<string, string>, point: string): Promise<CliResult> {
+  const { child, exited } = await cliAtFailpoint(args, env, point);
+  child.kill("SIGKILL");
+  return exited;
+}
