@@ -10,26 +10,21 @@ import { drill } from "../src/jobs/drill.js";
 import { createRedisConnection } from "../src/queues/connection.js";
 import { enqueue } from "../src/queues/enqueue.js";
 import { FsStore } from "../src/storage/objects/fs-store.js";
-import { collect, runCli, spawnCli } from "./helpers/cli.js";
+import { cliKilledAt, runCli } from "./helpers/cli.js";
 import { scrape, seriesValue, eventually } from "./helpers/metrics-text.js";
-import { chromaStore, jobContext, quietLogger, testConfig, testEnv, uniqueName, vectors } from "./helpers/services.js";
+import { chromaStore, jobContext, quietLogger, seedCollection, testConfig, testEnv, uniqueName } from "./helpers/services.js";
 
 const chroma = chromaStore();
 
 /** A cosine collection (Chroma normalises what it stores) with documents and metadata. */
-async function seedCosine(name: string, count: number): Promise<void> {
-  const collection = await chroma.client.createCollection({ name, embeddingFunction: null, configuration: { hnsw: { space: "cosine" } } });
-  const embeddings = vectors(count, 16, 9);
-  for (let start = 0; start < count; start += 500) {
-    const slice = embeddings.slice(start, start + 500);
-    await collection.add({
-      ids: slice.map((_, i) => `d${start + i}`),
-      embeddings: slice,
-      documents: slice.map((_, i) => `doc ${start + i}`),
-      metadatas: slice.map((_, i) => ({ n: start + i, half: (start + i) % 2 === 0 })),
-    });
-  }
-}
+const seedCosine = (name: string, count: number) =>
+  seedCollection(chroma, name, count, 16, {
+    configuration: { hnsw: { space: "cosine" } },
+    idPrefix: "d",
+    vectorSeed: 9,
+    document: (i) => `doc ${i}`,
+    recordMetadata: (i) => ({ n: i, half: i % 2 === 0 }),
+  });
 
 const scratchOf = async (name: string) => (await chroma.listCollectionNames()).filter((n) => n.startsWith(`${name}__vkdrill_`));
 
@@ -90,14 +85,7 @@ describe("drill job", () => {
 
     // Killed once after the scratch restore is complete, once inside the restore before its swap.
     for (const point of ["drill:restored", "restore:before-swap"]) {
-      const child = spawnCli(["run", "drill", "--collection", name], { ...env, VK_FAILPOINT: point });
-      const done = collect(child);
-      await new Promise<void>((resolve, reject) => {
-        child.stderr?.on("data", (chunk: Buffer) => chunk.toString().includes(`failpoint ${point} reached`) && resolve());
-        child.once("exit", () => reject(new Error(`drill exited before ${point}`)));
-      });
-      child.kill("SIGKILL");
-      await done;
+      await cliKilledAt(["run", "drill", "--collection", name], env, point);
       expect(await scratchOf(name), point).not.toEqual([]);
     }
 

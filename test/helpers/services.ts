@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { Collection, CreateCollectionConfiguration, Metadata } from "chromadb";
 import { inject } from "vitest";
 import { loadConfig, type Config } from "../../src/config/env.js";
 import { createLogger, type Logger } from "../../src/logging.js";
@@ -73,18 +74,38 @@ export function vectors(count: number, dimension: number, seed = 1): number[][] 
   return Array.from({ length: count }, () => Array.from({ length: dimension }, next));
 }
 
-/** Creates a collection holding `count` records of `dimension`-dim embeddings. */
-export async function seedCollection(store: ChromaStore, name: string, count: number, dimension: number): Promise<void> {
-  const collection = await store.client.createCollection({ name, embeddingFunction: null });
-  const embeddings = vectors(count, dimension);
+/** What a seeded collection holds besides its embeddings; each default is what seedCollection always wrote. */
+export interface SeedOptions {
+  /** The collection's configuration, e.g. `{ hnsw: { space: "cosine" } }` (default: the server's). */
+  configuration?: CreateCollectionConfiguration;
+  /** The collection's own metadata (default: none). */
+  metadata?: Metadata;
+  /** Record i has id `${idPrefix}${i}` (default "rec-"). */
+  idPrefix?: string;
+  /** The seed of vectors() (default 1). */
+  vectorSeed?: number;
+  /** Record i's document (default `document ${i}`). */
+  document?: (i: number) => string;
+  /** Record i's metadata (default: none). */
+  recordMetadata?: (i: number) => Metadata;
+}
+
+/** Creates a collection holding `count` records of `dimension`-dim embeddings, written 500 at a time. */
+export async function seedCollection(store: ChromaStore, name: string, count: number, dimension: number, options: SeedOptions = {}): Promise<Collection> {
+  const { configuration, metadata, idPrefix = "rec-", vectorSeed = 1, document = (i) => `document ${i}`, recordMetadata } = options;
+  const collection = await store.client.createCollection({ name, embeddingFunction: null, ...(configuration ? { configuration } : {}), ...(metadata ? { metadata } : {}) });
+  const embeddings = vectors(count, dimension, vectorSeed);
   for (let start = 0; start < count; start += 500) {
     const slice = embeddings.slice(start, start + 500);
+    const indexes = slice.map((_, i) => start + i);
     await collection.add({
-      ids: slice.map((_, i) => `rec-${start + i}`),
+      ids: indexes.map((i) => `${idPrefix}${i}`),
       embeddings: slice,
-      documents: slice.map((_, i) => `document ${start + i}`),
+      documents: indexes.map(document),
+      ...(recordMetadata ? { metadatas: indexes.map(recordMetadata) } : {}),
     });
   }
+  return collection;
 }
 
 /** A job context on the run's Chroma, a fresh backup directory and in-process locks; override what a test needs. */
