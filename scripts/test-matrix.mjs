@@ -41,6 +41,9 @@ const SERVER_INDEPENDENT = {
   "test/prometheus-rules.test.ts": "metric names against the shipped rules; the jobs are probes of a 5-record collection",
   "test/redis-outage-logs.test.ts": "the daemons' logs while Redis is away; one probe after it returns",
   "test/scheduler-redis-cut.test.ts": "slot catch-up while Redis is away; Chroma only lists collection names",
+  "test/scheduler.test.ts": "slot claims and catch-up in Redis; Chroma only lists collection names for globs, or is a dead port",
+  "test/lease-busy.test.ts": "a lease held in Redis met from the CLI and the queue; the drill and archive run on both servers in drill and lifecycle",
+  "test/shutdown.test.ts": "the worker's SIGTERM handling around a probe slowed by a latency proxy; probes run on both servers in probe and worker",
 };
 
 const chosen = process.env.VK_TEST_CHROMA;
