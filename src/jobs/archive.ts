@@ -14,6 +14,7 @@ import { columnsFromGet, sameRecord } from "../storage/chroma/records.js";
 import { writeRecords } from "../storage/chroma/writer.js";
 import { countIds } from "../storage/chroma/linear-read.js";
 import { failpoint } from "./failpoints.js";
+import { archiveLease } from "./backup-fields.js";
 import { holdLease } from "./lease.js";
 import { defineJob, type JobContext } from "./job-context.js";
 import { alertAfterFailures, collectionName, metadataField } from "./payload-fields.js";
@@ -129,7 +130,8 @@ async function settlePreviousArchive(collection: string, source: Collection, ctx
  */
 async function archiveToObjectStore(payload: ArchivePayload, where: Where, cutoff: number, source: Collection, ctx: JobContext, pacer: Pacer) {
   if (payload.dryRun) return { archived: await countIds(source, { where, signal: ctx.signal }), target: OBJECT_STORE_TARGET };
-  const lease = await holdLease(ctx, `archive:${payload.collection}`, `an archive of ${payload.collection}`);
+  // Prune takes this lease too before it sweeps packs: this run reuses packs of manifests it reads at its start.
+  const lease = await holdLease(ctx, archiveLease(payload.collection), `an archive of ${payload.collection}`);
   try {
     await settlePreviousArchive(payload.collection, source, ctx);
     const started = performance.now();
@@ -178,6 +180,7 @@ async function archiveToObjectStore(payload: ArchivePayload, where: Where, cutof
         durationMs: Math.round(performance.now() - started),
       };
     });
+    if ("warnings" in writer) for (const warning of writer.warnings) ctx.logger.warn({ backupId }, warning);
     await failpoint("archive:after-manifest");
     await lease.confirm();
     let deleted = 0;

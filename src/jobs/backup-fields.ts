@@ -14,8 +14,11 @@ export const keepPolicy = z
     message: "keeps nothing: set at least one of last, daily, weekly, monthly above 0",
   });
 
-/** The lease one backup of a collection holds while it runs; prune reads it to leave that backup's folder alone. */
+/** The lease one backup of a collection holds while it runs; prune takes it too, to sweep (docs/format.md §7). */
 export const backupLease = (collection: string) => `backup:${collection}`;
+
+/** The lease one archive of a collection into the object store holds while it runs; prune takes it too, to sweep. */
+export const archiveLease = (collection: string) => `archive:${collection}`;
 
 export const backupIdField = z.string().regex(BACKUP_ID, {
   message: "is not a backup id (they look like 20261123T030000123Z-3f9a1c)",

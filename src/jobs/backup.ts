@@ -12,7 +12,7 @@ import { applyPrune, planPrune } from "../storage/retention/backup-pruning.js";
 import type { ObjectStore } from "../storage/objects/object-store.js";
 import { backupLease, keepPolicy } from "./backup-fields.js";
 import { failpoint } from "./failpoints.js";
-import { watchLease } from "./lease.js";
+import { holdWriterLeases, watchLease } from "./lease.js";
 import { defineJob } from "./job-context.js";
 import { alertAfterFailures, collectionName } from "./payload-fields.js";
 import { pacingFields, startPacing } from "./pacing-fields.js";
@@ -80,7 +80,7 @@ export const backup = defineJob({
     const name = payload.collection;
     const lease = await ctx.locks.tryAcquire(backupLease(name), ctx.runner);
     if (!lease.acquired) {
-      const reason = `a backup of ${name} is already running (${lease.heldBy}); this one stands down`;
+      const reason = `a backup of ${name}, or a prune sweeping its packs, is already running (${lease.heldBy}); this one stands down`;
       logger.warn(reason);
       return { backupId: "", collection: name, records: 0, bytes: 0, uploadedBytes: 0, reusedChunks: 0, chunks: 0, durationMs: 0, consistent: true, deletedWhileReading: 0, warnings: [], skipped: reason };
     }
@@ -144,12 +144,16 @@ export const backup = defineJob({
           durationMs: Math.round(performance.now() - started),
         };
       });
-      const warnings = consistent
+      const warnings: string[] = consistent
         ? []
         : [
             `${name} changed while it was read (${countBefore} records before, ${countAfter} after, ${read} read, ${tally.gone} deleted between listing and reading): the backup may miss or repeat records`,
           ];
       for (const warning of warnings) logger.warn({ backupId }, warning);
+      if ("warnings" in writer) {
+        for (const warning of writer.warnings) logger.warn({ backupId }, warning);
+        warnings.push(...writer.warnings);
+      }
 
       const result: BackupResult = {
         backupId,
@@ -166,13 +170,22 @@ export const backup = defineJob({
         pacing: pacer.report(),
       };
       if (payload.keep) {
-        // This backup holds the collection's lease, so no other one is writing: the grace period alone decides.
-        const plan = await planPrune(backupStore, name, payload.keep, {
-          graceMs: d.leftoverGraceHours * 3_600_000,
-          minAgeMs: ctx.locks.ttlMs,
-        });
-        const bytesFreed = await applyPrune(backupStore, plan);
-        result.pruned = { deleted: plan.remove.map((e) => e.backupId), leftovers: plan.leftovers.map((f) => f.backupId), bytesFreed };
+        // This backup holds the collection's backup lease; an archive running into the store holds the other.
+        const writers = await holdWriterLeases(ctx, name, { held: backupLease(name) });
+        try {
+          const plan = await planPrune(backupStore, name, payload.keep, {
+            graceMs: d.leftoverGraceHours * 3_600_000,
+            minAgeMs: ctx.locks.ttlMs,
+            runningWriter: writers.busy,
+          });
+          await writers.confirm();
+          await lease.confirm();
+          const bytesFreed = await applyPrune(backupStore, plan);
+          result.pruned = { deleted: plan.remove.map((e) => e.backupId), leftovers: plan.leftovers.map((f) => f.backupId), bytesFreed };
+          if (plan.sweepSkipped) logger.warn({ backupId }, `prune after the backup: ${plan.sweepSkipped}; nothing shared swept`);
+        } finally {
+          await writers.release();
+        }
       }
       logger.info({ backupId, records: read, bytes: writer.bytes, uploadedBytes: result.uploadedBytes, chunks: manifest.chunks.length }, "backup complete");
       return result;

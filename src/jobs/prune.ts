@@ -1,8 +1,9 @@
 import { z } from "zod";
 import { DEFAULTS } from "../config/defaults.js";
 import { applyPrune, planPrune } from "../storage/retention/backup-pruning.js";
-import { backupLease, keepPolicy } from "./backup-fields.js";
+import { keepPolicy } from "./backup-fields.js";
 import { defineJob } from "./job-context.js";
+import { holdWriterLeases } from "./lease.js";
 import { collectionName } from "./payload-fields.js";
 
 export const prunePayload = z
@@ -30,7 +31,7 @@ export interface PruneResult {
   chunksSwept: number;
   /** Unreferenced shared chunks and packs inside the grace period, left alone. */
   chunksYoung: number;
-  /** Why shared chunks were not swept this time (a running backup, a damaged manifest). */
+  /** Why shared chunks were not swept this time (a running backup or archive, a damaged manifest). */
   sweepSkipped?: string;
   /** Format 4: bytes of chunks no kept backup lists inside packs kept whole for their other chunks (freed once those go). */
   unusedBytesInKeptPacks: number;
@@ -41,20 +42,27 @@ export const prune = defineJob({
   kind: "prune",
   payload: prunePayload,
   async process(payload, ctx): Promise<PruneResult> {
-    // Folders without a manifest are left alone while a backup of the collection runs (it holds the lease): one of
-    // them is that backup's, still being written.
-    const runningBackup = await ctx.locks.holder(backupLease(payload.collection));
-    const plan = await planPrune(ctx.backupStore, payload.collection, payload.keep, {
-      graceMs: payload.leftoverGraceHours * 3_600_000,
-      minAgeMs: ctx.locks.ttlMs,
-      runningBackup,
-    });
-    const bytesFreed = payload.dryRun ? plan.bytes : await applyPrune(ctx.backupStore, plan);
+    // Held from the plan to the end of the sweep: while a backup or archive of the collection runs, it may reuse any
+    // pack, and one of the folders without a manifest is its own, so neither packs nor such folders are touched.
+    const writers = await holdWriterLeases(ctx, payload.collection, { look: payload.dryRun });
+    let plan;
+    let bytesFreed;
+    try {
+      plan = await planPrune(ctx.backupStore, payload.collection, payload.keep, {
+        graceMs: payload.leftoverGraceHours * 3_600_000,
+        minAgeMs: ctx.locks.ttlMs,
+        runningWriter: writers.busy,
+      });
+      if (!payload.dryRun) await writers.confirm();
+      bytesFreed = payload.dryRun ? plan.bytes : await applyPrune(ctx.backupStore, plan);
+    } finally {
+      await writers.release();
+    }
     ctx.logger.info(
       { collection: payload.collection, dryRun: payload.dryRun, deleted: plan.remove.length, leftovers: plan.leftovers.length },
       payload.dryRun ? "prune plan (dry run)" : "pruned",
     );
-    if (runningBackup) ctx.logger.info({ runningBackup, kept: plan.youngLeftovers }, "a backup is running: folders without a manifest left alone");
+    if (writers.busy) ctx.logger.warn({ running: writers.busy, kept: plan.youngLeftovers }, `${writers.busy} is running: packs and shared chunks not swept, folders without a manifest left alone`);
     return {
       collection: payload.collection,
       dryRun: payload.dryRun,

@@ -1,12 +1,13 @@
 import { createHash } from "node:crypto";
-import type { ObjectStore } from "../objects/object-store.js";
-import { storedBytes } from "../objects/object-store.js";
+import { ObjectNotFoundError, storedBytes, type ObjectStore } from "../objects/object-store.js";
 import { concatColumns, type RecordColumns } from "../chroma/record-columns.js";
 import { backupFolders, readManifest } from "./backup-catalog.js";
 import { ChunkCutter, type CutRules } from "./chunk-cutter.js";
 import { encodeChunk } from "./chunk-codec.js";
 import { compressors, gzipSmallChunk, type Compression } from "./compression.js";
 import { chunkName } from "./content-store.js";
+import { ConfigError } from "../../config/config-error.js";
+import { IntegrityError } from "../../errors.js";
 import { KeyError } from "./encryption.js";
 import { backupFolder, MANIFEST, packsFolder } from "./layout.js";
 import { DEDUPED_FORMAT_VERSION, serializeManifest, type ManifestChunk, type PackEntry, type UnsignedManifest } from "./manifest.js";
@@ -19,7 +20,10 @@ export interface PackRules {
   packBytes: number;
   /** Chunks being encoded and compressed at once. */
   encoders: number;
-  /** Packs uploading at once (each holds up to `packBytes` in memory). */
+  /**
+   * Packs uploading at once. Memory holds these packs and the one being filled: a chunk that fills the open pack waits
+   * for an upload slot before the pack is closed, so the open pack can exceed `packBytes` by at most `encoders` chunks.
+   */
   packUploads: number;
 }
 
@@ -56,6 +60,8 @@ const newPack = (): OpenPack => ({ ref: { name: "", bytes: 0 }, parts: [], bytes
 export class ContentWriter extends WriteTally {
   private readonly cutter: ChunkCutter;
   private known: Promise<Map<string, Location>> | undefined;
+  /** Why reuse passed over a manifest or a pack (one line each), for the job to log and report. */
+  readonly warnings: string[] = [];
   /** Chunks this run stored, so a repeated chunk is stored once. */
   private readonly written = new Map<string, Location>();
   private readonly encoding = new Set<Promise<void>>();
@@ -82,7 +88,7 @@ export class ContentWriter extends WriteTally {
   }
 
   private async emit(parts: RecordColumns[]): Promise<void> {
-    this.known ??= knownChunks(this.store, this.collection);
+    this.known ??= knownChunks(this.store, this.collection, this.warnings);
     await this.known;
     while (this.encoding.size >= this.packing.encoders) await Promise.race(this.encoding);
     this.check();
@@ -113,7 +119,7 @@ export class ContentWriter extends WriteTally {
     this.chunks[index] = { key, records: columns.ids.length, at };
     this.records += columns.ids.length;
     this.bytes += at.bytes;
-    if (stored && this.open.bytes >= this.packing.packBytes) await this.closePack();
+    if (stored && this.open.bytes >= this.packing.packBytes) await this.closePack(false);
   }
 
   /** Appends a chunk to the open pack (synchronously: chunks encoded at once never interleave their bytes). */
@@ -125,15 +131,20 @@ export class ContentWriter extends WriteTally {
     return at;
   }
 
-  /** Names the open pack by its SHA-256 and starts its upload, once fewer than `packUploads` are running. */
-  private async closePack(): Promise<void> {
+  /**
+   * Once fewer than `packUploads` are running, names the open pack by its SHA-256 and starts its upload. The slot comes
+   * first: an encoder waiting for one holds no closed pack, so memory stays at `packUploads` packs and the open one.
+   */
+  private async closePack(last: boolean): Promise<void> {
+    while (this.uploading.size >= this.packing.packUploads) await Promise.race(this.uploading);
+    // Another encoder may have closed the pack while this one waited.
+    if (this.open.bytes === 0 || (!last && this.open.bytes < this.packing.packBytes)) return;
     const pack = this.open;
     this.open = newPack();
     const body = Buffer.concat(pack.parts);
     pack.parts = [];
     pack.ref.name = createHash("sha256").update(body).digest("hex");
     pack.ref.bytes = body.length;
-    while (this.uploading.size >= this.packing.packUploads) await Promise.race(this.uploading);
     const upload: Promise<void> = this.store
       .put(packsFolder(this.collection) + pack.ref.name, body)
       .then(() => {
@@ -160,16 +171,17 @@ export class ContentWriter extends WriteTally {
     if (rest.length > 0) await this.emit(rest);
     await Promise.allSettled([...this.encoding]);
     this.check();
-    if (this.open.bytes > 0) await this.closePack();
+    await this.closePack(true);
     await Promise.allSettled([...this.uploading]);
     this.check();
     const packs: PackEntry[] = [];
-    const indexOf = new Map<PackRef, number>();
+    // By name: each pack is listed once, whichever manifest (or this run) the chunk was found in.
+    const indexOf = new Map<string, number>();
     const chunks: ManifestChunk[] = this.chunks.map(({ key, records, at }) => {
-      let pack = indexOf.get(at!.pack);
+      let pack = indexOf.get(at!.pack.name);
       if (pack === undefined) {
         pack = packs.push({ name: at!.pack.name, bytes: at!.pack.bytes }) - 1;
-        indexOf.set(at!.pack, pack);
+        indexOf.set(at!.pack.name, pack);
       }
       return { key, records, bytes: at!.bytes, pack, offset: at!.offset };
     });
@@ -179,7 +191,7 @@ export class ContentWriter extends WriteTally {
       if (size !== pack.bytes) {
         throw new Error(
           `pack ${packsFolder(this.collection)}${pack.name} ${size === undefined ? "is missing" : `holds ${size} bytes, not ${pack.bytes},`} in ${this.store.description} ` +
-            "after this backup wrote or found it (deleted by a prune that could not see this backup, or lost by the store); no manifest written",
+            "after this backup wrote or found it (deleted by a prune that could not see this backup's lease, or lost by the store); no manifest written",
         );
       }
     }
@@ -201,24 +213,42 @@ export class ContentWriter extends WriteTally {
 
 /**
  * The chunks a new backup can reuse: those of the collection's newest complete format 4 backup, and of format 4
- * archives newer than it (archives hold other records). Damaged manifests are passed over; a missing key stops the run.
+ * archives newer than it (archives hold other records). Reuse from any manifest is safe because a sweep runs only
+ * while it holds the collection's backup and archive leases, one of which every pack writer holds from here until its
+ * manifest is written (docs/format.md §7). Chunks in a pack that is not in the store at its listed size (lost, deleted
+ * by hand) are left out, so they are stored again, and a manifest gone or damaged since the listing is passed over:
+ * each with a line in `warnings`. A missing key, an unreachable store or any other error fails the run.
  */
-async function knownChunks(store: ObjectStore, collection: string): Promise<Map<string, Location>> {
+async function knownChunks(store: ObjectStore, collection: string, warnings: string[]): Promise<Map<string, Location>> {
   const known = new Map<string, Location>();
   const folders = (await backupFolders(store, collection)).filter((f) => f.hasManifest).reverse();
+  const stored = await storedPacks(store, collection);
+  const refs = new Map<string, PackRef>();
   for (const folder of folders) {
     let manifest;
     try {
       manifest = await readManifest(store, collection, folder.backupId);
     } catch (error) {
-      if (error instanceof KeyError) throw error;
+      const passOver = error instanceof ObjectNotFoundError || error instanceof IntegrityError || error instanceof ConfigError;
+      if (!passOver || error instanceof KeyError) throw error;
+      warnings.push(`backup ${folder.backupId} of ${collection} not reused (${error.message}): its chunks are stored again`);
       continue;
     }
     // Backups of other formats (a full copy now and then) hold no packs: the search goes on past them.
     if (manifest.formatVersion !== DEDUPED_FORMAT_VERSION || !manifest.packs) continue;
-    const refs = manifest.packs.map((p) => ({ name: p.name, bytes: p.bytes }));
+    const usable = manifest.packs.map((p) => {
+      const size = stored.get(p.name)?.size;
+      if (size === p.bytes) return true;
+      const state = size === undefined ? "is missing" : `holds ${size} bytes, not ${p.bytes}`;
+      warnings.push(`pack ${packsFolder(collection)}${p.name} of backup ${manifest.backupId} ${state} in ${store.description}: its chunks are stored again (that backup fails verify)`);
+      return false;
+    });
     for (const chunk of manifest.chunks) {
-      if ("pack" in chunk) known.set(chunk.key, { pack: refs[chunk.pack]!, offset: chunk.offset, bytes: chunk.bytes });
+      if (!("pack" in chunk) || !usable[chunk.pack]) continue;
+      const { name, bytes } = manifest.packs[chunk.pack]!;
+      let ref = refs.get(name);
+      if (!ref) refs.set(name, (ref = { name, bytes }));
+      known.set(chunk.key, { pack: ref, offset: chunk.offset, bytes: chunk.bytes });
     }
     if (manifest.purpose === "backup") break;
   }

@@ -148,23 +148,37 @@ export class S3Store implements ObjectStore {
     return this.read(key, undefined);
   }
 
-  /** A Range GET: packs (format 4) are read chunk run by chunk run. */
+  /**
+   * A Range GET: packs (format 4) are read chunk run by chunk run. An answer that is not the range asked for (a server
+   * or proxy that ignores `Range` sends the whole object with 200) is refused in one line rather than sliced: slicing
+   * would hide that every read of a pack downloads all of it.
+   */
   async getRange(key: string, offset: number, length: number): Promise<Buffer> {
-    return this.read(key, `bytes=${offset}-${offset + length - 1}`);
+    return this.read(key, { offset, length });
   }
 
-  private async read(key: string, range: string | undefined): Promise<Buffer> {
+  private async read(key: string, range: { offset: number; length: number } | undefined): Promise<Buffer> {
+    const asked = range ? `bytes=${range.offset}-${range.offset + range.length - 1}` : undefined;
     try {
       return await withRetries(
         this.network,
         async () => {
           const response = await this.client.send(
-            new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.root + key, ...(range ? { Range: range } : {}) }),
+            new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.root + key, ...(asked ? { Range: asked } : {}) }),
           );
           if (!response.Body) throw new ObjectNotFoundError(key, this.description);
           const body = await response.Body.transformToByteArray().catch((cause: unknown) => {
             throw new BodyCutShort(cause);
           });
+          if (range) {
+            // "bytes <first>-<last>/<size>": the server may end it early (a shorter object), never start elsewhere.
+            const first = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(response.ContentRange ?? "")?.[1];
+            if (first === undefined || Number(first) !== range.offset) {
+              throw new ConfigError(
+                `${this.description} ignored the Range of a read of ${key} (asked ${asked}, answered ${response.ContentRange ? `Content-Range ${response.ContentRange}` : `the whole object, ${body.length} bytes`}): packs are read by range; use a server or proxy that honours Range`,
+              );
+            }
+          }
           return Buffer.from(body);
         },
         // The request itself was already retried by the SDK.

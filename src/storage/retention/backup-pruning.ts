@@ -15,8 +15,8 @@ export interface PrunePlan {
   /** Writes never finished (`.partial` files, incomplete multipart uploads) old enough to collect, and their cutoff. */
   unfinished: { keys: string[]; before: Date } | undefined;
   /**
-   * Shared chunks (format 3) and packs (format 4) that no backup kept lists, older than the grace period; undefined while a backup of the
-   * collection runs, or when a damaged manifest hides which chunks it needs (then nothing shared is swept).
+   * Shared chunks (format 3) and packs (format 4) that no backup kept lists, older than the grace period; undefined while a backup or
+   * archive of the collection runs, or when a damaged manifest hides which chunks it needs (then nothing shared is swept).
    */
   sweep: ChunkSweep | undefined;
   /** Why shared chunks were not swept, when they were not. */
@@ -34,8 +34,11 @@ export interface LeftoverRules {
    * (another Redis, or none) is safe while it still writes.
    */
   minAgeMs: number;
-  /** The holder of the collection's backup lease, if a backup runs now: then no folder without a manifest is touched. */
-  runningBackup?: string | undefined;
+  /**
+   * The backup or archive of the collection running now ("a backup of x (job 7)"), whose lease the prune could not
+   * take: then no folder without a manifest is touched and nothing shared is swept.
+   */
+  runningWriter?: string | undefined;
 }
 
 /** What a retention policy removes from one collection's backups, and which leftovers are old enough to collect. */
@@ -55,17 +58,17 @@ export async function planPrune(
   );
   const incomplete = (await backupFolders(store, collection)).filter((folder) => !folder.hasManifest);
   const minAge = Math.max(rules.graceMs, rules.minAgeMs);
-  const collectable = (f: BackupFolder) => rules.runningBackup === undefined && now.getTime() - f.lastModified.getTime() > minAge;
+  const collectable = (f: BackupFolder) => rules.runningWriter === undefined && now.getTime() - f.lastModified.getTime() > minAge;
   const before = new Date(now.getTime() - minAge);
-  const unfinished = rules.runningBackup === undefined ? { keys: await store.collectUnfinished(`${collection}/`, before, true), before } : undefined;
+  const unfinished = rules.runningWriter === undefined ? { keys: await store.collectUnfinished(`${collection}/`, before, true), before } : undefined;
   const remove = decision.remove.map((b) => b.entry);
   const leftovers = incomplete.filter(collectable);
   // Mark: every manifest that stays (kept backups and all archives); sweep: shared chunks none of them lists.
   const removed = new Set(remove.map((e) => e.backupId));
   const kept = catalog.backups.filter((e) => !removed.has(e.backupId)).map((e) => e.manifest);
   const sweepSkipped =
-    rules.runningBackup !== undefined
-      ? `a backup of ${collection} is running (${rules.runningBackup})`
+    rules.runningWriter !== undefined
+      ? `${rules.runningWriter} is running`
       : catalog.damaged.length > 0
         ? `damaged manifest of backup ${catalog.damaged[0]!.backupId} hides which chunks it needs`
         : undefined;
