@@ -222,7 +222,8 @@ export class ContentWriter extends WriteTally {
 async function knownChunks(store: ObjectStore, collection: string, warnings: string[]): Promise<Map<string, Location>> {
   const known = new Map<string, Location>();
   const folders = (await backupFolders(store, collection)).filter((f) => f.hasManifest).reverse();
-  const stored = await storedPacks(store, collection);
+  // Listed once the first format 4 manifest is found: a collection's first backup lists nothing more.
+  let stored: Map<string, { size: number }> | undefined;
   const refs = new Map<string, PackRef>();
   for (const folder of folders) {
     let manifest;
@@ -236,8 +237,9 @@ async function knownChunks(store: ObjectStore, collection: string, warnings: str
     }
     // Backups of other formats (a full copy now and then) hold no packs: the search goes on past them.
     if (manifest.formatVersion !== DEDUPED_FORMAT_VERSION || !manifest.packs) continue;
+    const packs = (stored ??= await storedPacks(store, collection));
     const usable = manifest.packs.map((p) => {
-      const size = stored.get(p.name)?.size;
+      const size = packs.get(p.name)?.size;
       if (size === p.bytes) return true;
       const state = size === undefined ? "is missing" : `holds ${size} bytes, not ${p.bytes}`;
       warnings.push(`pack ${packsFolder(collection)}${p.name} of backup ${manifest.backupId} ${state} in ${store.description}: its chunks are stored again (that backup fails verify)`);
