@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,18 +17,12 @@ import { HEADER_KEY, openRepository } from "../src/storage/backup-format/reposit
 import { FsStore } from "../src/storage/objects/fs-store.js";
 import type { ObjectStore } from "../src/storage/objects/object-store.js";
 import { runCli } from "./helpers/cli.js";
-import { snapshotOf, STORES } from "./helpers/backup-fixtures.js";
+import { keyFile, snapshotOf, STORES } from "./helpers/backup-fixtures.js";
 import { chromaStore, jobContext, testEnv, uniqueName, vectors } from "./helpers/services.js";
 
 const chroma = chromaStore();
 const DOCUMENT = "the harbour ledger of captain Quillfeather";
 const METADATA_VALUE = "bluefin-omega-7731";
-
-function keyFile(): string {
-  const path = join(mkdtempSync(join(tmpdir(), "vk-key-")), "key");
-  writeFileSync(path, `${randomBytes(32).toString("base64")}\n`);
-  return path;
-}
 
 async function rawObjects(store: ObjectStore): Promise<Map<string, Buffer>> {
   const all = new Map<string, Buffer>();

@@ -1,4 +1,5 @@
-import { mkdtempSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Collection, Metadata } from "chromadb";
@@ -39,6 +40,13 @@ export const STORES: { name: string; open(): { store: ObjectStore; env: Record<s
     },
   },
 ];
+
+/** A fresh VK_BACKUP_KEY_FILE holding a random 32-byte key (base64, as the README says to make one). */
+export function keyFile(): string {
+  const path = join(mkdtempSync(join(tmpdir(), "vk-key-")), "key");
+  writeFileSync(path, `${randomBytes(32).toString("base64")}\n`);
+  return path;
+}
 
 export const RICH_DIMENSION = 1536;
 export const RICH_CONFIG = { space: "ip", ef_construction: 150, max_neighbors: 24, ef_search: 60 } as const;
