@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorker, type WorkerHandle } from "../worker.js";
+import { freePort } from "../src/storage/chroma/local-server.js";
 import { collect, runCli, spawnCli, spawnCliMerged } from "./helpers/cli.js";
 import { chromaStore, quietLogger, seedCollection, testConfig, testEnv, uniqueName } from "./helpers/services.js";
 
@@ -97,7 +98,10 @@ describe("start", () => {
 
   it("runs a local Chroma, the worker, the scheduler and the dashboard in one process", async () => {
     writeFileSync(join(dir, "schedule.yaml"), `jobs: [{ kind: probe, cron: "* * * * * *", collections: ["*"] }]\n`);
-    const env = testEnv({ CHROMA_URL: "" });
+    // A port of its own: the suites of both Chroma servers run at once, and two starts racing for the default 8000
+    // could each find it free and one end up talking to the other's Chroma.
+    const chromaPort = await freePort();
+    const env = testEnv({ CHROMA_URL: "", VK_LOCAL_CHROMA_PORT: String(chromaPort) });
     delete (env as Record<string, string | undefined>).SCHEDULE_FILE;
     const child = spawnCli(["start", "--json"], env, dir);
     const exited = collect(child);
@@ -113,7 +117,7 @@ describe("start", () => {
         },
       );
       expect(summary.schedule).toBe("./schedule.yaml");
-      expect(summary.chroma).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(summary.chroma).toBe(`http://127.0.0.1:${chromaPort}`);
       const dashboard = await fetch(summary.dashboard, {
         headers: { authorization: `Basic ${Buffer.from(`${summary.dashboardUser}:${summary.dashboardPassword}`).toString("base64")}` },
       });

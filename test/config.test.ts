@@ -29,11 +29,14 @@ describe("environment", () => {
 
   it("rejects a bad CHROMA_URL, BACKUP_URL and port in one message", () => {
     const message = configError(() =>
-      loadConfig({ CHROMA_URL: "ftp://x", BACKUP_URL: "gs://bucket", HTTP_PORT: "99999" }),
+      loadConfig({ CHROMA_URL: "ftp://x", BACKUP_URL: "gs://bucket", HTTP_PORT: "99999", VK_LOCAL_CHROMA_PORT: "0" }),
     );
     expect(message).toMatch(/CHROMA_URL: .*http:\/\//);
     expect(message).toMatch(/BACKUP_URL: .*s3:\/\/bucket\/prefix/);
     expect(message).toMatch(/HTTP_PORT: must be at most 65535/);
+    expect(message).toMatch(/VK_LOCAL_CHROMA_PORT: must be at least 1 \(the port `start` asks for its local Chroma\)/);
+    expect(loadConfig({ VK_LOCAL_CHROMA_PORT: "18000" }).localChromaPort).toBe(18000);
+    expect(loadConfig({}).localChromaPort).toBe(8000);
   });
 
   it("refuses CHROMA_URL's user:password beside CHROMA_TOKEN, and user info it cannot send, in one line without the secrets", () => {

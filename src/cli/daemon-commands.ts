@@ -89,7 +89,7 @@ export function registerDaemonCommands(program: Command): void {
 
       let local: LocalChroma | undefined;
       if (!config.chroma.url) {
-        local = await startLocalChroma({ path: DEFAULTS.localChromaPath, port: 8000 });
+        local = await startLocalChroma({ path: DEFAULTS.localChromaPath, port: config.localChromaPort });
         logger.info({ url: local.url, path: local.path }, "CHROMA_URL is unset: started a local Chroma");
       }
       let keptPassword: string | undefined;

@@ -399,6 +399,11 @@ export const DEFAULTS = {
   scheduleFile: "./schedule.yaml",
   /** Where `start` keeps the local Chroma it runs when CHROMA_URL is unset. */
   localChromaPath: "./data/chroma",
+  /**
+   * The port `start` asks for its local Chroma (Chroma's own default, so clients configured for a stock server find
+   * it); when it is taken, a free one is used and printed.
+   */
+  localChromaPort: 8000,
   /** Where `start` keeps the dashboard password it generates when DASHBOARD_USER/DASHBOARD_PASSWORD are unset (mode 0600). */
   dashboardPasswordFile: "./data/dashboard-password",
   httpPort: 9464,

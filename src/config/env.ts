@@ -112,6 +112,7 @@ const envFields = z.object({
     })
     .optional(),
   SCHEDULE_FILE: z.string().optional(),
+  VK_LOCAL_CHROMA_PORT: wholeNumber(1, 65535, "the port `start` asks for its local Chroma").default(DEFAULTS.localChromaPort),
   HTTP_PORT: wholeNumber(0, 65535, "a TCP port; 0 picks a free one").default(DEFAULTS.httpPort),
   HTTP_HOST: z.string().default(DEFAULTS.httpHost),
   DASHBOARD_USER: z.string().optional(),
@@ -174,6 +175,8 @@ export interface Config {
   s3: { endpoint: string | undefined; region: string | undefined; forcePathStyle: boolean };
   /** The schedule file and whether the user named it (a named file that is missing is an error). */
   schedule: { file: string; explicit: boolean };
+  /** VK_LOCAL_CHROMA_PORT: the port `start` asks for the local Chroma it runs when CHROMA_URL is unset. */
+  localChromaPort: number;
   http: { port: number; host: string };
   /** Undefined unless both user and password are set: then the dashboard is not served. */
   dashboard: { user: string; password: string } | undefined;
@@ -223,6 +226,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
     backupKeyFile: e.VK_BACKUP_KEY_FILE,
     s3: { endpoint: e.S3_ENDPOINT, region: e.S3_REGION, forcePathStyle: e.S3_FORCE_PATH_STYLE ?? false },
     schedule: { file: e.SCHEDULE_FILE ?? DEFAULTS.scheduleFile, explicit: e.SCHEDULE_FILE !== undefined },
+    localChromaPort: e.VK_LOCAL_CHROMA_PORT,
     http: { port: e.HTTP_PORT, host: e.HTTP_HOST },
     dashboard:
       e.DASHBOARD_USER && e.DASHBOARD_PASSWORD ? { user: e.DASHBOARD_USER, password: e.DASHBOARD_PASSWORD } : undefined,
