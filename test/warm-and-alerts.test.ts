@@ -31,8 +31,12 @@ describe("warm", () => {
     expect(result.coldMs).toBeGreaterThanOrEqual(0);
     expect(result.warmP50Ms!).toBeGreaterThan(0);
     expect(result.warmP50Ms!).toBeLessThanOrEqual(result.warmP95Ms!);
-    // With a loose tolerance the first window of three warm queries settles it.
-    expect(result).toMatchObject({ settled: true, queries: 4 });
+    // With a loose tolerance (a window of three within 11× of each other) it settles within a few windows and stops
+    // there, far below its query limit (200); not always in the first window: under load one query can take 11× another
+    // (seen in CI: 10 queries).
+    expect(result.settled).toBe(true);
+    expect(result.queries).toBeGreaterThanOrEqual(4);
+    expect(result.queries).toBeLessThan(50);
   });
 
   it("stops when its budget is spent, and works on any dimension", async () => {
