@@ -29,6 +29,7 @@ const ctxFor = (dir: string, passphrase?: string) => ({
   backupStore: passphrase ? new EncryptedStore(new FsStore(dir), Buffer.from(passphrase)) : new FsStore(dir),
   locks: new LocalLocks(),
   runner: "bench",
+  ownProcess: true,
   followUp: async () => undefined,
   signal: new AbortController().signal,
   progress: async () => undefined,

@@ -1,3 +1,6 @@
+import { mkdtempSync } from "node:fs";
+import { getPriority, tmpdir } from "node:os";
+import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { archive } from "../src/jobs/archive.js";
@@ -200,6 +203,35 @@ describe("the idle probes", () => {
   });
 });
 
+describe("the job's CPU priority (nice)", () => {
+  it("is lowered for a `vectorkeeper run` with --adaptive --nice, and the job completes", async () => {
+    const name = uniqueName("pace_nice");
+    await seed(name, 400);
+    const env = testEnv({ BACKUP_URL: `file://${mkdtempSync(join(tmpdir(), "vk-nice-"))}`, LOG_LEVEL: "info" });
+    const run = await runCli(["run", "backup", "--collection", name, "--chunk-records", "100", "--adaptive", "--nice", "7", "--json"], env);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ collection: name, records: 400 });
+    // What the run's main thread reads back for itself, and how many of its threads run at that nice or lower
+    // (a test run under `nice -n 19` starts the CLI at 19 already, which it keeps).
+    const lowered = run.stderr
+      .split("\n")
+      .filter((line) => line.includes("the job's threads yield the CPU"))
+      .map((line) => JSON.parse(line) as { nice: number; threads: number });
+    expect(lowered).toHaveLength(1);
+    expect(lowered[0]!.nice).toBe(Math.max(7, getPriority(0)));
+    expect(lowered[0]!.threads).toBeGreaterThan(1);
+  });
+
+  it("is left alone in a worker (it could not raise it back), which still runs the job", async () => {
+    const name = uniqueName("pace_nice_worker");
+    await seed(name, 200);
+    const before = getPriority(0);
+    const result = await backup.process(backup.payload.parse({ collection: name, adaptive: true, nice: 12 }), jobContext());
+    expect(result.records).toBe(200);
+    expect(getPriority(0)).toBe(before);
+  });
+});
+
 describe("bad pacing values", () => {
   it("are refused in one line naming the flags, before anything runs", async () => {
     const run = await runCli(["run", "backup", "--collection", "pace_bad", "--max-records-per-second", "0", "--latency-factor", "0.5"], testEnv());
@@ -208,6 +240,17 @@ describe("bad pacing values", () => {
     expect(run.stderr).toContain("--max-records-per-second");
     expect(run.stderr).toContain("--latency-factor");
     expect(run.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("refuses a --nice that is no nice value in one line naming the flag", async () => {
+    for (const value of ["20", "-1", "2.5"]) {
+      const run = await runCli(["run", "backup", "--collection", "pace_bad", "--adaptive", "--nice", value], testEnv());
+      expect(run.code).toBe(2);
+      expect(run.stderr.trim().split("\n")).toHaveLength(1);
+      expect(run.stderr).toContain("--nice");
+      expect(run.stderr).toContain("0 (leave it) to 19");
+      expect(run.stderr).not.toMatch(/\n\s+at /);
+    }
   });
 
   it("are refused in a schedule entry, naming the field", () => {

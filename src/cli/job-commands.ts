@@ -79,6 +79,7 @@ async function executeInline(kind: ServedKind, payloads: Record<string, unknown>
       backupStore,
       locks,
       runner: cliHolder(),
+      ownProcess: true,
       signal: interrupted.signal,
       progress: (p) => line.update(p),
       // Inline, a follow-up runs right after; its outcome is logged, the command's result stays the job's own.

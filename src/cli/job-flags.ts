@@ -54,6 +54,7 @@ const FLAGS: FlagSpec[] = [
   { flag: "--max-records-per-second <n>", field: "maxRecordsPerSecond", description: "backup/archive/expire/drill/reindex: records a second at most, in each pass", parse: number },
   { flag: "--adaptive", field: "adaptive", description: "backup/archive/expire/drill/reindex: slow down while the collection's query latency rises" },
   { flag: "--latency-factor <x>", field: "latencyFactor", description: "with --adaptive: slow down while a probe query takes more than x times its idle latency", parse: number },
+  { flag: "--nice <n>", field: "nice", description: "with --adaptive: the job's threads run at this nice value (1-19), yielding the CPU to the host's work", parse: number },
   { flag: "--space <name>", field: "space", description: "reindex: distance space l2, cosine or ip (a rebuild)", parse: (t) => t },
   { flag: "--max-neighbors <n>", field: "maxNeighbors", description: "reindex: HNSW M / max_neighbors (a rebuild)", parse: number },
   { flag: "--ef-construction <n>", field: "efConstruction", description: "reindex: ef_construction (a rebuild)", parse: number },

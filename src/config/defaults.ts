@@ -178,6 +178,14 @@ export interface PacingOptions {
   probeResults: number;
   /** A probe query that takes longer is abandoned, and counts as that slow. @defaultValue 10000 */
   probeTimeoutMs: number;
+  /**
+   * Adaptive: the nice value (1-19; 0 leaves it) the job's threads (decoding pages, encoding, compressing, hashing)
+   * run at, so on a busy host the CPU goes to the host's work first; the probe's thread keeps its priority, so it
+   * measures the server, not the job's own niceness. A non-root process cannot raise its priority back, so only a
+   * process that runs its own job (`vectorkeeper run`) lowers it, for good; a worker keeps its own. Chroma's threads,
+   * the other side of the contention, are not the job's to lower. Per job: `nice` / `--nice`. @defaultValue 0
+   */
+  nice: number;
 }
 
 /** How whole collections are read (backup, archive, lint, warm's samples, expire's audit). */
@@ -493,6 +501,7 @@ export const DEFAULTS = {
     floorShare: 0.1,
     probeResults: 10,
     probeTimeoutMs: 10_000,
+    nice: 0,
   } satisfies PacingOptions,
   reindex: { maxPasses: 5, reconcileGraceMs: 2000, keepOldHours: 72, pageSize: 500, readAhead: 2, unseenBatch: 100_000 } satisfies ReindexOptions,
   reads: { idWindow: 50_000, idOverlap: 1000, pageValues: 192_000 } satisfies ReadOptions,

@@ -37,6 +37,11 @@ export interface JobContext {
    * next. Kinds this build does not serve are ignored.
    */
   followUp(kind: JobKind, payload: Record<string, unknown>): Promise<void>;
+  /**
+   * The process exists for this run (`vectorkeeper run`, a bench variant), not a long-lived worker: a job may lower
+   * its CPU priority (pacing's `nice`) without needing it back.
+   */
+  ownProcess?: boolean | undefined;
   /** The pace of a job that runs this one inline (a drill's restore), which this one keeps to. */
   pace?: Pacer | undefined;
 }

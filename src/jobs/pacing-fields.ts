@@ -2,9 +2,11 @@ import type { Collection } from "chromadb";
 import { z } from "zod";
 import { DEFAULTS } from "../config/defaults.js";
 import { Pacer, type Pace } from "../storage/chroma/pacing.js";
+import { lowerCpuPriority, threadIds } from "./cpu-priority.js";
 import type { JobContext } from "./job-context.js";
 
 const d = DEFAULTS.pacing;
+const NICE = { message: "must be a whole nice value from 0 (leave it) to 19, e.g. 10" };
 
 /** Payload fields of the maintenance jobs that spare the collection's queries (backup, archive, expire, drill, reindex). */
 export const pacingFields = {
@@ -14,10 +16,19 @@ export const pacingFields = {
   adaptive: z.boolean().default(d.adaptive),
   /** Adaptive: slow down while the probe query takes more than this multiple of its idle latency. */
   latencyFactor: z.number().min(1.01, { message: "must be above 1 (a multiple of the idle latency), e.g. 1.3" }).max(100).default(d.latencyFactor),
+  /** Adaptive: the nice value (1-19) the job's own threads run at in a process of its own; 0 leaves it. */
+  nice: z.number().int(NICE).min(0, NICE).max(19, NICE).default(d.nice),
 };
 
 /** A pacer for a job on `collection` (probed when adaptive); the caller closes it when the job ends. */
-export function startPacing(pace: Pace, collection: Collection | undefined, ctx: JobContext): Promise<Pacer> {
+export async function startPacing(pace: Pace & { nice?: number }, collection: Collection | undefined, ctx: JobContext): Promise<Pacer> {
   const target = collection ? { chroma: ctx.chroma, collection } : undefined;
-  return Pacer.start({ maxRecordsPerSecond: pace.maxRecordsPerSecond, adaptive: pace.adaptive, latencyFactor: pace.latencyFactor }, target, ctx.logger);
+  const nice = pace.adaptive ? (pace.nice ?? d.nice) : 0;
+  // The threads there are before the probe's: the probe keeps its priority, so it measures the server's latency, not
+  // the wait of a thread this job lowered.
+  const ours = nice > 0 && ctx.ownProcess ? threadIds() : undefined;
+  const pacer = await Pacer.start({ maxRecordsPerSecond: pace.maxRecordsPerSecond, adaptive: pace.adaptive, latencyFactor: pace.latencyFactor }, target, ctx.logger);
+  if (ours) lowerCpuPriority(nice, ours, ctx.logger);
+  else if (nice > 0) ctx.logger.info({ nice }, "adaptive pacing: a worker keeps its CPU priority (it could not raise it back); nice applies to `vectorkeeper run`");
+  return pacer;
 }
