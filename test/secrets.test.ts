@@ -56,7 +56,7 @@ describe("the redaction helper", () => {
   });
 
   it("redacts a CHROMA_TOKEN of any printable characters, in any case, as a header value or in text", () => {
-    // A whole string that is a header value: any case, any characters, spaces too.
+    // A whole string that is a header value, in upper or lower case, with any characters, spaces too.
     for (const [value, shown] of [
       [`Bearer sk:${SECRET}!def`, "Bearer ***"],
       [`bearer ${SECRET}`, "bearer ***"],
