@@ -8,8 +8,7 @@ import { LocalLocks } from "../src/queues/locks.js";
 import { readManifest } from "../src/storage/backup-format/backup-catalog.js";
 import { packsFolder } from "../src/storage/backup-format/layout.js";
 import { storedPacks } from "../src/storage/backup-format/packs.js";
-import { S3Store } from "../src/storage/objects/s3-store.js";
-import { S3_CREDENTIALS, snapshotOf, STORES } from "./helpers/backup-fixtures.js";
+import { snapshotOf, STORES, testS3Store } from "./helpers/backup-fixtures.js";
 import { startHttpFaultProxy, type HttpFaultProxy } from "./helpers/fault-proxy.js";
 import { chromaStore, jobContext, seedCollection, uniqueName } from "./helpers/services.js";
 
@@ -141,7 +140,7 @@ describe("an S3 server that ignores Range", () => {
   it("fails the restore in one line naming the pack and that the server ignored Range", async () => {
     const collection = uniqueName("packs_norange");
     await seedCollection(chroma, collection, 60, 8);
-    const store = new S3Store({ bucket: "vk-test", prefix: uniqueName("norange"), endpoint: proxy.url, forcePathStyle: true, region: "us-east-1", credentials: S3_CREDENTIALS });
+    const store = testS3Store(uniqueName("norange"), proxy.url);
     const ctx = jobContext({ chroma, backupStore: store });
     const made = await dedupeRun(collection, ctx);
     // A 200 with a body and no Content-Range: what a server or proxy that drops the Range header answers.

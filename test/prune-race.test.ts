@@ -6,8 +6,7 @@ import { prune, type PruneResult } from "../src/jobs/prune.js";
 import { verify } from "../src/jobs/verify.js";
 import { LocalLocks } from "../src/queues/locks.js";
 import { completeBackups } from "../src/storage/backup-format/backup-catalog.js";
-import { S3Store } from "../src/storage/objects/s3-store.js";
-import { S3_CREDENTIALS, STORES } from "./helpers/backup-fixtures.js";
+import { STORES, testS3Store } from "./helpers/backup-fixtures.js";
 import { startHttpFaultProxy, type HttpFaultProxy } from "./helpers/fault-proxy.js";
 import { chromaStore, jobContext, seedCollection, uniqueName } from "./helpers/services.js";
 
@@ -72,7 +71,7 @@ describe("a backup whose chunk never reached the store", () => {
 
   it("fails before writing a manifest, so nothing unrestorable is listed", async () => {
     const prefix = uniqueName("lost_chunk");
-    const store = new S3Store({ bucket: "vk-test", prefix, endpoint: proxy.url, forcePathStyle: true, region: "us-east-1", credentials: S3_CREDENTIALS });
+    const store = testS3Store(prefix, proxy.url);
     // The store answers 200 to the third chunk's upload and keeps nothing: a lost write.
     proxy.inject({ method: "PUT", path: /chunk-000002/, times: 1, fault: { kind: "status", status: 200, body: "" } });
     const ctx = jobContext({ chroma, backupStore: store });

@@ -12,6 +12,10 @@ import { uniqueName, vectors } from "./services.js";
 
 export const S3_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
 
+/** The test bucket under `prefix` on the s3rver at `endpoint` (the suite's own, or a fault proxy in front of it). */
+export const testS3Store = (prefix: string, endpoint: string = inject("s3Endpoint")): S3Store =>
+  new S3Store({ bucket: "vk-test", prefix, endpoint, forcePathStyle: true, region: "us-east-1", credentials: S3_CREDENTIALS });
+
 /** Both object stores, each on a fresh root, so every backup test runs against file:// and a real S3 server. */
 export const STORES: { name: string; open(): { store: ObjectStore; env: Record<string, string> } }[] = [
   {
@@ -27,7 +31,7 @@ export const STORES: { name: string; open(): { store: ObjectStore; env: Record<s
       const prefix = uniqueName("backups");
       const endpoint = inject("s3Endpoint");
       return {
-        store: new S3Store({ bucket: "vk-test", prefix, endpoint, forcePathStyle: true, region: "us-east-1", credentials: S3_CREDENTIALS }),
+        store: testS3Store(prefix, endpoint),
         env: {
           BACKUP_URL: `s3://vk-test/${prefix}`,
           S3_ENDPOINT: endpoint,
