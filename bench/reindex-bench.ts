@@ -1,4 +1,5 @@
 import type { ReindexResult } from "../src/jobs/reindex.js";
+import { carriedRecordName } from "../src/jobs/reindex-swap.js";
 import type { benchServices } from "./bench-kit.js";
 import { dropCollections, HEADER, median, rate, row, runVariant, type Outcome } from "./backup-bench.js";
 import { nameOf, seedTo, type ScaleCase } from "./scale-bench.js";
@@ -36,8 +37,8 @@ export async function benchReindex(services: Services, rounds: number, records =
     const outcome = await runVariant(["reindex", url, name, JSON.stringify({ batchSize: BATCH })]);
     reindexes.push(outcome);
     const result = outcome.recall as ReindexResult | undefined;
-    // The collection set aside is dropped outside the timing, as the copy is.
-    if (result?.keptAs) await dropCollections(url, [result.keptAs]);
+    // The collection set aside (and the record of its reconcile) is dropped outside the timing, as the copy is.
+    if (result?.keptAs) await dropCollections(url, [result.keptAs, carriedRecordName(name, result.keptAs)]);
     const [c, r] = [copies.at(-1)!, outcome];
     console.log(
       `  round ${round + 1}: plain copy ${c.error ? `failed: ${c.error}` : `${rate(c).toFixed(0)} records/s`} (${c.peakRssMb.toFixed(0)} MB), reindex ${r.error ? `failed: ${r.error}` : `${rate(r).toFixed(0)} records/s`} (${r.peakRssMb.toFixed(0)} MB; phases ms ${JSON.stringify(result?.phasesMs ?? {})})`,

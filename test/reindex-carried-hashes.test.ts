@@ -132,4 +132,31 @@ describe("CarriedHashes (a reindex's memory of what it carried over)", () => {
     table.beginPass();
     expect(() => table.beginPass()).toThrow(/whose pass failed is not reused/);
   });
+
+  it("is read back from its bytes by another run (a kept collection's record): the same ids, contents and id key", () => {
+    const table = new CarriedHashes();
+    const n = 3000;
+    table.beginPass();
+    for (let i = 0; i < n; i++) table.update(`id-${i}`, i * 7919 + 2 ** 40);
+    table.endPass();
+    const bytes = table.serialize();
+    expect(bytes.length).toBeLessThan(n * 14 + 64);
+
+    const copy = CarriedHashes.deserialize(bytes);
+    expect(copy.size).toBe(n);
+    copy.beginPass();
+    expect(copy.unseen).toBe(n);
+    const changed: number[] = [];
+    for (let i = 1; i < n; i++) if (copy.update(`id-${i}`, i === 5 ? 1 : i * 7919 + 2 ** 40)) changed.push(i);
+    expect(changed).toEqual([5]);
+    expect(copy.update("new", 3)).toBe(true);
+    // Only id-0 was not read: named as unseen, by the key the original table gave it.
+    expect(copy.unseen).toBe(1);
+    expect(copy.isUnseen("id-0")).toBe(true);
+    expect(copy.isUnseen("id-1")).toBe(false);
+
+    expect(() => copy.serialize()).toThrow(/between passes/);
+    expect(() => CarriedHashes.deserialize(bytes.subarray(0, bytes.length - 1))).toThrow(/wrong length/);
+    expect(() => CarriedHashes.deserialize(Buffer.from("not a table at all, just some bytes"))).toThrow(/not a serialized table/);
+  });
 });

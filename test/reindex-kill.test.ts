@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { currentIndex } from "../src/storage/chroma/index-settings.js";
 import { PermanentError } from "../src/errors.js";
 import { reindex, reindexPayload } from "../src/jobs/reindex.js";
+import { carriedRecordName } from "../src/jobs/reindex-swap.js";
 import { collect, spawnCli, type CliResult } from "./helpers/cli.js";
 import { chromaStore, jobContext, testEnv, uniqueName, vectors } from "./helpers/services.js";
 import { contents } from "./helpers/collection-contents.js";
@@ -72,8 +73,9 @@ describe("reindex killed", () => {
     const result = await reindex.process(reindexPayload.parse({ collection: name, maxNeighbors: 20, skipRecall: true }), jobContext({ chroma }));
     expect(result).toMatchObject({ action: "rebuilt", records: 1200, before: { maxNeighbors: 8 }, after: { maxNeighbors: 20 } });
     expect(await contents(chroma, name)).toEqual(whole);
-    // Only the collection this run replaced (the one put back) is left, kept aside for --rollback.
-    expect(await temporaries(name)).toEqual([result.keptAs]);
+    // Only the collection this run replaced (the one put back) is left, kept aside for --rollback, with the record of
+    // what its reconcile carried over.
+    expect(await temporaries(name)).toEqual([carriedRecordName(name, result.keptAs!), result.keptAs]);
     expect(await contents(chroma, result.keptAs!)).toEqual(whole);
     // Three CLI runs: each starts tsx, which takes tens of seconds on a loaded 2-core machine.
   }, 240_000);

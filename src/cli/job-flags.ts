@@ -66,6 +66,7 @@ const FLAGS: FlagSpec[] = [
   { flag: "--rebuild", field: "rebuild", description: "reindex: rebuild the index even when no fixed setting changes" },
   { flag: "--rollback", field: "rollback", description: "reindex: put back the collection the last reindex replaced" },
   { flag: "--drop-old", field: "dropOld", description: "reindex: delete the replaced collection (after this run's swap, or those kept now)" },
+  { flag: "--drop-changed", field: "dropChanged", description: "reindex: drop (or roll back to) a kept collection even when writes made to it since its reconcile cannot be carried over" },
   { flag: "--keep-old-hours <h>", field: "keepOldHours", description: "reindex: keep replaced collections this long for --rollback", parse: number },
   { flag: "--max-passes <n>", field: "maxPasses", description: "reindex: catch-up passes before the swap (and after it) at most", parse: number },
   { flag: "--skip-recall", field: "skipRecall", description: "reindex: do not measure recall before and after" },

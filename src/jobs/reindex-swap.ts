@@ -22,11 +22,26 @@ export const BUILD = "__vkreindex_new_";
 const SWAP = "__vkreindex_swap_";
 /** A replaced collection kept for --rollback: `<name>__vkreindex_old_<base36 ms set aside>_<hex>`. */
 const OLD = "__vkreindex_old_";
+/**
+ * What the reconcile of a kept collection last carried over from it (see reindex-kept): `<name>__vkreindex_carried_<the
+ * kept collection's suffix>`.
+ */
+const CARRIED = "__vkreindex_carried_";
 /** Waits before each further attempt to put the collection back under its name when a swap's second rename fails. */
 const PUT_BACK_BACKOFF_MS = [250, 1_000, 4_000];
 
 const keptName = (name: string) => `${name}${OLD}${Date.now().toString(36)}_${randomBytes(4).toString("hex")}`;
 const swapName = (name: string, replacement: Collection) => `${name}${SWAP}${replacement.id.replaceAll("-", "")}`;
+
+/** The name of the record of what the last reconcile carried over from the kept collection `kept`. */
+export const carriedRecordName = (name: string, kept: string) => `${name}${CARRIED}${kept.slice(`${name}${OLD}`.length)}`;
+
+/** Records of kept collections that are no longer kept aside (dropped, or rolled back to, by a run killed before it deleted the record). */
+export async function orphanedRecords(chroma: ChromaStore, name: string): Promise<string[]> {
+  const names = await chroma.listCollectionNames();
+  const kept = new Set(names.filter((n) => n.startsWith(`${name}${OLD}`)).map((n) => carriedRecordName(name, n)));
+  return names.filter((n) => n.startsWith(`${name}${CARRIED}`) && !kept.has(n));
+}
 
 /** Collections a reindex of `name` kept aside, newest first. */
 export async function keptCollections(chroma: ChromaStore, name: string): Promise<{ name: string; keptAt: number }[]> {
@@ -68,18 +83,6 @@ export async function recoverLeftovers(chroma: ChromaStore, name: string, logger
     }
   }
   await deleteTemporaries(chroma, `${name}${BUILD}`, logger, "the unfinished build of an interrupted reindex");
-}
-
-/** Deletes kept collections set aside before `cutoff` (ms); returns their names. */
-export async function dropKept(chroma: ChromaStore, name: string, cutoff: number, logger: Logger, except?: string): Promise<string[]> {
-  const dropped: string[] = [];
-  for (const kept of await keptCollections(chroma, name)) {
-    if (kept.keptAt >= cutoff || kept.name === except) continue;
-    await chroma.deleteCollection(kept.name);
-    dropped.push(kept.name);
-    logger.info({ collection: name, dropped: kept.name }, "deleted a collection a reindex had kept aside");
-  }
-  return dropped;
 }
 
 /**

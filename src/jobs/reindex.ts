@@ -23,7 +23,8 @@ import {
   type SettingName,
 } from "../storage/chroma/index-settings.js";
 import { failpoint } from "./failpoints.js";
-import { BUILD, dropKept, keptCollections, recoverLeftovers, swapIn } from "./reindex-swap.js";
+import { BUILD, keptCollections, recoverLeftovers, swapIn } from "./reindex-swap.js";
+import { dropKept, forgetReconcile, recordReconcile, settleKept, type KeptBack, type KeptRun, type KeptWrites } from "./reindex-kept.js";
 import { holdLease, type HeldLease } from "./lease.js";
 import { defineJob, type JobContext } from "./job-context.js";
 import { alertAfterFailures, collectionName } from "./payload-fields.js";
@@ -45,6 +46,12 @@ export const reindexPayload = z
     rollback: z.boolean().default(false),
     /** Delete the replaced collection once this run's swap is done; without a rebuild or rollback, those kept now. */
     dropOld: z.boolean().default(false),
+    /**
+     * Drop (or roll back to) a kept collection even when what was written to it after its reconcile cannot be carried
+     * into the live collection (it is given up, and counted as `keptWrites.discarded`); without it such a collection
+     * stays, and the run says why.
+     */
+    dropChanged: z.boolean().default(false),
     /** Replaced collections older than this are deleted by the next reindex of the collection. */
     keepOldHours: z.number().min(0).max(87_600).default(d.keepOldHours),
     /** Catch-up passes before the swap (and reconcile passes after it) at most. */
@@ -92,6 +99,13 @@ export interface ReindexResult {
   keptAs: string | null;
   /** Replaced collections deleted (--drop-old, or past --keep-old-hours). */
   dropped: string[];
+  /**
+   * Writes made to kept collections after their reconcile (by clients holding their ids), carried into the live
+   * collection before each was dropped or rolled back to.
+   */
+  keptWrites: KeptWrites;
+  /** Kept collections past their retention left in place because what was written to them could not be carried over. */
+  keptBack: KeptBack[];
   durationMs: number;
   /**
    * Time spent in each step of a rebuild or rollback, in ms (prepare: creating the build and sampling queries; copy;
@@ -107,7 +121,7 @@ export interface ReindexResult {
 export type Phase = "prepare" | "copy" | "catchUp" | "recall" | "warm" | "swap" | "reconcile" | "finish";
 
 /** What each way of reindexing tells; the rest of the result is the same for all. */
-type Outcome = Omit<ReindexResult, "collection" | "action" | "before" | "after" | "dropped" | "durationMs" | "pacing" | "phasesMs">;
+type Outcome = Omit<ReindexResult, "collection" | "action" | "before" | "after" | "dropped" | "keptWrites" | "keptBack" | "durationMs" | "pacing" | "phasesMs">;
 
 const settingsOf = (payload: ReindexPayload): IndexSettings =>
   Object.fromEntries(Object.keys(indexSettingsFields).flatMap((key) => (payload[key as SettingName] === undefined ? [] : [[key, payload[key as SettingName]]])));
@@ -137,6 +151,8 @@ interface Run {
   /** The pace of the copy and the passes (set for a rebuild or a rollback). */
   pacer?: Pacer | undefined;
   phasesMs: Partial<Record<Phase, number>>;
+  /** Writes found in kept collections before they were dropped or rolled back to, over the run. */
+  keptWrites: KeptWrites;
 }
 
 /** Runs one step, adding its time to `phasesMs`. */
@@ -203,16 +219,26 @@ async function reconcile(run: Run, sync: CollectionSync, name: string): Promise<
   return reconciled;
 }
 
-/** Deletes the collection this run set aside with --drop-old, and those past their retention either way. */
-async function finishKept(run: Run, name: string, keptAs: string | null): Promise<{ keptAs: string | null; dropped: string[] }> {
-  const { chroma, logger } = run.ctx;
-  const dropped = await dropKept(chroma, name, Date.now() - run.payload.keepOldHours * 3_600_000, logger, keptAs ?? undefined);
-  if (keptAs && run.payload.dropOld) {
-    await chroma.deleteCollection(keptAs);
-    dropped.push(keptAs);
-    return { keptAs: null, dropped };
-  }
-  return { keptAs, dropped };
+/** What settling kept collections of the run's collection needs. */
+const keptRun = async (run: Run): Promise<KeptRun> => ({
+  chroma: run.ctx.chroma,
+  logger: run.ctx.logger,
+  name: run.payload.collection,
+  limits: await run.ctx.chroma.writeLimits(run.payload.batchSize),
+  pass: passOptions(run, "upsert"),
+  force: run.payload.dropChanged,
+  writes: run.keptWrites,
+});
+
+/**
+ * Deletes the collection this run set aside with --drop-old, and those past their retention either way, each once the
+ * writes made to it since its reconcile are carried over; one where that cannot be done stays (`keptBack`).
+ */
+async function finishKept(run: Run, name: string, keptAs: string | null): Promise<{ keptAs: string | null; dropped: string[]; keptBack: KeptBack[] }> {
+  const cutoff = Date.now() - run.payload.keepOldHours * 3_600_000;
+  const chosen = (kept: { name: string; keptAt: number }) => (kept.name === keptAs ? run.payload.dropOld : kept.keptAt < cutoff);
+  const { dropped, keptBack } = await dropKept(await keptRun(run), chosen);
+  return { keptAs: keptAs && dropped.includes(keptAs) ? null : keptAs, dropped, keptBack };
 }
 
 /** The creation of the new collection, with Chroma's refusal of its settings as one line. */
@@ -285,7 +311,11 @@ async function rebuild(run: Run, current: CurrentIndex, saved: SavedCollection, 
     const warmed = await timed(run, "warm", () => readyToSwap(run, replacement));
     const keptAs = await timed(run, "swap", () => swapIn(source, replacement, name, logger));
     swapped = true;
-    const reconciled = await timed(run, "reconcile", () => reconcile(run, sync, name));
+    const reconciled = await timed(run, "reconcile", async () => {
+      const reconciled = await reconcile(run, sync, name);
+      await recordReconcile(chroma, name, keptAs, sync, logger);
+      return reconciled;
+    });
     logger.info({ collection: name, records: sync.size, recallBefore, recallAfter }, "reindexed");
     return { records: await replacement.count(), copied: copy.written, passes, reconciled, recallBefore, recallAfter, k: payload.k, warm: warmed, keptAs };
   } finally {
@@ -295,9 +325,10 @@ async function rebuild(run: Run, current: CurrentIndex, saved: SavedCollection, 
 }
 
 /**
- * Puts back the newest collection a reindex of `name` kept aside: it is first brought up to date with the live
- * collection (its own content read once, then passes carrying over what differs), then swapped in like a rebuild;
- * the collection it replaces is kept aside in turn, so a rollback can itself be rolled back.
+ * Puts back the newest collection a reindex of `name` kept aside: what was written to it since its reconcile is
+ * carried into the live collection first (or the rollback refused, see settleKept); then it is brought up to date with
+ * the live collection (its own content read once, then passes carrying over what differs) and swapped in like a
+ * rebuild; the collection it replaces is kept aside in turn, so a rollback can itself be rolled back.
  */
 async function rollback(run: Run): Promise<Outcome> {
   const { ctx, payload } = run;
@@ -305,6 +336,8 @@ async function rollback(run: Run): Promise<Outcome> {
   const name = payload.collection;
   const [newest] = await keptCollections(chroma, name);
   if (!newest) throw new ConfigError(`${name} has no collection kept aside by a reindex to roll back to (kept ${payload.keepOldHours} hours, --keep-old-hours)`);
+  const refused = await timed(run, "prepare", async () => settleKept(await keptRun(run), newest.name));
+  if (refused) throw new ConfigError(refused);
   const live = await chroma.openCollection(name);
   const kept = await chroma.openCollection(newest.name);
   const sync = new CollectionSync(chroma, live, kept, await chroma.writeLimits(payload.batchSize));
@@ -313,7 +346,12 @@ async function rollback(run: Run): Promise<Outcome> {
   const passes = [{ written: first.written, deleted: first.deleted }, ...(await timed(run, "catchUp", () => catchUp(run, sync, "catch-up")))];
   const warmed = await timed(run, "warm", () => readyToSwap(run, kept));
   const keptAs = await timed(run, "swap", () => swapIn(live, kept, name, ctx.logger));
-  const reconciled = await timed(run, "reconcile", () => reconcile(run, sync, name));
+  const reconciled = await timed(run, "reconcile", async () => {
+    await forgetReconcile(chroma, name, newest.name);
+    const reconciled = await reconcile(run, sync, name);
+    await recordReconcile(chroma, name, keptAs, sync, ctx.logger);
+    return reconciled;
+  });
   return { records: await kept.count(), copied: first.written, passes, reconciled, recallBefore: null, recallAfter: null, k: payload.k, warm: warmed, keptAs };
 }
 
@@ -326,7 +364,8 @@ const unchanged: Omit<Outcome, "k"> = { records: 0, copied: 0, passes: [], recon
  * copy every record into it (linear reads, byte-bounded writes), catch up with the writes made meanwhile (passes over
  * ids and content hashes until one finds nothing), measure recall of both indexes, warm the new one and swap it in
  * under the name; writes made to the old collection since are then reconciled into the new one, and the old one is
- * kept aside for `--rollback` until `--drop-old` or `--keep-old-hours`. The live collection keeps its name, readable
+ * kept aside for `--rollback` until `--drop-old` or `--keep-old-hours` (what was written to it meanwhile is carried
+ * over before it goes, see reindex-kept). The live collection keeps its name, readable
  * and complete, at every step but the instant between the swap's two renames; a run killed there is put right by the
  * next reindex of the collection, which also deletes an interrupted build.
  */
@@ -349,7 +388,7 @@ export const reindex = defineJob({
     try {
       // A restore --replace renames the collection too: the two never run at once.
       leases.push(await holdLease(ctx, `restore:${name}`, `a restore into ${name}`));
-      const run: Run = { ctx, payload, leases, signal: AbortSignal.any(leases.map((l) => l.signal)), phasesMs: {} };
+      const run: Run = { ctx, payload, leases, signal: AbortSignal.any(leases.map((l) => l.signal)), phasesMs: {}, keptWrites: { written: 0, deleted: 0, discarded: 0 } };
       await recoverLeftovers(chroma, name, logger);
       const described = await chroma.describeCollection(name);
       const current = currentIndex(described);
@@ -371,6 +410,7 @@ export const reindex = defineJob({
           ...outcome,
           records,
           ...kept,
+          keptWrites: run.keptWrites,
           durationMs: Math.round(performance.now() - started),
           phasesMs: run.phasesMs,
           ...(pacer ? { pacing: pacer.report() } : {}),
@@ -394,7 +434,9 @@ export const reindex = defineJob({
         return await finish("modified", { ...unchanged, k: payload.k });
       }
       if (payload.dropOld) {
-        return await finish("droppedOld", { ...unchanged, k: payload.k }, await dropKept(chroma, name, Number.POSITIVE_INFINITY, logger));
+        const { dropped, keptBack } = await dropKept(await keptRun(run), () => true);
+        if (keptBack.length > 0) throw new ConfigError(keptBack.map((k) => k.reason).join("; "));
+        return await finish("droppedOld", { ...unchanged, k: payload.k }, dropped);
       }
       return await finish("unchanged", { ...unchanged, k: payload.k });
     } finally {

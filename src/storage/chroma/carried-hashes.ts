@@ -19,7 +19,14 @@ export interface CarriedHashesOptions {
    * cannot be found in test time). @defaultValue 64 bits of SHA-1 over a random key of this table and the id
    */
   idHash?: IdHash | undefined;
+  /** The key of the keyed id hash (a table read back from `serialize` brings its own). @defaultValue random bytes */
+  idKey?: Buffer | undefined;
 }
+
+/** `serialize`'s layout: magic, key, slot entries (`high`, `low`, 48-bit content: 14 bytes each), collided ids. */
+const MAGIC = "VKCH1";
+const KEY_BYTES = 16;
+const ENTRY_BYTES = 14;
 
 /** An entry kept by its full id: one whose 64-bit key another id already holds. */
 interface ExactEntry {
@@ -63,10 +70,60 @@ export class CarriedHashes {
   /** Ids whose key another id holds (see the class comment). Usually empty. */
   private readonly exact = new Map<string, ExactEntry>();
   private readonly idHash: IdHash;
+  /** The key of the id hash, unless a test replaced the hash: what `serialize` writes so a table can be read back. */
+  private readonly idKey: Buffer | undefined;
 
   constructor(options: CarriedHashesOptions = {}) {
-    this.idHash = options.idHash ?? keyedIdHash(randomBytes(16));
+    this.idKey = options.idHash ? undefined : (options.idKey ?? randomBytes(KEY_BYTES));
+    this.idHash = options.idHash ?? keyedIdHash(this.idKey!);
     this.allocate(options.expected ?? 1024);
+  }
+
+  /**
+   * The table as bytes (about 14 a record), to be read back by `deserialize` in another run: a reindex keeps what it
+   * last carried over from the collection it sets aside, to find what was written there since. Only between passes.
+   */
+  serialize(): Buffer {
+    if (this.inPass || !this.idKey) throw new Error("CarriedHashes: only a table between passes, with its own id hash, is serialized");
+    const slots = this.live - this.exact.size;
+    const exact = Buffer.from(JSON.stringify([...this.exact].map(([id, entry]) => [id, entry.content])));
+    const out = Buffer.alloc(MAGIC.length + KEY_BYTES + 8 + slots * ENTRY_BYTES + exact.length);
+    let at = out.write(MAGIC, 0, "latin1");
+    at += this.idKey.copy(out, at);
+    at = out.writeUInt32BE(slots, at);
+    at = out.writeUInt32BE(exact.length, at);
+    for (let slot = 0; slot < this.capacity; slot++) {
+      if (this.state[slot] !== LIVE) continue;
+      at = out.writeUInt32BE(this.keyHigh[slot]!, at);
+      at = out.writeUInt32BE(this.keyLow[slot]!, at);
+      at = out.writeUIntBE(this.content[slot]!, at, 6);
+    }
+    exact.copy(out, at);
+    return out;
+  }
+
+  /** A table `serialize` wrote; throws on bytes it did not write. */
+  static deserialize(bytes: Buffer): CarriedHashes {
+    const head = MAGIC.length + KEY_BYTES + 8;
+    if (bytes.length < head || bytes.toString("latin1", 0, MAGIC.length) !== MAGIC) throw new Error("CarriedHashes: not a serialized table");
+    const slots = bytes.readUInt32BE(MAGIC.length + KEY_BYTES);
+    const exactLength = bytes.readUInt32BE(MAGIC.length + KEY_BYTES + 4);
+    if (bytes.length !== head + slots * ENTRY_BYTES + exactLength) throw new Error("CarriedHashes: a serialized table of the wrong length");
+    const table = new CarriedHashes({ expected: slots, idKey: Buffer.from(bytes.subarray(MAGIC.length, MAGIC.length + KEY_BYTES)) });
+    for (let i = 0, at = head; i < slots; i++, at += ENTRY_BYTES) {
+      const slot = table.probe(bytes.readUInt32BE(at), bytes.readUInt32BE(at + 4));
+      table.state[slot] = LIVE;
+      table.keyHigh[slot] = bytes.readUInt32BE(at);
+      table.keyLow[slot] = bytes.readUInt32BE(at + 4);
+      table.content[slot] = bytes.readUIntBE(at + 8, 6);
+      table.seenIn[slot] = table.parity;
+      table.live++;
+      table.used++;
+    }
+    const exact = JSON.parse(bytes.toString("utf8", head + slots * ENTRY_BYTES)) as [string, number][];
+    for (const [id, content] of exact) table.exact.set(id, { content, seenIn: table.parity });
+    table.live += exact.length;
+    return table;
   }
 
   /** Entries held. */

@@ -75,8 +75,36 @@ export class CollectionSync {
     readonly target: Collection,
     private readonly limits: WriteLimits,
     private readonly tuning: SyncTuning = {},
+    carried?: CarriedHashes,
   ) {
-    this.hashes = new CarriedHashes({ idHash: tuning.idHash });
+    this.hashes = carried ?? new CarriedHashes({ idHash: tuning.idHash });
+  }
+
+  /**
+   * A sync that goes on from where one left off, by its `snapshot`: its next pass carries over what was written to
+   * the source since that one's last pass (a reindex carries the writes made to the collection it set aside this way).
+   */
+  static resume(chroma: ChromaStore, source: Collection, target: Collection, limits: WriteLimits, snapshot: Buffer): CollectionSync {
+    return new CollectionSync(chroma, source, target, limits, {}, CarriedHashes.deserialize(snapshot));
+  }
+
+  /** What the target holds of the source as of the last pass, as bytes for `resume` (about 14 a record). */
+  snapshot(): Buffer {
+    return this.hashes.serialize();
+  }
+
+  /**
+   * Records of the source new, changed or gone since the last pass, counted without writing anything (one read of the
+   * source); the sync is not used after it.
+   */
+  async changesInSource(options: Pick<SyncPassOptions, "pageSize" | "readAhead" | "signal" | "pacer">): Promise<number> {
+    this.hashes.beginPass();
+    let changed = 0;
+    for await (const page of this.chroma.readPages(this.source, { ...options, include: RECORD_FIELDS })) {
+      await options.pacer?.take(page.ids.length, options.signal);
+      for (let i = 0; i < page.ids.length; i++) if (this.hashes.update(page.ids[i]!, contentHash(page, i))) changed++;
+    }
+    return changed + this.hashes.unseen;
   }
 
   /** Records the target holds of the source, as of the last pass. */
