@@ -1,4 +1,6 @@
 import { mkdirSync, writeFileSync } from "node:fs";
+import { Agent, createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { DEFAULTS, type PacingOptions } from "../src/config/defaults.js";
@@ -10,6 +12,8 @@ import { restore } from "../src/jobs/restore.js";
 import { createLogger } from "../src/logging.js";
 import { LocalLocks } from "../src/queues/locks.js";
 import { ChromaStore } from "../src/storage/chroma/client.js";
+import { RECORD_FIELDS, type RecordField } from "../src/storage/chroma/linear-read.js";
+import { Pacer } from "../src/storage/chroma/pacing.js";
 import { BatchedWriter } from "../src/storage/chroma/writer.js";
 import { FsStore } from "../src/storage/objects/fs-store.js";
 import { EncryptedStore } from "../src/storage/backup-format/encrypted-store.js";
@@ -153,6 +157,55 @@ async function run(): Promise<{
       const [options = "{}"] = rest;
       const result = await reindex.process(reindex.payload.parse({ rebuild: true, ...(JSON.parse(options) as object), collection }), ctxFor("/tmp"));
       return { records: result.records, recall: result };
+    }
+    case "paced-read": {
+      // The floor under any backup through Chroma's API: the same linear read, held to a fixed rate (0: none), its pages dropped.
+      const [perSecond = "0", pageSize = String(DEFAULTS.backup.pageSize), ahead = "0", fields = RECORD_FIELDS.join("+")] = rest;
+      const c = await store.openCollection(collection);
+      const pacer = await Pacer.start({ maxRecordsPerSecond: Number(perSecond) || undefined, adaptive: false, latencyFactor: 1 }, undefined, createLogger("silent"));
+      let records = 0;
+      const include = fields.split("+") as RecordField[];
+      for await (const page of store.readPages(c, { pageSize: Number(pageSize), readAhead: Number(ahead), include })) {
+        await pacer.take(page.ids.length);
+        records += page.ids.length;
+      }
+      return { records };
+    }
+    // Loads with nothing to do with Chroma, for the query-interference bench; each runs for `ms` (the collection argument is unused).
+    case "cpu-hog": {
+      const until = performance.now() + Number(rest[0]);
+      while (performance.now() < until) for (let i = 0; i < 1e5; i++);
+      return { records: 0 };
+    }
+    case "memory-stream": {
+      const [ms = "0", megabytesPerSecond = "0"] = rest;
+      const memory = new Float64Array(32 * 1024 * 1024).fill(1);
+      const slice = 55_000;
+      const pacer = await Pacer.start({ maxRecordsPerSecond: (Number(megabytesPerSecond) * 1e6) / 8, adaptive: false, latencyFactor: 1 }, undefined, createLogger("silent"));
+      let at = 0;
+      let sum = 0;
+      for (const until = performance.now() + Number(ms); performance.now() < until; at = (at + slice) % memory.length) {
+        await pacer.take(slice);
+        for (let i = 0; i < slice; i++) sum += memory[(at + i) % memory.length]!;
+      }
+      // The sum is used, so the reads cannot be optimised away (it is never below 0).
+      return { records: Math.min(0, sum) };
+    }
+    case "loopback": {
+      const [ms = "0", bytesPerSecond = "0"] = rest;
+      const blob = Buffer.alloc(440_000, 49);
+      const server = createServer((req, res) => req.resume().on("end", () => res.end(blob)));
+      await new Promise<void>((listening) => server.listen(0, "127.0.0.1", listening));
+      const { port } = server.address() as AddressInfo;
+      const agent = new Agent({ keepAlive: true });
+      const pacer = await Pacer.start({ maxRecordsPerSecond: Number(bytesPerSecond), adaptive: false, latencyFactor: 1 }, undefined, createLogger("silent"));
+      for (const until = performance.now() + Number(ms); performance.now() < until; ) {
+        await pacer.take(blob.length);
+        await new Promise<void>((done) => request({ host: "127.0.0.1", port, method: "POST", agent }, (res) => res.resume().on("end", done)).end("x"));
+      }
+      agent.destroy();
+      server.close();
+      return { records: 0 };
     }
     case "expire": {
       const result = await expire.process(expire.payload.parse({ collection }), ctxFor(rest[0] ?? "/tmp"));

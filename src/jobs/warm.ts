@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { z } from "zod";
 import { DEFAULTS } from "../config/defaults.js";
-import { percentile } from "../recall/index-recall.js";
+import { percentile } from "../stats.js";
 import { defineJob } from "./job-context.js";
 import { alertAfterFailures, collectionName } from "./payload-fields.js";
 

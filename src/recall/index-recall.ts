@@ -1,6 +1,7 @@
 import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { Collection } from "chromadb";
+import { percentile } from "../stats.js";
 import type { ChromaStore } from "../storage/chroma/client.js";
 import { distanceBetween, ExactSearch, type DistanceSpace, type Neighbours, type Query } from "./exact-neighbours.js";
 
@@ -40,11 +41,6 @@ export function spaceOf(collection: Collection): DistanceSpace {
   const space = configuration?.hnsw?.space ?? configuration?.spann?.space ?? collection.metadata?.["hnsw:space"] ?? "l2";
   if (space === "l2" || space === "ip" || space === "cosine") return space;
   throw new Error(`collection ${collection.name} uses distance space "${String(space)}", which vectorkeeper cannot compute`);
-}
-
-/** Nearest-rank percentile of sorted values. */
-export function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
 /**

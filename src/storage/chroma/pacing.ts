@@ -3,6 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Collection } from "chromadb";
 import { DEFAULTS, type PacingOptions } from "../../config/defaults.js";
 import type { Logger } from "../../logging.js";
+import { median } from "../../stats.js";
 import type { ChromaStore } from "./client.js";
 import { credentialsRefused, isRefusal } from "./credentials.js";
 import { LatencyProbe, type ProbeMessage } from "./latency-probe.js";
@@ -34,10 +35,6 @@ export interface PacingReport {
 }
 
 const round = (n: number, places = 3) => Math.round(n * 10 ** places) / 10 ** places;
-const median = (values: readonly number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-};
 
 /** An embedding stored in the collection (so of its dimension), and how many neighbours a query of it can ask. */
 async function probeEmbedding(collection: Collection, results: number): Promise<{ embedding: number[]; nResults: number } | undefined> {
