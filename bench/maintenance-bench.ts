@@ -69,6 +69,8 @@ interface Variant {
   run: () => Promise<Outcome>;
   /** The variant whose speed is 100% for this one (its unthrottled kind). */
   baseline: number;
+  /** Clean-up once the phase's queries have all answered. */
+  after?: () => Promise<void>;
 }
 
 /** Extra adaptive backups to compare with the defaults in the same run: payload options for each, from `--adaptive-options`. */
@@ -122,13 +124,18 @@ export async function benchMaintenance(services: Services, rounds: number, withR
       rmSync(dir, { recursive: true, force: true });
     }
   };
+  let keptAs: string | undefined;
   const reindexWith = (options: object) => async () => {
     const outcome = await runVariant(["reindex", url, name, JSON.stringify({ batchSize: 1000, ...options })]);
-    // The collection set aside is dropped outside the timing; the queries go on against the collection now under the name.
-    const keptAs = (outcome.recall as ReindexResult | undefined)?.keptAs;
+    keptAs = (outcome.recall as ReindexResult | undefined)?.keptAs ?? undefined;
+    return outcome;
+  };
+  // The queries went on against the collection set aside by the swap until the phase ended: the next phase queries the
+  // one now under the name, and the old one is dropped (outside the timing, as the reindex bench does).
+  const afterReindex = async () => {
     collection = await store.openCollection(name);
     if (keptAs) await dropCollections(url, [keptAs]);
-    return outcome;
+    keptAs = undefined;
   };
   const calibration = await backupWith({})();
   if (calibration.error) throw new Error(`backup failed: ${calibration.error}`);
@@ -143,7 +150,10 @@ export async function benchMaintenance(services: Services, rounds: number, withR
   ];
   if (withReindex) {
     const at = variants.length;
-    variants.push({ label: "unthrottled reindex", run: reindexWith({}), baseline: at }, { label: "adaptive reindex", run: reindexWith({ adaptive: true }), baseline: at });
+    variants.push(
+      { label: "unthrottled reindex", run: reindexWith({}), baseline: at, after: afterReindex },
+      { label: "adaptive reindex", run: reindexWith({ adaptive: true }), baseline: at, after: afterReindex },
+    );
   }
   const idle: Phase[] = [];
   const during: Phase[][] = variants.map(() => []);
@@ -158,6 +168,7 @@ export async function benchMaintenance(services: Services, rounds: number, withR
       await sleep(2000);
       const measured = await phase(collection, embeddings, variants[v]!.run);
       during[v]!.push(measured);
+      await variants[v]!.after?.();
       const pacing = (measured.backup as { pacing?: { adaptive?: boolean } } | undefined)?.pacing ?? (measured.backup?.recall as { pacing?: { adaptive?: boolean } } | undefined)?.pacing;
       console.log(`    ${variants[v]!.label}: ${show(measured)}${pacing?.adaptive ? `; pacing ${JSON.stringify(pacing)}` : ""}`);
     }
