@@ -63,6 +63,17 @@ export async function phase(collection: Collection, embeddings: number[][], back
   return { p50: percentile(latencies, 50), p95: percentile(latencies, 95), queries: latencies.length, ...(outcome ? { backup: outcome } : {}), load: loadavg()[0]! };
 }
 
+/** The seeded collection the users query, 200 of its embeddings to query with, its index loaded and warm. */
+export async function queriedCollection(url: string): Promise<{ name: string; store: ChromaStore; collection: Collection; embeddings: number[][] }> {
+  await seedTo(url, CASE);
+  const name = nameOf(CASE);
+  const store = new ChromaStore({ url, tenant: "default_tenant", database: "default_database" });
+  const collection = await store.openCollection(name);
+  const embeddings = await store.spreadEmbeddings(collection, 200, CASE.records);
+  await userQueries(collection, embeddings, sleep(3000));
+  return { name, store, collection, embeddings };
+}
+
 /** A maintenance job measured under the query stream: its label in the table, how it runs, and what its speed is compared with. */
 interface Variant {
   label: string;
@@ -107,13 +118,10 @@ const BARE_PAGE = 100;
  */
 export async function benchMaintenance(services: Services, rounds: number, withReindex = false): Promise<void> {
   const url = services.chroma.url;
-  await seedTo(url, CASE);
-  const name = nameOf(CASE);
-  const store = new ChromaStore({ url, tenant: "default_tenant", database: "default_database" });
-  let collection = await store.openCollection(name);
-  const embeddings = await store.spreadEmbeddings(collection, 200, CASE.records);
-  // The index is loaded and warm before anything is measured.
-  await userQueries(collection, embeddings, sleep(3000));
+  const queried = await queriedCollection(url);
+  const { name, store, embeddings } = queried;
+  // A reindex swaps another collection in under the name.
+  let { collection } = queried;
 
   let n = 0;
   const backupWith = (options: object) => async () => {

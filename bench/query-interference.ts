@@ -1,10 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { ChromaStore } from "../src/storage/chroma/client.js";
 import { median } from "../src/stats.js";
 import { rate, runVariant, type Outcome } from "./backup-bench.js";
 import type { benchServices } from "./bench-kit.js";
-import { CASE, phase, userQueries, type Phase } from "./maintenance-bench.js";
-import { nameOf, seedTo } from "./scale-bench.js";
+import { CASE, phase, queriedCollection, type Phase } from "./maintenance-bench.js";
 
 type Services = Awaited<ReturnType<typeof benchServices>>;
 
@@ -22,12 +20,7 @@ const JSON_BYTES_PER_RECORD = 4_400;
  */
 export async function benchQueryInterference(services: Services, rounds: number): Promise<void> {
   const url = services.chroma.url;
-  await seedTo(url, CASE);
-  const name = nameOf(CASE);
-  const store = new ChromaStore({ url, tenant: "default_tenant", database: "default_database" });
-  const collection = await store.openCollection(name);
-  const embeddings = await store.spreadEmbeddings(collection, 200, CASE.records);
-  await userQueries(collection, embeddings, sleep(3000));
+  const { name, collection, embeddings } = await queriedCollection(url);
   const calibration = await runVariant(["paced-read", url, name, "0", "500", "2"]);
   const unthrottled = await runVariant(["backup", url, name, `${services.dir}/interference`, "{}"]);
   if (unthrottled.error || calibration.error) throw new Error(`calibration failed: ${unthrottled.error ?? calibration.error}`);
