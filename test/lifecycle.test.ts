@@ -163,11 +163,14 @@ describe("lint", () => {
   it("runs for every collection with --all, as one JSON object", async () => {
     const name = uniqueName("lint_all");
     await add(name, [{ id: "only", document: "text" }]);
+    // vectorkeeper's own collections (here a reindex's kept original) are not the operator's to lint.
+    await add(`${name}__vkold_1`, [{ id: "kept", document: "text" }]);
     const result = await runCli(["run", "lint", "--all", "--json"], testEnv());
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout) as { kind: string; collections: { collection: string; records: number }[] };
     expect(report.kind).toBe("lint");
     expect(report.collections.find((c) => c.collection === name)).toMatchObject({ records: 1 });
+    expect(report.collections.map((c) => c.collection)).not.toContain(`${name}__vkold_1`);
     const both = await runCli(["run", "lint", "--all", "--collection", name], testEnv());
     expect(both.code).toBe(2);
     expect(both.stderr).toContain("give --collection or --all, not both");

@@ -11,6 +11,7 @@ import { describeFlagIssues, flagOf, payloadFromFlags, withJobFlags, type FlagLa
 import { printResult, type OutputOptions } from "./output.js";
 import { progressLine } from "./progress-line.js";
 import { LastSuccessStore } from "../ops/last-success.js";
+import { resolveCollections } from "../scheduling/collection-globs.js";
 import { backupStoreOf, chromaStoreOf, connectQueues, inlineLocks, runtimeFor } from "./runtime.js";
 
 function servedKind(kind: string): ServedKind {
@@ -128,7 +129,8 @@ export async function runInline(
 async function runForAll(kind: ServedKind, payload: Record<string, unknown>, output: OutputOptions): Promise<void> {
   if (payload.collection !== undefined) throw new ConfigError("give --collection or --all, not both");
   const { config } = runtimeFor("command");
-  const names = await chromaStoreOf(config).listCollectionNames();
+  // As the schedule's "*": vectorkeeper's own collections (restore staging, kept originals, scratch copies) are left out.
+  const names = resolveCollections(["*"], await chromaStoreOf(config).listCollectionNames()).collections;
   const results = await executeInline(kind, names.map((collection) => ({ ...payload, collection })));
   printResult({ kind, collections: results }, output, humanResult);
 }
@@ -139,7 +141,7 @@ export function registerJobCommands(program: Command): void {
       .command("run")
       .argument("<kind>", `the job kind: ${SERVED_KINDS.join(", ")}`)
       .description("run one job inline, without the queues (for scripts and first aid)")
-      .option("--all", "run it for every collection on the server")
+      .option("--all", "run it for every collection on the server (not vectorkeeper's own __vk collections)")
       .option("--json", "print the result as one JSON object"),
   ).action(async (kindArg: string, flags: OutputOptions & Record<string, unknown> & { all?: boolean }) => {
     const kind = servedKind(kindArg);
