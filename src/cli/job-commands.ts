@@ -2,6 +2,7 @@ import { QueueEvents } from "bullmq";
 import type { Command } from "commander";
 import { ConfigError } from "../config/config-error.js";
 import type { JobContext } from "../jobs/job-context.js";
+import { withThrottledProgress } from "../jobs/progress-throttle.js";
 import { definitionOf, isServedKind, queueName, SERVED_KINDS, unknownKindMessage, type ServedKind } from "../queues/catalogue.js";
 import { createRedisConnection } from "../queues/connection.js";
 import { enqueueUnchecked } from "../queues/enqueue.js";
@@ -91,7 +92,7 @@ async function executeInline(kind: ServedKind, payloads: Record<string, unknown>
       },
     };
     try {
-      const result = await definitionOf(jobKind).process(payload, ctx);
+      const result = await withThrottledProgress(ctx, (throttled) => definitionOf(jobKind).process(payload, throttled));
       if (!(result as { skipped?: string } | null)?.skipped) await recordSuccess(jobKind, payload.collection);
       return result;
     } catch (error) {

@@ -81,6 +81,17 @@ export interface JobDefaults {
   keepFailedSeconds: number;
 }
 
+/** How often jobs report progress (to BullMQ under a worker, to the progress line under the CLI). */
+export interface ProgressOptions {
+  /**
+   * A job's progress is passed on at most once per this interval; the latest value goes out when it ends, and at once
+   * when the job completes its total, starts another unit of work or changes its note. Jobs report per chunk or page:
+   * unthrottled, a restore of a deduplicated backup of 100,000 records made about 33,000 Redis calls for its progress.
+   * @defaultValue 500
+   */
+  intervalMs: number;
+}
+
 /** How backups read, chunk and store a collection (each can be set per job; see the backup payload). */
 export interface BackupOptions {
   /** Records per Chroma `get` page. @defaultValue 500 */
@@ -444,6 +455,7 @@ export const DEFAULTS = {
     keepFailedSeconds: 604_800,
   } satisfies JobDefaults,
   checks: { timeoutMs: 2000, probeSampleWindow: 1000 } satisfies CheckOptions,
+  progress: { intervalMs: 500 } satisfies ProgressOptions,
   logs: { repeatIntervalMs: 10_000, repeatMaxDistinct: 1000 } satisfies LogOptions,
   network: {
     connectTimeoutMs: 5000,

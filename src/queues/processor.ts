@@ -1,6 +1,7 @@
 import { UnrecoverableError, type Job } from "bullmq";
 import { PermanentError } from "../errors.js";
 import type { JobContext, Locks } from "../jobs/job-context.js";
+import { withThrottledProgress } from "../jobs/progress-throttle.js";
 import type { Logger } from "../logging.js";
 import type { ChromaStore } from "../storage/chroma/client.js";
 import type { ObjectStore } from "../storage/objects/object-store.js";
@@ -45,7 +46,7 @@ export function bullProcessor(kind: ServedKind, deps: ProcessorDeps) {
       },
     };
     try {
-      return await job.process(payload, ctx);
+      return await withThrottledProgress(ctx, (throttled) => job.process(payload, throttled));
     } catch (error) {
       if (error instanceof PermanentError) throw new UnrecoverableError(firstLine(error.message));
       const named = deps.chroma.withOrigin(error);
