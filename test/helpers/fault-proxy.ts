@@ -44,6 +44,8 @@ export interface SeenRequest {
   bytes?: number;
   /** Answered 401 for want of the right `Authorization: Basic` (see {@link HttpFaultProxyOptions.basicAuth}). */
   refused?: true;
+  /** The whole request body, once received, when its path matches {@link HttpFaultProxyOptions.keepBodies}. */
+  body?: Buffer;
 }
 
 export interface HttpFaultProxy {
@@ -74,6 +76,8 @@ export interface HttpFaultProxyOptions {
    * consumed, not forwarded.
    */
   basicAuth?: { user: string; password: string };
+  /** Keep the body of each request whose path and query match, to see what a client sent in each request. */
+  keepBodies?: RegExp;
 }
 
 export async function startHttpFaultProxy(target: string, options: HttpFaultProxyOptions = {}): Promise<HttpFaultProxy> {
@@ -138,13 +142,20 @@ export async function startHttpFaultProxy(target: string, options: HttpFaultProx
     const refused = expectedAuthorization !== undefined && req.headers.authorization !== expectedAuthorization;
     const fault = refused ? undefined : pick(req);
     const length = Number(req.headers["content-length"]);
-    requests.push({
+    const seen: SeenRequest = {
       method: req.method ?? "",
       path: req.url ?? "",
       ...(fault ? { fault: fault.kind } : {}),
       ...(Number.isFinite(length) ? { bytes: length } : {}),
       ...(refused ? { refused: true as const } : {}),
-    });
+    };
+    requests.push(seen);
+    if (options.keepBodies?.test(req.url ?? "")) {
+      // Read beside the forwarding pipe, which gets every chunk as well.
+      const chunks: Buffer[] = [];
+      req.on("data", (chunk: Buffer) => chunks.push(chunk));
+      req.on("end", () => (seen.body = Buffer.concat(chunks)));
+    }
     if (refused) {
       req.resume();
       req.on("end", () => res.writeHead(401, { "content-type": "text/plain", "www-authenticate": 'Basic realm="chroma"' }).end("unauthorized"));

@@ -21,8 +21,8 @@ export interface RecordWriting {
   mode: "add" | "upsert";
 }
 
-/** The field names, brackets and separators of a request body, beside its records. */
-const BODY_OVERHEAD = 256;
+/** The field names, brackets and separators of a request body, beside its records: the rest of the limit is theirs. */
+export const BODY_OVERHEAD = 256;
 /** The longest a float32 prints as JSON (`-1.1754943508222875e-38`) plus its comma. */
 const DECIMAL_FLOAT_BYTES = 25;
 
