@@ -50,15 +50,17 @@ export async function benchServices(options: { chromaDir?: string | undefined } 
   const chroma = await startLocalChroma({ path: chromaDir });
   const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
   const prefix = `vkbench-${process.pid}`;
-  return {
-    chroma,
-    redisUrl,
-    prefix,
-    dir,
-    async close() {
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
       await chroma.stop();
       rmSync(dir, { recursive: true, force: true });
       await deleteKeysUnder(redisUrl, prefix);
-    },
-  };
+    })());
+  // A bench stopped with Ctrl-C or kill never reaches its caller's `finally`: without this its folder (the seeded
+  // Chroma's data, the backups, often gigabytes) stayed in the temp dir after every interrupted run.
+  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    process.once(signal, () => void close().finally(() => process.exit(code)));
+  }
+  return { chroma, redisUrl, prefix, dir, close };
 }

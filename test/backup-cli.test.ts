@@ -1,5 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { QueueEvents } from "bullmq";
@@ -12,6 +11,7 @@ import { collect, runCli, spawnCli } from "./helpers/cli.js";
 import { STORES } from "./helpers/backup-fixtures.js";
 import { startLatencyProxy } from "./helpers/latency-proxy.js";
 import { chromaStore, chromaUrl, quietLogger, seedCollection, testConfig, testEnv, uniqueName } from "./helpers/services.js";
+import { tempFile } from "./helpers/temp-dir.js";
 
 const chroma = chromaStore();
 const collection = uniqueName("cli_backup");
@@ -24,7 +24,7 @@ const json = <T>(stdout: string) => JSON.parse(stdout) as T;
 
 /** A schedule without backup entries, so a prune without --keep-* has no retention to fall back on. */
 function probeOnlySchedule(): string {
-  const file = join(mkdtempSync(join(tmpdir(), "vk-sched-")), "schedule.yaml");
+  const file = tempFile("sched", "schedule.yaml");
   writeFileSync(file, `jobs: [{ kind: probe, cron: "* * * * *", collections: ["*"] }]\n`);
   return file;
 }

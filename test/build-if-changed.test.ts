@@ -1,9 +1,9 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { tempDir } from "./helpers/temp-dir.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const SCRIPT = join(ROOT, "scripts", "build-if-changed.mjs");
@@ -11,7 +11,7 @@ const SCRIPT = join(ROOT, "scripts", "build-if-changed.mjs");
 /** `npm start`'s pre-step, in a small project of its own (the real tsc through a link to this checkout's node_modules). */
 describe("npm start compiles only when sources changed", () => {
   it("compiles on the first start, skips an unchanged tree, compiles again after an edit", () => {
-    const dir = mkdtempSync(join(tmpdir(), "vk-build-"));
+    const dir = tempDir("build");
     symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
     mkdirSync(join(dir, "src"));
     writeFileSync(

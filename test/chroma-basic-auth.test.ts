@@ -1,6 +1,4 @@
-import { closeSync, mkdtempSync, openSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BackupResult } from "../src/jobs/backup.js";
 import { chromaEndpoint } from "../src/config/chroma-endpoint.js";
@@ -12,6 +10,7 @@ import { configError } from "./helpers/config-error.js";
 import { contents } from "./helpers/collection-contents.js";
 import { startHttpFaultProxy, type HttpFaultProxy } from "./helpers/fault-proxy.js";
 import { chromaStore, chromaUrl, seedCollection, testEnv, uniqueName, vectors } from "./helpers/services.js";
+import { tempDir, tempFile } from "./helpers/temp-dir.js";
 
 // A Chroma behind a gateway that serves it under /chroma and wants HTTP Basic auth, with the user and password in
 // CHROMA_URL. The proxy refuses (401) any request without exactly the right header, so every request vectorkeeper
@@ -64,7 +63,7 @@ describe("credentials in CHROMA_URL", () => {
     const target = uniqueName("basic_dst");
     const direct = chromaStore();
     await seedCollection(direct, source, 300, 16);
-    const env = testEnv({ CHROMA_URL: authUrl, BACKUP_URL: `file://${mkdtempSync(join(tmpdir(), "vk-basic-"))}`, LOG_LEVEL: "debug" });
+    const env = testEnv({ CHROMA_URL: authUrl, BACKUP_URL: `file://${tempDir("basic")}`, LOG_LEVEL: "debug" });
     const seen = proxy.requests.length;
 
     const backup = await runCli(["run", "backup", "--collection", source, "--chunk-records", "100", "--adaptive", "--json"], env);
@@ -118,7 +117,7 @@ describe("credentials in CHROMA_URL", () => {
     await bare.close();
 
     // Adaptive pacing whose probe is refused warns naming the variables to fix, and the job goes on at its rate limit.
-    const file = join(mkdtempSync(join(tmpdir(), "vk-basic-log-")), "log.ndjson");
+    const file = tempFile("basic-log", "log.ndjson");
     const fd = openSync(file, "w");
     const bareStore = chromaStore(`${proxy.url}${PREFIX}`);
     const pacer = await Pacer.start({ adaptive: true, latencyFactor: 2 }, { chroma: store, collection }, createLogger("warn", fd));

@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startScheduler, type SchedulerHandle } from "../scheduler.js";
 import { startWorker, type WorkerHandle } from "../worker.js";
@@ -19,6 +16,7 @@ import type { LocalChroma } from "../src/storage/chroma/local-server.js";
 import { eventually, scrape, seriesValue } from "./helpers/metrics-text.js";
 import { startWebhookReceiver } from "./helpers/webhook-receiver.js";
 import { chromaStore, quietLogger, seedCollection, startTestChroma, testConfig, uniqueName } from "./helpers/services.js";
+import { tempDir } from "./helpers/temp-dir.js";
 
 /**
  * Chroma stopped under a running worker and scheduler (a Chroma of this test's own, restarted on the same port and
@@ -26,7 +24,7 @@ import { chromaStore, quietLogger, seedCollection, startTestChroma, testConfig, 
  * collection, and a backup slot inside the outage still yields its backup.
  */
 describe("a Chroma outage", () => {
-  const dir = mkdtempSync(join(tmpdir(), "vk-outage-"));
+  const dir = tempDir("outage");
   let chroma: LocalChroma;
   const stops: (() => Promise<unknown>)[] = [];
   const restart = async () => {
@@ -41,7 +39,6 @@ describe("a Chroma outage", () => {
   });
   afterAll(async () => {
     await chroma.stop();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   async function schedulerFor(
@@ -126,7 +123,7 @@ describe("a Chroma outage", () => {
   it("enqueues a backup slot while Chroma is down, and the job backs up once Chroma is back", async () => {
     const name = uniqueName("outage_backup");
     await seedCollection(chromaStore(chroma.url), name, 30, 8);
-    const backupStore = new FsStore(mkdtempSync(join(tmpdir(), "vk-outage-backups-")));
+    const backupStore = new FsStore(tempDir("outage-backups"));
     const config = testConfig({ CHROMA_URL: chroma.url });
     await chroma.stop();
     // The scheduler's clock stands still inside one minute, so its catch-up passes all see the slot asserted here

@@ -1,12 +1,12 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorker, type WorkerHandle } from "../worker.js";
 import { freePort } from "../src/storage/chroma/local-server.js";
 import { collect, runCli, spawnCli, spawnCliMerged } from "./helpers/cli.js";
 import { chromaStore, quietLogger, seedCollection, testConfig, testEnv, uniqueName } from "./helpers/services.js";
+import { tempDir } from "./helpers/temp-dir.js";
 
 const store = chromaStore();
 const collection = uniqueName("cli_probe");
@@ -93,8 +93,7 @@ describe("without Redis", () => {
 });
 
 describe("start", () => {
-  const dir = mkdtempSync(join(tmpdir(), "vk-start-"));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir("start");
 
   it("runs a local Chroma, the worker, the scheduler and the dashboard in one process", async () => {
     writeFileSync(join(dir, "schedule.yaml"), `jobs: [{ kind: probe, cron: "* * * * * *", collections: ["*"] }]\n`);
@@ -141,7 +140,7 @@ describe("start", () => {
   });
 
   it("keeps a generated dashboard password in ./data (mode 0600) and prints it last, after the start-up log lines", async () => {
-    const home = mkdtempSync(join(tmpdir(), "vk-start-pw-"));
+    const home = tempDir("start-pw");
     writeFileSync(join(home, "schedule.yaml"), `jobs: [{ kind: probe, cron: "0 0 1 1 *", collections: ["*"] }]\n`);
     const env = testEnv();
     delete (env as Record<string, string | undefined>).SCHEDULE_FILE;
@@ -168,6 +167,5 @@ describe("start", () => {
     const file = join(home, "data", "dashboard-password");
     expect(readFileSync(file, "utf8").trim()).toBe(passwords[0]);
     expect(statSync(file).mode & 0o777).toBe(0o600);
-    rmSync(home, { recursive: true, force: true });
   }, 180_000);
 });

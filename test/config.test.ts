@@ -1,11 +1,11 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config/env.js";
 import { loadSchedule, parseScheduleYaml, payloadOf } from "../src/scheduling/schedule-file.js";
 import { runCli } from "./helpers/cli.js";
 import { configError } from "./helpers/config-error.js";
+import { tempDir } from "./helpers/temp-dir.js";
 
 describe("environment", () => {
   it("applies the documented defaults", () => {
@@ -81,7 +81,7 @@ describe("environment", () => {
 
   it("reads AWS_SHARED_CREDENTIALS_FILE as the AWS SDK does, with a leading ~/ for the home directory", () => {
     // A home of the test's own (homedir() reads HOME), so nothing is written into the real one.
-    const home = mkdtempSync(join(tmpdir(), "vk-home-"));
+    const home = tempDir("home");
     writeFileSync(join(home, "credentials"), "[default]\naws_access_key_id=a\naws_secret_access_key=b\n");
     const realHome = process.env.HOME;
     process.env.HOME = home;
@@ -164,7 +164,7 @@ jobs:
 
 describe("bad input at the command line", () => {
   it("exits 2 with one line naming the schedule entry, no stack trace", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "vk-sched-"));
+    const dir = tempDir("sched");
     const file = join(dir, "schedule.yaml");
     writeFileSync(file, `jobs:\n  - { kind: probe, cron: "0 25 * * *", collections: ["*"] }\n`);
     const result = await runCli(["schedule"], { SCHEDULE_FILE: file });
@@ -185,7 +185,7 @@ describe("bad input at the command line", () => {
   });
 
   it("prints the schedule with next run times as one JSON object", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "vk-sched-"));
+    const dir = tempDir("sched");
     const file = join(dir, "schedule.yaml");
     writeFileSync(file, `timezone: UTC\njobs:\n  - { kind: probe, cron: "0 3 * * *", collections: ["a_*"] }\n`);
     const result = await runCli(["schedule", "--json", "--count", "2"], { SCHEDULE_FILE: file });

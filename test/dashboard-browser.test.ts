@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { QueueEvents } from "bullmq";
 import { chromium, type Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +13,8 @@ import { chromaStore, chromaUrl, quietLogger, seedCollection, testConfig, unique
 
 /** Debian's chromium, which .ci/run installs; playwright's own browser download cannot run here. */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+/** Where the pages are kept for a person to look at after a run: in the checkout's ignored .cache, not in /tmp. */
+const screenshot = (name: string) => fileURLToPath(new URL(`../.cache/screenshots/${name}.png`, import.meta.url));
 
 describe("dashboard in a real browser", () => {
   const collection = uniqueName("dash_probe");
@@ -77,7 +80,7 @@ describe("dashboard in a real browser", () => {
     await page.goto(`${worker.ops.url}/dashboard/queue/probe?status=completed`);
     await page.getByText(`#${jobId}`).first().waitFor({ timeout: 15_000 });
     await expect(page.getByText(collection).first().isVisible()).resolves.toBe(true);
-    await page.screenshot({ path: "/tmp/vectorkeeper-dashboard.png" });
+    await page.screenshot({ path: screenshot("dashboard") });
     await context.close();
   });
 
@@ -107,7 +110,7 @@ describe("dashboard in a real browser", () => {
     await page.getByText(`collection "${missing}" does not exist`).first().waitFor({ timeout: 15_000 });
     const text = await page.locator("body").innerText();
     expect(text).not.toMatch(/\n\s*at \S+ \(|node:internal|\.ts:\d+:\d+/);
-    await page.screenshot({ path: "/tmp/vectorkeeper-dashboard-failed.png" });
+    await page.screenshot({ path: screenshot("dashboard-failed") });
     await context.close();
   });
 
@@ -132,7 +135,7 @@ describe("dashboard in a real browser", () => {
     const now = Number(await bar.getAttribute("aria-valuenow"));
     expect(now).toBeGreaterThan(0);
     expect(now).toBeLessThan(100);
-    await page.screenshot({ path: "/tmp/vectorkeeper-dashboard-progress.png" });
+    await page.screenshot({ path: screenshot("dashboard-progress") });
     await context.close();
   });
 });

@@ -1,8 +1,5 @@
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { exitCodeOf, oneLine } from "../src/cli/output.js";
 import { backup, type BackupResult } from "../src/jobs/backup.js";
@@ -18,7 +15,7 @@ import type { Manifest, PackedChunk } from "../src/storage/backup-format/manifes
 import { chunkContext } from "../src/storage/backup-format/packs.js";
 import type { ObjectStore } from "../src/storage/objects/object-store.js";
 import { collect, runCli, spawnCli, type CliResult } from "./helpers/cli.js";
-import { snapshotOf, STORES } from "./helpers/backup-fixtures.js";
+import { keyFile, snapshotOf, STORES } from "./helpers/backup-fixtures.js";
 import { chromaStore, jobContext, testEnv, uniqueName, vectors } from "./helpers/services.js";
 
 // Bad input and faults of issue 12 for deduplicated (format 4: chunks in packs) backups, plain and encrypted, on file:// and S3. The
@@ -28,12 +25,6 @@ import { chromaStore, jobContext, testEnv, uniqueName, vectors } from "./helpers
 // sharing one store at once.
 
 const chroma = chromaStore();
-
-function keyFile(): string {
-  const path = join(mkdtempSync(join(tmpdir(), "vk-key-")), "key");
-  writeFileSync(path, `${randomBytes(32).toString("base64")}\n`);
-  return path;
-}
 
 /** A small collection of documents, metadata and 8-dim embeddings: several content-defined chunks. */
 async function seed(name: string, count = 40): Promise<void> {

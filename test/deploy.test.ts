@@ -1,6 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
@@ -8,6 +7,7 @@ import { beforeAll, describe, expect, inject, it } from "vitest";
 import { loadSchedule } from "../src/scheduling/schedule-file.js";
 import { runCli } from "./helpers/cli.js";
 import { testEnv, uniqueName } from "./helpers/services.js";
+import { tempDir, tempFile } from "./helpers/temp-dir.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -46,7 +46,7 @@ describe("the compose deployment", () => {
 
   it("is valid as cloned, without a .env, and sets no secret of its own", () => {
     // An empty env file stands for "no .env" even where a developer has one (a fresh clone has none).
-    const noEnv = join(mkdtempSync(join(tmpdir(), "vk-compose-")), "empty.env");
+    const noEnv = tempFile("compose", "empty.env");
     writeFileSync(noEnv, "");
     const check = dockerCompose(["--env-file", noEnv, "config", "-q"]);
     expect(check.stderr).toBe("");
@@ -63,7 +63,7 @@ describe("the compose deployment", () => {
   });
 
   it("makes MinIO and vectorkeeper read the credentials minio-credentials writes, which .env's override", () => {
-    const env = join(mkdtempSync(join(tmpdir(), "vk-compose-")), "test.env");
+    const env = tempFile("compose", "test.env");
     writeFileSync(env, "MINIO_ROOT_USER=from-env\nMINIO_ROOT_PASSWORD=from-env-password\n");
     const resolved = resolvedServices(dockerCompose(["--env-file", env, "config"]));
     const init = resolved["minio-credentials"]!;
@@ -105,7 +105,7 @@ describe.each(["sh", "busybox sh"])("deploy/minio-credentials.sh under %s", (she
     if (shell !== "busybox sh") return;
     const which = spawnSync("busybox", ["--help"], { encoding: "utf8" });
     expect(which.error, "busybox is a test dependency: apt-get install busybox (.ci/run installs it)").toBeUndefined();
-    applets = mkdtempSync(join(tmpdir(), "vk-busybox-"));
+    applets = tempDir("busybox");
     expect(spawnSync("busybox", ["--install", "-s", applets]).status).toBe(0);
   });
   const run = (dir: string, env: Record<string, string> = {}) => {
@@ -122,7 +122,7 @@ describe.each(["sh", "busybox sh"])("deploy/minio-credentials.sh under %s", (she
   };
 
   it("makes random credentials once, private to their owner, and keeps them", () => {
-    const dir = mkdtempSync(join(tmpdir(), "vk-creds-"));
+    const dir = tempDir("creds");
     const first = run(dir);
     expect(first.stderr).toBe("");
     expect(first.status).toBe(0);
@@ -139,13 +139,13 @@ describe.each(["sh", "busybox sh"])("deploy/minio-credentials.sh under %s", (she
     expect(again.stdout).toContain("keeping");
     expect(files(dir)).toEqual(made);
     // Another directory, other credentials: nothing is built in.
-    const other = mkdtempSync(join(tmpdir(), "vk-creds-"));
+    const other = tempDir("creds");
     expect(run(other).status).toBe(0);
     expect(files(other)["root-password"]).not.toBe(made["root-password"]);
   });
 
   it("writes .env's pair over the kept one, and refuses a half or unusable pair without touching the files", () => {
-    const dir = mkdtempSync(join(tmpdir(), "vk-creds-"));
+    const dir = tempDir("creds");
     expect(run(dir).status).toBe(0);
     const given = run(dir, { MINIO_ROOT_USER: "ops", MINIO_ROOT_PASSWORD: "#not;a=comment" });
     expect(given.status).toBe(0);
@@ -164,7 +164,7 @@ describe.each(["sh", "busybox sh"])("deploy/minio-credentials.sh under %s", (she
   });
 
   it("keeps a file without a final newline, and refuses kept files MinIO would read as empty (its default login)", () => {
-    const dir = mkdtempSync(join(tmpdir(), "vk-creds-"));
+    const dir = tempDir("creds");
     writeFileSync(join(dir, "root-user"), "hand-made");
     writeFileSync(join(dir, "root-password"), "edited-without-newline");
     const kept = run(dir);
@@ -191,7 +191,7 @@ describe.each(["sh", "busybox sh"])("deploy/minio-credentials.sh under %s", (she
   });
 
   it("owns aws-credentials as CREDENTIALS_OWNER, and refuses an owner it cannot give in one line, the old file kept", () => {
-    const dir = mkdtempSync(join(tmpdir(), "vk-creds-"));
+    const dir = tempDir("creds");
     expect(run(dir).status).toBe(0);
     const before = files(dir);
     const refused = run(dir, { CREDENTIALS_OWNER: "nosuchuser-vk" });
@@ -213,7 +213,7 @@ describe("the compose services that read the credentials", () => {
    * files given (user, password; undefined: no file).
    */
   const runService = (name: string, user: string | undefined, password: string | undefined) => {
-    const dir = mkdtempSync(join(tmpdir(), "vk-creds-"));
+    const dir = tempDir("creds");
     if (user !== undefined) writeFileSync(join(dir, "root-user"), user);
     if (password !== undefined) writeFileSync(join(dir, "root-password"), password);
     const { entrypoint, command } = services[name]!;
@@ -222,7 +222,7 @@ describe("the compose services that read the credentials", () => {
     // No variable compose itself would fill in: every $ is written $$.
     expect(command[0]!.replaceAll("$$", "")).not.toContain("$");
     const script = command[0]!.replaceAll("$$", "$").replaceAll("/credentials/", `${dir}/`);
-    const bin = mkdtempSync(join(tmpdir(), "vk-stubs-"));
+    const bin = tempDir("stubs");
     // Stand-ins that record their arguments and stdin.
     for (const tool of ["mc", "minio"]) {
       writeFileSync(join(bin, tool), `#!/bin/sh\nprintf '%s|' "$@" >>"${bin}/${tool}.args"\necho >>"${bin}/${tool}.args"\ncat >>"${bin}/${tool}.stdin"\n`, {
@@ -276,7 +276,7 @@ describe("the credentials file minio-credentials writes", () => {
       });
     // s3rver knows one access key, S3RVER: the pair given as .env would give it, with characters the INI format
     // treats specially in the password.
-    const known = mkdtempSync(join(tmpdir(), "vk-creds-"));
+    const known = tempDir("creds");
     expect(run(known, { MINIO_ROOT_USER: "S3RVER", MINIO_ROOT_PASSWORD: "#S3RVER;=x" }).status).toBe(0);
     const listed = await runCli(["backups", "list", "--json"], bucketEnv(join(known, "aws-credentials")));
     expect(listed.stderr).toBe("");
@@ -284,7 +284,7 @@ describe("the credentials file minio-credentials writes", () => {
     expect(JSON.parse(listed.stdout)).toMatchObject({ backups: [] });
 
     // Generated credentials are not S3RVER's: the refusal shows the file's key is the one sent.
-    const generated = mkdtempSync(join(tmpdir(), "vk-creds-"));
+    const generated = tempDir("creds");
     expect(run(generated).status).toBe(0);
     const refused = await runCli(["backups", "list", "--json"], bucketEnv(join(generated, "aws-credentials")));
     expect(refused.code).toBe(2);

@@ -1,6 +1,3 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { QueueEvents } from "bullmq";
 import { describe, expect, it } from "vitest";
@@ -13,6 +10,7 @@ import { FsStore } from "../src/storage/objects/fs-store.js";
 import { cliKilledAt, runCli } from "./helpers/cli.js";
 import { scrape, seriesValue, eventually } from "./helpers/metrics-text.js";
 import { chromaStore, jobContext, quietLogger, seedCollection, testConfig, testEnv, uniqueName } from "./helpers/services.js";
+import { tempDir } from "./helpers/temp-dir.js";
 
 const chroma = chromaStore();
 
@@ -70,7 +68,7 @@ describe("drill job", () => {
   it("refuses a collection without a backup in one line, creating nothing", async () => {
     const name = uniqueName("drill_none");
     await seedCosine(name, 10);
-    const run = await runCli(["run", "drill", "--collection", name], testEnv({ BACKUP_URL: pathToFileURL(mkdtempSync(join(tmpdir(), "vk-drill-"))).href }));
+    const run = await runCli(["run", "drill", "--collection", name], testEnv({ BACKUP_URL: pathToFileURL(tempDir("drill")).href }));
     expect(run.code).toBe(2);
     expect(run.stderr.trim().split("\n")).toHaveLength(1);
     expect(run.stderr).toContain("no complete backup");
@@ -80,7 +78,7 @@ describe("drill job", () => {
   it("leaves no scratch collection after the next run when killed mid-drill", async () => {
     const name = uniqueName("drill_kill");
     await seedCosine(name, 800);
-    const env = testEnv({ BACKUP_URL: pathToFileURL(mkdtempSync(join(tmpdir(), "vk-drill-"))).href });
+    const env = testEnv({ BACKUP_URL: pathToFileURL(tempDir("drill")).href });
     expect((await runCli(["run", "backup", "--collection", name, "--chunk-records", "100"], env)).code).toBe(0);
 
     // Killed once after the scratch restore is complete, once inside the restore before its swap.
@@ -99,7 +97,7 @@ describe("drill job", () => {
   it("exports the last successful drill, its restore time and measured recall from the worker", async () => {
     const name = uniqueName("drill_metrics");
     await seedCosine(name, 300);
-    const backupStore = new FsStore(mkdtempSync(join(tmpdir(), "vk-drill-")));
+    const backupStore = new FsStore(tempDir("drill"));
     await backup.process(backup.payload.parse({ collection: name }), jobContext({ chroma, backupStore }));
     const config = testConfig();
     const worker = await startWorker({ config, logger: quietLogger(), chroma, backupStore, kinds: ["drill", "recall"] });

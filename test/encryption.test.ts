@@ -1,8 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { backup } from "../src/jobs/backup.js";
 import { restore } from "../src/jobs/restore.js";
@@ -19,6 +16,7 @@ import type { ObjectStore } from "../src/storage/objects/object-store.js";
 import { runCli } from "./helpers/cli.js";
 import { keyFile, snapshotOf, STORES } from "./helpers/backup-fixtures.js";
 import { chromaStore, jobContext, testEnv, uniqueName, vectors } from "./helpers/services.js";
+import { tempDir } from "./helpers/temp-dir.js";
 
 const chroma = chromaStore();
 const DOCUMENT = "the harbour ledger of captain Quillfeather";
@@ -185,7 +183,7 @@ class IgnoringStore extends FsStore {
 
 describe("setting up one encrypted store at once", () => {
   it("three processes agree on one key, also the one adopting a header a late write replaces", async () => {
-    const store = new IgnoringStore(mkdtempSync(join(tmpdir(), "vk-fs-")));
+    const store = new IgnoringStore(tempDir("fs"));
     const secret = readKeyFile(keyFile());
     const writers = [openRepository(store, secret), openRepository(store, secret)];
     // The third starts once one header stands, before the held-back one replaces it.
@@ -197,7 +195,7 @@ describe("setting up one encrypted store at once", () => {
   });
 
   it("a header asking scrypt for too much work is refused in one line, without running it", async () => {
-    const store = new FsStore(mkdtempSync(join(tmpdir(), "vk-fs-")));
+    const store = new FsStore(tempDir("fs"));
     const kdf = { name: "scrypt", N: 2 ** 15, r: 8, p: 16, salt: randomBytes(16).toString("base64") };
     const header = { format: "vectorkeeper-repository", version: 1, encryption: "aes-256-gcm", keyId: "0123456789abcdef", kdf };
     await store.put(HEADER_KEY, Buffer.from(JSON.stringify(header)));

@@ -1,18 +1,18 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createRichCollection, RICH_DIMENSION, snapshotOf } from "./helpers/backup-fixtures.js";
 import { runCli } from "./helpers/cli.js";
 import { listBackups, readBackup } from "./helpers/independent-reader.js";
 import { chromaStore, testEnv, uniqueName } from "./helpers/services.js";
+import { tempDir } from "./helpers/temp-dir.js";
 
 const chroma = chromaStore();
 
 /** docs/format.md against the code: backups made by the real CLI, read by a reader that knows only the document. */
 describe("docs/format.md", () => {
   const collection = uniqueName("fmt");
-  const root = mkdtempSync(join(tmpdir(), "vk-format-"));
+  const root = tempDir("format");
   const backupIds: Record<string, string> = {};
 
   beforeAll(async () => {

@@ -1,5 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../src/config/config-error.js";
@@ -9,10 +8,11 @@ import { FsStore } from "../src/storage/objects/fs-store.js";
 import { runCli } from "./helpers/cli.js";
 import { configError } from "./helpers/config-error.js";
 import { testEnv } from "./helpers/services.js";
+import { tempDir } from "./helpers/temp-dir.js";
 
 /** A file:// store holding one folder, with a sibling folder outside it that a walk could reach. */
 function storeDir(): { root: string; outside: string } {
-  const base = mkdtempSync(join(tmpdir(), "vk-hostile-"));
+  const base = tempDir("hostile");
   const root = join(base, "store");
   const outside = join(base, "outside");
   mkdirSync(join(root, "coll"), { recursive: true });

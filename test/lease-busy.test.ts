@@ -1,6 +1,3 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, inject, it } from "vitest";
@@ -10,6 +7,7 @@ import { enqueue } from "../src/queues/enqueue.js";
 import { FsStore } from "../src/storage/objects/fs-store.js";
 import { runCli } from "./helpers/cli.js";
 import { chromaStore, jobContext, quietLogger, testConfig, testEnv, uniqueName, vectors } from "./helpers/services.js";
+import { tempDir } from "./helpers/temp-dir.js";
 
 // "Already running" is not bad input: the CLI exits 1 (not 2), and a queued job meeting a running one is retried
 // with the queue's backoff instead of failing for good.
@@ -22,7 +20,7 @@ const holdElsewhere = (prefix: string, lease: string, ms: number) =>
   redis.set(`${prefix}:lock:${lease}`, JSON.stringify({ holder: "job elsewhere", token: "t" }), "PX", ms);
 
 async function backedUp(name: string) {
-  const dir = mkdtempSync(join(tmpdir(), "vk-busy-"));
+  const dir = tempDir("busy");
   const backupStore = new FsStore(dir);
   const collection = await chroma.client.createCollection({ name, embeddingFunction: null });
   await collection.add({ ids: Array.from({ length: 20 }, (_, i) => `r${i}`), embeddings: vectors(20, 8, 4) });
@@ -49,7 +47,7 @@ describe("a run meeting one already running", () => {
       embeddings: vectors(20, 8, 4),
       metadatas: Array.from({ length: 20 }, () => ({ _created_at: Date.now() - 40 * 86_400_000 })),
     });
-    const backupStore = new FsStore(mkdtempSync(join(tmpdir(), "vk-busy-")));
+    const backupStore = new FsStore(tempDir("busy"));
     const config = testConfig();
     await holdElsewhere(config.queuePrefix, `archive:${name}`, 4000);
     const worker = await startWorker({ config, logger: quietLogger(), chroma, backupStore, kinds: ["archive"] });

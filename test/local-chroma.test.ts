@@ -1,14 +1,12 @@
 import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import type { LocalChroma } from "../src/storage/chroma/local-server.js";
 import { chromaLaunch } from "../src/storage/chroma/local-binding.js";
 import { chromaStore, chromaUrl, seedCollection, startTestChroma, uniqueName } from "./helpers/services.js";
+import { tempDir } from "./helpers/temp-dir.js";
 
 const server = inject("chromaServer");
 const collectionsUrl = (url: string) => `${url}/api/v2/tenants/default_tenant/databases/default_database/collections`;
@@ -32,11 +30,10 @@ describe(`the test matrix's Chroma (${server})`, () => {
 });
 
 describe("stopping a local Chroma", () => {
-  const dir = mkdtempSync(join(tmpdir(), "vk-stop-"));
+  const dir = tempDir("stop");
   let local: LocalChroma | undefined;
   afterAll(async () => {
     await local?.stop();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it("ends the server within seconds and keeps what was written", async () => {
@@ -56,7 +53,7 @@ describe("stopping a local Chroma", () => {
 });
 
 describe("a local Chroma whose starter dies", () => {
-  const dir = mkdtempSync(join(tmpdir(), "vk-orphan-"));
+  const dir = tempDir("orphan");
   let serverPid: number | undefined;
   const alive = (pid: number) => {
     try {
@@ -68,7 +65,6 @@ describe("a local Chroma whose starter dies", () => {
   };
   afterAll(() => {
     if (serverPid !== undefined && alive(serverPid)) process.kill(serverPid, "SIGKILL");
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it("goes with it, even when the starter is killed with SIGKILL", async () => {

@@ -1,6 +1,3 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { QueueEvents } from "bullmq";
 import { describe, expect, it } from "vitest";
 import { startWorker } from "../worker.js";
@@ -15,6 +12,7 @@ import { SERVED_KINDS } from "../src/queues/catalogue.js";
 import { scrape, seriesValue, eventually } from "./helpers/metrics-text.js";
 import { runCli } from "./helpers/cli.js";
 import { chromaStore, jobContext, quietLogger, seedCollection, testConfig, testEnv, uniqueName } from "./helpers/services.js";
+import { tempDir } from "./helpers/temp-dir.js";
 
 const chroma = chromaStore();
 
@@ -51,7 +49,7 @@ describe("metrics that survive restarts and forget the dead", () => {
     const backedUp = uniqueName("restart_backup");
     await seedCollection(chroma, warmed, 20, 8);
     await seedCollection(chroma, backedUp, 20, 8);
-    const backupStore = new FsStore(mkdtempSync(join(tmpdir(), "vk-restart-")));
+    const backupStore = new FsStore(tempDir("restart"));
     // A backup made without any worker (as `vectorkeeper run backup` does): only the catalog knows it.
     const made = await backup.process(backup.payload.parse({ collection: backedUp }), jobContext({ backupStore }));
     const config = testConfig();

@@ -1,6 +1,4 @@
-import { mkdtempSync } from "node:fs";
-import { getPriority, tmpdir } from "node:os";
-import { join } from "node:path";
+import { getPriority } from "node:os";
 import { performance } from "node:perf_hooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { archive } from "../src/jobs/archive.js";
@@ -14,6 +12,7 @@ import { parseScheduleYaml } from "../src/scheduling/schedule-file.js";
 import { runCli } from "./helpers/cli.js";
 import { startHttpFaultProxy, type HttpFaultProxy } from "./helpers/fault-proxy.js";
 import { chromaStore, chromaUrl, jobContext, testEnv, uniqueName, vectors } from "./helpers/services.js";
+import { tempDir } from "./helpers/temp-dir.js";
 
 const chroma = chromaStore();
 const DAY_MS = 86_400_000;
@@ -207,7 +206,7 @@ describe("the job's CPU priority (nice)", () => {
   it("is lowered for a `vectorkeeper run` with --adaptive --nice, and the job completes", async () => {
     const name = uniqueName("pace_nice");
     await seed(name, 400);
-    const env = testEnv({ BACKUP_URL: `file://${mkdtempSync(join(tmpdir(), "vk-nice-"))}`, LOG_LEVEL: "info" });
+    const env = testEnv({ BACKUP_URL: `file://${tempDir("nice")}`, LOG_LEVEL: "info" });
     const run = await runCli(["run", "backup", "--collection", name, "--chunk-records", "100", "--adaptive", "--nice", "7", "--json"], env);
     expect(run.code, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ collection: name, records: 400 });

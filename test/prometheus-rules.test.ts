@@ -1,6 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { QueueEvents } from "bullmq";
@@ -14,6 +13,7 @@ import { QueueSet } from "../src/queues/queue-set.js";
 import { parseScheduleYaml } from "../src/scheduling/schedule-file.js";
 import { scrape } from "./helpers/metrics-text.js";
 import { chromaStore, quietLogger, seedCollection, testConfig, uniqueName } from "./helpers/services.js";
+import { tempDir } from "./helpers/temp-dir.js";
 
 /** The shipped rules (deploy/prometheus) checked by promtool (Debian's `prometheus` package), against live /metrics. */
 const DIR = fileURLToPath(new URL("../deploy/prometheus/", import.meta.url));
@@ -35,7 +35,7 @@ describe("deploy/prometheus", () => {
     const queries = dashboardQueries();
     expect(queries.length).toBeGreaterThanOrEqual(10);
     // promtool parses expressions only in rules files: each query becomes a recording rule of a throwaway one.
-    const dir = mkdtempSync(join(tmpdir(), "vk-grafana-"));
+    const dir = tempDir("grafana");
     const file = join(dir, "queries.yaml");
     writeFileSync(file, stringify({ groups: [{ name: "dashboard", rules: queries.map((expr, i) => ({ record: `dashboard:query${i}`, expr })) }] }));
     const check = promtool(["check", "rules", file]);

@@ -1,5 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { QueueEvents } from "bullmq";
 import { Redis } from "ioredis";
@@ -12,6 +11,7 @@ import { collect, spawnCli } from "./helpers/cli.js";
 import { startTcpFaultProxy, type TcpFaultProxy } from "./helpers/fault-proxy.js";
 import { ownRedis } from "./helpers/redis-server.js";
 import { chromaStore, seedCollection, testEnv, uniqueName } from "./helpers/services.js";
+import { tempDir } from "./helpers/temp-dir.js";
 
 /**
  * Redis goes away under a running daemon (the proxy in front of the run's Redis stops listening and cuts every
@@ -128,7 +128,7 @@ describe("daemon logs during a Redis outage", () => {
 
   it("the scheduler writes a few JSON lines, not error dumps, and says when Redis is back", async () => {
     const proxy = await redisProxy();
-    const dir = mkdtempSync(join(tmpdir(), "vk-outage-"));
+    const dir = tempDir("outage");
     writeFileSync(join(dir, "schedule.yaml"), `jobs: [{ kind: probe, cron: "0 0 1 1 *", collections: ["*"] }]\n`);
     const env = testEnv({ REDIS_URL: `redis://${proxy.url}`, LOG_LEVEL: "info", SCHEDULE_FILE: join(dir, "schedule.yaml") });
     const run = await throughOutage(["scheduler", "--json"], env, proxy, "scheduler started");

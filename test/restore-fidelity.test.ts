@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { FtsIndexConfig, IntInvertedIndexConfig, Schema, StringInvertedIndexConfig, type Metadata } from "chromadb";
@@ -17,6 +16,7 @@ import { runCli } from "./helpers/cli.js";
 import { startHttpFaultProxy, type HttpFaultProxy } from "./helpers/fault-proxy.js";
 import { readBackup, type ReadRecord } from "./helpers/independent-reader.js";
 import { chromaStore, chromaUrl, jobContext, seedCollection, testEnv, uniqueName, vectors } from "./helpers/services.js";
+import { tempDir } from "./helpers/temp-dir.js";
 
 const chroma = chromaStore();
 /** The run's server: "current" has schemas and array metadata, 1.0.5 has neither (both keep URIs). */
@@ -25,7 +25,7 @@ const FIXTURES = new URL("./fixtures/", import.meta.url);
 
 /** A fresh file:// store, optionally holding a copy of a checked-in backup fixture. */
 function freshStore(fixture?: string): { root: string; store: FsStore; env: Record<string, string> } {
-  const root = mkdtempSync(join(tmpdir(), "vk-fidelity-"));
+  const root = tempDir("fidelity");
   if (fixture) cpSync(new URL(fixture, FIXTURES), root, { recursive: true });
   return { root, store: new FsStore(root), env: testEnv({ BACKUP_URL: `file://${root}` }) };
 }
@@ -325,7 +325,7 @@ describe("a backup holding what this version cannot restore", () => {
 
 describe("Chroma stopped mid-restore", () => {
   it("leaves no collection under the target name; a re-run restores it whole", { timeout: 300_000 }, async () => {
-    const path = mkdtempSync(join(tmpdir(), "vk-stopped-"));
+    const path = tempDir("stopped");
     const server = inject("chromaServer");
     let local = await startLocalChroma({ path, server });
     const own = chromaStore(local.url);

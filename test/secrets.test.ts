@@ -1,6 +1,5 @@
-import { mkdtempSync, openSync, closeSync, readFileSync } from "node:fs";
+import { openSync, closeSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import { loadConfig } from "../src/config/env.js";
@@ -10,6 +9,7 @@ import { redactUrl, redactUrlsIn } from "../src/redact.js";
 import { collect, runCli, spawnCli } from "./helpers/cli.js";
 import { configError } from "./helpers/config-error.js";
 import { testEnv, uniqueName } from "./helpers/services.js";
+import { tempFile } from "./helpers/temp-dir.js";
 
 /** Every secret below contains this, so one assertion per output covers them all. */
 const SECRET = "Zq7s3cretPW";
@@ -171,7 +171,7 @@ describe("secrets in what commands and daemons print", () => {
   });
 
   it("redacts URLs in known fields, messages and serialized errors of every log line", () => {
-    const file = join(mkdtempSync(join(tmpdir(), "vk-log-")), "log.ndjson");
+    const file = tempFile("log", "log.ndjson");
     const fd = openSync(file, "w");
     const logger = createLogger("info", fd);
     logger.info({ url: `http://u:${SECRET}@h:1`, redis: `redis://:${SECRET}@r:6379` }, "with fields");

@@ -1,13 +1,12 @@
-import { closeSync, mkdtempSync, openSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { createLogger } from "../src/logging.js";
 import { ThrottledErrorLog } from "../src/throttled-log.js";
+import { tempFile } from "./helpers/temp-dir.js";
 
 describe("the rate-limited error log", () => {
   it("logs each distinct error once per interval, counts the repeats, and says once when things work again", () => {
-    const file = join(mkdtempSync(join(tmpdir(), "vk-throttle-")), "log.ndjson");
+    const file = tempFile("throttle", "log.ndjson");
     const fd = openSync(file, "w");
     let now = 0;
     const log = new ThrottledErrorLog(createLogger("info", fd), "redis", 10_000, () => now);
@@ -34,7 +33,7 @@ describe("the rate-limited error log", () => {
   });
 
   it("forgets errors unseen for two intervals, and remembers at most maxDistinct (messages with ids stay bounded)", () => {
-    const file = join(mkdtempSync(join(tmpdir(), "vk-throttle-")), "log.ndjson");
+    const file = tempFile("throttle", "log.ndjson");
     const fd = openSync(file, "w");
     let now = 0;
     const log = new ThrottledErrorLog(createLogger("info", fd), "worker", 10_000, () => now, "error", 3);

@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { QueueEvents, type Job } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorker, type WorkerHandle } from "../worker.js";
@@ -9,6 +6,7 @@ import { createRedisConnection } from "../src/queues/connection.js";
 import { enqueue } from "../src/queues/enqueue.js";
 import type { LocalChroma } from "../src/storage/chroma/local-server.js";
 import { chromaStore, quietLogger, seedCollection, startTestChroma, testConfig, uniqueName } from "./helpers/services.js";
+import { tempDir } from "./helpers/temp-dir.js";
 
 const store = chromaStore();
 const collection = uniqueName("worker_probe");
@@ -112,10 +110,9 @@ describe("worker without dashboard credentials", () => {
 
 describe("/readyz when Chroma stops", () => {
   let local: LocalChroma;
-  const dir = mkdtempSync(join(tmpdir(), "vk-ready-"));
+  const dir = tempDir("ready");
   afterAll(async () => {
     await local?.stop();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it("turns 503 and names Chroma as the reason", async () => {

@@ -1,7 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { writeFileSync } from "node:fs";
 import type { Collection, Metadata } from "chromadb";
 import { expect, inject } from "vitest";
 import type { ChromaStore } from "../../src/storage/chroma/client.js";
@@ -9,6 +7,7 @@ import { FsStore } from "../../src/storage/objects/fs-store.js";
 import type { ObjectStore } from "../../src/storage/objects/object-store.js";
 import { S3Store } from "../../src/storage/objects/s3-store.js";
 import { uniqueName, vectors } from "./services.js";
+import { tempDir, tempFile } from "./temp-dir.js";
 
 export const S3_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
 
@@ -21,7 +20,7 @@ export const STORES: { name: string; open(): { store: ObjectStore; env: Record<s
   {
     name: "file://",
     open() {
-      const dir = mkdtempSync(join(tmpdir(), "vk-fs-"));
+      const dir = tempDir("fs");
       return { store: new FsStore(dir), env: { BACKUP_URL: `file://${dir}` } };
     },
   },
@@ -47,7 +46,7 @@ export const STORES: { name: string; open(): { store: ObjectStore; env: Record<s
 
 /** A fresh VK_BACKUP_KEY_FILE holding a random 32-byte key (base64, as the README says to make one). */
 export function keyFile(): string {
-  const path = join(mkdtempSync(join(tmpdir(), "vk-key-")), "key");
+  const path = tempFile("key", "key");
   writeFileSync(path, `${randomBytes(32).toString("base64")}\n`);
   return path;
 }

@@ -3,14 +3,12 @@ import type { Collection, CreateCollectionConfiguration, Metadata } from "chroma
 import { inject } from "vitest";
 import { loadConfig, type Config } from "../../src/config/env.js";
 import { createLogger, type Logger } from "../../src/logging.js";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { JobContext } from "../../src/jobs/job-context.js";
 import { LocalLocks } from "../../src/queues/locks.js";
 import { ChromaStore } from "../../src/storage/chroma/client.js";
 import { FsStore } from "../../src/storage/objects/fs-store.js";
 import { startLocalChroma, type LocalChroma } from "../../src/storage/chroma/local-server.js";
+import { tempDir } from "./temp-dir.js";
 
 /**
  * The Chroma of this test worker. Each worker has its own (global-setup.ts), and a worker runs one file at a time, so
@@ -113,7 +111,8 @@ export function jobContext(overrides: Partial<JobContext> = {}): JobContext {
   return {
     logger: quietLogger(),
     chroma: chromaStore(),
-    backupStore: new FsStore(mkdtempSync(join(tmpdir(), "vk-backups-"))),
+    // Only when the test gives none: a folder made for a store that is then overridden would be made for nothing.
+    backupStore: overrides.backupStore ?? new FsStore(tempDir("backups")),
     locks: new LocalLocks(),
     runner: "test",
     followUp: async () => undefined,
