@@ -1,6 +1,3 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { QueueEvents } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorker, type WorkerHandle } from "../worker.js";
@@ -14,13 +11,14 @@ import { enqueue } from "../src/queues/enqueue.js";
 import type { StoredProgress } from "../src/queues/job-progress.js";
 import { FsStore } from "../src/storage/objects/fs-store.js";
 import { chromaStore, jobContext, quietLogger, seedCollection, testConfig, uniqueName } from "./helpers/services.js";
+import { tempDir } from "./helpers/temp-dir.js";
 
 const chroma = chromaStore();
 const RECORDS = 3000;
 const INTERVAL = DEFAULTS.progress.intervalMs;
 
 describe("a restore of many chunks through a worker", () => {
-  const dir = mkdtempSync(join(tmpdir(), "vk-progress-"));
+  const dir = tempDir("progress");
   const backupStore = new FsStore(dir);
   const config = testConfig({ BACKUP_URL: `file://${dir}` });
   let worker: WorkerHandle;
