@@ -19,3 +19,25 @@ export class IntegrityError extends PermanentError {
 export class LeaseBusyError extends Error {
   override name = "LeaseBusyError";
 }
+
+/**
+ * No Redis answers; the message says how to get one. Kept here rather than beside the connection so that the CLI can
+ * tell it apart from other failures without loading the Redis client.
+ */
+export class RedisUnavailableError extends Error {
+  override readonly name = "RedisUnavailableError";
+  constructor(url: string) {
+    const where = (() => {
+      try {
+        const u = new URL(url);
+        return `${u.hostname}:${u.port || 6379}`;
+      } catch {
+        return url;
+      }
+    })();
+    super(
+      `Redis does not answer at ${where} (REDIS_URL). vectorkeeper needs a Redis for its queues: ` +
+        "`apt install redis-server`, `brew install redis && brew services start redis`, or `docker compose up -d redis`",
+    );
+  }
+}

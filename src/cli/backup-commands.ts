@@ -1,22 +1,22 @@
 import type { Command } from "commander";
 import { ConfigError, describeIssues } from "../config/config-error.js";
-import { collectionName } from "../jobs/payload-fields.js";
 import type { KeepPolicy } from "../storage/retention/retention.js";
-import { completeBackups, findBackup } from "../storage/backup-format/backup-catalog.js";
-import { soleBytes } from "../storage/backup-format/content-store.js";
-import { resolveCollections } from "../scheduling/collection-globs.js";
-import { loadSchedule } from "../scheduling/schedule-file.js";
 import { payloadFromFlags, withJobFlags } from "./job-flags.js";
-import { runInline } from "./job-commands.js";
 import { printResult, type OutputOptions } from "./output.js";
-import { backupStoreOf, runtimeFor } from "./runtime.js";
+
+// The stores, the schedule and the job runner are imported by each action when it runs, not with the commands.
 
 type Flags = OutputOptions & Record<string, unknown>;
 
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 
 /** The retention of the first backup entry of the schedule that covers a collection, if any. */
-function scheduledKeep(collection: string): KeepPolicy | undefined {
+async function scheduledKeep(collection: string): Promise<KeepPolicy | undefined> {
+  const [{ runtimeFor }, { loadSchedule }, { resolveCollections }] = await Promise.all([
+    import("./runtime.js"),
+    import("../scheduling/schedule-file.js"),
+    import("../scheduling/collection-globs.js"),
+  ]);
   const { config } = runtimeFor("command");
   const schedule = loadSchedule(config.schedule.file, config.schedule.explicit);
   for (const entry of schedule.jobs) {
@@ -34,7 +34,9 @@ export function registerBackupCommands(program: Command): void {
       .option("--json", "print the result as one JSON object"),
     ["to", "replace", "batchSize"],
   ).action(async (backupId: string, flags: Flags) => {
-    await runInline("restore", { ...payloadFromFlags(flags), backupId }, flags, { backupId: "<backupId>" });
+    const payload = { ...payloadFromFlags(flags), backupId };
+    const { runInline } = await import("./inline-run.js");
+    await runInline("restore", payload, flags, { backupId: "<backupId>" });
   });
 
   const backups = program.command("backups").description("list, verify and prune backups");
@@ -45,6 +47,12 @@ export function registerBackupCommands(program: Command): void {
     .option("--collection <name>", "only this collection's")
     .option("--json", "print as one JSON object")
     .action(async (flags: OutputOptions & { collection?: string }) => {
+      const [{ runtimeFor, backupStoreOf }, { collectionName }, { completeBackups }, { soleBytes }] = await Promise.all([
+        import("./runtime.js"),
+        import("../jobs/payload-fields.js"),
+        import("../storage/backup-format/backup-catalog.js"),
+        import("../storage/backup-format/content-store.js"),
+      ]);
       const { config } = runtimeFor("command");
       // The name becomes a path in a file:// store: checked like every collection name before any store is touched.
       const checked = collectionName.optional().safeParse(flags.collection);
@@ -90,6 +98,11 @@ export function registerBackupCommands(program: Command): void {
       .option("--json", "print the result as one JSON object"),
     ["samplePercent"],
   ).action(async (backupId: string, flags: Flags) => {
+    const [{ runtimeFor, backupStoreOf }, { findBackup }, { runInline }] = await Promise.all([
+      import("./runtime.js"),
+      import("../storage/backup-format/backup-catalog.js"),
+      import("./inline-run.js"),
+    ]);
     const { config } = runtimeFor("command");
     const manifest = await findBackup(backupStoreOf(config), backupId);
     await runInline("verify", { ...payloadFromFlags(flags), collection: manifest.collection.name, backupId }, flags);
@@ -104,12 +117,13 @@ export function registerBackupCommands(program: Command): void {
   ).action(async (flags: Flags) => {
     const payload = payloadFromFlags(flags);
     if (typeof payload.collection !== "string") throw new ConfigError("backups prune needs --collection NAME");
-    payload.keep ??= scheduledKeep(payload.collection);
+    payload.keep ??= await scheduledKeep(payload.collection);
     if (!payload.keep) {
       throw new ConfigError(
         `no retention for ${payload.collection}: pass --keep-last/--keep-daily/--keep-weekly/--keep-monthly or give its backup schedule entry a keep`,
       );
     }
+    const { runInline } = await import("./inline-run.js");
     await runInline("prune", payload, flags);
   });
 }

@@ -2,11 +2,10 @@ import type { Command } from "commander";
 import { ConfigError } from "../config/config-error.js";
 import { DEFAULTS } from "../config/defaults.js";
 import { checkReadiness } from "../ops/readiness.js";
-import { SERVED_KINDS } from "../queues/catalogue.js";
-import { loadSchedule } from "../scheduling/schedule-file.js";
-import { nextSlots } from "../scheduling/slots.js";
+import { SERVED_KINDS } from "../queues/served-kinds.js";
 import { EXIT, printResult, type OutputOptions } from "./output.js";
-import { chromaStoreOf, connectQueues, runtimeFor } from "./runtime.js";
+
+// The schedule's parser, Redis, BullMQ and the Chroma client are imported by the action that needs them.
 
 /** How many finished jobs per queue `status` reads to find the last result per collection. */
 const RECENT_JOBS = 200;
@@ -17,11 +16,16 @@ export function registerInfoCommands(program: Command): void {
     .description("show the effective schedule with each entry's next run times")
     .option("--count <n>", "next run times to show per entry", "3")
     .option("--json", "print as one JSON object")
-    .action((flags: OutputOptions & { count: string }) => {
+    .action(async (flags: OutputOptions & { count: string }) => {
       const count = Number(flags.count);
       if (!Number.isInteger(count) || count < 1 || count > 100) {
         throw new ConfigError(`--count: "${flags.count}" must be a whole number from 1 to 100`);
       }
+      const [{ runtimeFor }, { loadSchedule }, { nextSlots }] = await Promise.all([
+        import("./runtime.js"),
+        import("../scheduling/schedule-file.js"),
+        import("../scheduling/slots.js"),
+      ]);
       const { config } = runtimeFor("command");
       const schedule = loadSchedule(config.schedule.file, config.schedule.explicit);
       const now = new Date();
@@ -48,10 +52,11 @@ export function registerInfoCommands(program: Command): void {
     .description("queue counts, recent failures, and the last result of each kind per collection; exits 1 unless Redis and Chroma answer")
     .option("--json", "print as one JSON object")
     .action(async (flags: OutputOptions) => {
+      const { chromaStoreOf, connectQueues, runtimeFor } = await import("./runtime.js");
       const { config, logger } = runtimeFor("command");
       const { redis, queues } = await connectQueues(config, logger);
       try {
-        const chroma = chromaStoreOf(config);
+        const chroma = await chromaStoreOf(config);
         const readiness = await checkReadiness(redis, chroma, DEFAULTS.checks.timeoutMs);
         const kinds = await Promise.all(
           SERVED_KINDS.map(async (kind) => {

@@ -1,6 +1,5 @@
 import { ConfigError } from "../config/config-error.js";
-import { LeaseBusyError, PermanentError } from "../errors.js";
-import { RedisUnavailableError } from "../queues/connection.js";
+import { LeaseBusyError, PermanentError, RedisUnavailableError } from "../errors.js";
 import { redactUrlsIn } from "../redact.js";
 
 export interface OutputOptions {
@@ -14,6 +13,9 @@ export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;
 export function printResult<T>(result: T, options: OutputOptions, human: (result: T) => string): void {
   process.stdout.write(redactUrlsIn(options.json ? `${JSON.stringify(result)}\n` : `${human(result)}\n`));
 }
+
+/** A job's result for people: the same object as under --json, indented. */
+export const humanResult = (result: unknown): string => JSON.stringify(result, null, 2);
 
 export function exitCodeOf(error: unknown): number {
   return error instanceof ConfigError ? EXIT.badInput : EXIT.failed;

@@ -3,13 +3,15 @@ import { DEFAULTS } from "../config/defaults.js";
 import { chromaEndpoint } from "../config/chroma-endpoint.js";
 import { loadConfig, type Config } from "../config/env.js";
 import { createLogger, type Logger } from "../logging.js";
-import { createRedisConnection, waitForRedis } from "../queues/connection.js";
 import type { Locks } from "../jobs/job-context.js";
 import { LocalLocks, RedisLocks } from "../queues/locks.js";
-import { QueueSet } from "../queues/queue-set.js";
-import { ChromaStore } from "../storage/chroma/client.js";
+import type { QueueSet } from "../queues/queue-set.js";
+import type { ChromaStore } from "../storage/chroma/client.js";
 import type { ObjectStore } from "../storage/objects/object-store.js";
 import { openObjectStore } from "../storage/objects/open-object-store.js";
+
+// The Chroma client, the Redis client and BullMQ are imported where a command first needs them, not with this file:
+// every command loads it, and several (`schedule`, `backups list`) need none of them.
 
 export interface Runtime {
   config: Config;
@@ -24,13 +26,18 @@ export function runtimeFor(role: "daemon" | "command"): Runtime {
 }
 
 /** The configured Chroma (CHROMA_URL or the default, with its credentials), or a local one `start` runs (no auth). */
-export function chromaStoreOf(config: Config, localUrl?: string): ChromaStore {
+export async function chromaStoreOf(config: Config, localUrl?: string): Promise<ChromaStore> {
+  const { ChromaStore } = await import("../storage/chroma/client.js");
   const { endpoint, tenant, database, maxRequestBytes } = config.chroma;
   return new ChromaStore({ url: localUrl === undefined ? endpoint : chromaEndpoint(localUrl), tenant, database, maxRequestBytes });
 }
 
 /** A fail-fast producer connection and the queues on it, or a RedisUnavailableError that says how to get Redis. */
 export async function connectQueues(config: Config, logger: Logger): Promise<{ redis: Redis; queues: QueueSet }> {
+  const [{ createRedisConnection, waitForRedis }, { QueueSet }] = await Promise.all([
+    import("../queues/connection.js"),
+    import("../queues/queue-set.js"),
+  ]);
   const redis = createRedisConnection(config.redisUrl, "producer");
   redis.on("error", (err) => logger.debug({ err: err.message }, "redis connection error"));
   try {

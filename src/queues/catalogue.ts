@@ -14,7 +14,9 @@ import { restore } from "../jobs/restore.js";
 import { tune } from "../jobs/tune.js";
 import { verify } from "../jobs/verify.js";
 import { warm } from "../jobs/warm.js";
-import type { JobKind } from "./kinds.js";
+import type { ServedKind } from "./served-kinds.js";
+
+export { isServedKind, queueName, SERVED_KINDS, unknownKindMessage, type ServedKind } from "./served-kinds.js";
 
 interface CatalogueEntry {
   job: JobDefinition;
@@ -23,8 +25,8 @@ interface CatalogueEntry {
 }
 
 /**
- * The job kinds this build serves. A kind of design.md §3 appears here once its file in src/jobs/ exists; until then
- * the CLI and the schedule file reject it by name.
+ * The job kinds this build serves. A kind of design.md §3 appears here (and by name in served-kinds.ts) once its file
+ * in src/jobs/ exists; until then the CLI and the schedule file reject it by name.
  */
 const CATALOGUE = {
   backup: { job: backup },
@@ -48,16 +50,9 @@ const CATALOGUE = {
   drill: { job: drill, overrides: { attempts: 1 } },
   // A retry first puts back what a crashed run left (a collection moved aside mid-swap) and builds again.
   reindex: { job: reindex },
-} satisfies Partial<Record<JobKind, CatalogueEntry>>;
+} satisfies Record<ServedKind, CatalogueEntry>;
 
-export type ServedKind = keyof typeof CATALOGUE;
 export type JobOf<K extends ServedKind> = (typeof CATALOGUE)[K]["job"];
-
-export const SERVED_KINDS = Object.keys(CATALOGUE) as ServedKind[];
-
-export function isServedKind(kind: string): kind is ServedKind {
-  return Object.hasOwn(CATALOGUE, kind);
-}
 
 export function jobOf<K extends ServedKind>(kind: K): JobOf<K> {
   return CATALOGUE[kind].job;
@@ -66,11 +61,6 @@ export function jobOf<K extends ServedKind>(kind: K): JobOf<K> {
 /** A kind's definition widened to the common shape, for code that handles any kind (the payload is parsed first). */
 export function definitionOf(kind: ServedKind): JobDefinition {
   return CATALOGUE[kind].job;
-}
-
-/** The queue of a kind is named after it; `VK_QUEUE_PREFIX` keeps environments apart. */
-export function queueName(kind: ServedKind): string {
-  return kind;
 }
 
 /** BullMQ default job options of a kind: attempts with exponential backoff, and bounded retention. */
@@ -85,9 +75,4 @@ export function jobOptionsOf(kind: ServedKind): DefaultJobOptions {
     // A failed job shows its one-line reason (on the dashboard, in `status`), not a stack trace under it.
     stackTraceLimit: 0,
   };
-}
-
-/** A user-facing error for a kind this build does not serve. */
-export function unknownKindMessage(kind: string): string {
-  return `unknown job kind "${kind}": this build runs ${SERVED_KINDS.join(", ")}`;
 }

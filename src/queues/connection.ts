@@ -1,5 +1,6 @@
 import { Redis } from "ioredis";
 import { DEFAULTS } from "../config/defaults.js";
+import { RedisUnavailableError } from "../errors.js";
 
 /**
  * - `worker`: blocking reads must wait out Redis restarts, so commands retry forever (`maxRetriesPerRequest: null`,
@@ -49,24 +50,6 @@ export async function waitForRedis(redis: Redis, url: string, timeoutMs = DEFAUL
     redis.on("ready", onReady);
     redis.on("error", onError);
   });
-}
-
-export class RedisUnavailableError extends Error {
-  override readonly name = "RedisUnavailableError";
-  constructor(url: string) {
-    const where = (() => {
-      try {
-        const u = new URL(url);
-        return `${u.hostname}:${u.port || 6379}`;
-      } catch {
-        return url;
-      }
-    })();
-    super(
-      `Redis does not answer at ${where} (REDIS_URL). vectorkeeper needs a Redis for its queues: ` +
-        "`apt install redis-server`, `brew install redis && brew services start redis`, or `docker compose up -d redis`",
-    );
-  }
 }
 
 /** Reads `maxmemory-policy`: anything but `noeviction` lets Redis silently drop queued jobs under memory pressure. */

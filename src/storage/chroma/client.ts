@@ -6,7 +6,6 @@ import {
   type CollectionMetadata,
   type EmbeddingFunction,
 } from "chromadb";
-import { ConfigError } from "../../config/config-error.js";
 import { chromaEndpoint, type ChromaEndpoint } from "../../config/chroma-endpoint.js";
 import { DEFAULTS, type NetworkOptions } from "../../config/defaults.js";
 import { collectionUrl } from "./api-url.js";
@@ -22,6 +21,7 @@ import type { ProbeRequest } from "./latency-probe.js";
 import { idsAt, readRecords, type GetRequest, type IdListing, type LinearReading } from "./linear-read.js";
 import type { RecordColumns } from "./record-columns.js";
 import { withRetries } from "../../retries.js";
+import { ChromaUnavailableError, CollectionNotFoundError } from "./store-errors.js";
 
 /** What may pass on a retry: anything but an answer of the server that refuses the request itself (4xx). */
 const isPassing = (error: unknown) => !(error instanceof ChromaReadError) || error.status >= 500;
@@ -59,13 +59,8 @@ const precomputedOnly: EmbeddingFunction = {
   generate: () => Promise.reject(new Error("vectorkeeper never embeds text: pass embeddings explicitly")),
 };
 
-/** Thrown when a collection named by the user is not on the server. */
-export class CollectionNotFoundError extends ConfigError {}
-
-/** Chroma does not answer at all; the message names the URL and the variable that sets it. */
-export class ChromaUnavailableError extends Error {
-  override readonly name = "ChromaUnavailableError";
-}
+// Also here, beside the store that throws them, where callers and tests look for them.
+export { ChromaUnavailableError, CollectionNotFoundError };
 
 export class ChromaStore {
   readonly client: ChromaClient;

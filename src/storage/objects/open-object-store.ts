@@ -1,9 +1,10 @@
 import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { EncryptedStore, readKeyFile } from "../backup-format/encrypted-store.js";
+import { DeferredStore } from "./deferred-store.js";
 import { FsStore } from "./fs-store.js";
 import type { ObjectStore } from "./object-store.js";
-import { S3Store, type S3Settings } from "./s3-store.js";
+import { s3Description, type S3Settings } from "./s3-settings.js";
 
 export interface BackupStoreSettings {
   /** `s3://bucket/prefix` or `file:///abs/dir` (`file://./dir` is relative to the working directory). */
@@ -25,7 +26,9 @@ function openPlainStore(url: string, s3: BackupStoreSettings["s3"]): ObjectStore
     const slash = rest.indexOf("/");
     const bucket = slash === -1 ? rest : rest.slice(0, slash);
     const prefix = slash === -1 ? "" : rest.slice(slash + 1).replace(/^\/+|\/+$/g, "");
-    return new S3Store({ ...s3, bucket, prefix });
+    const settings: S3Settings = { ...s3, bucket, prefix };
+    // The SDK is loaded at the store's first request, not with the store: see DeferredStore.
+    return new DeferredStore(s3Description(settings), async () => new (await import("./s3-store.js")).S3Store(settings));
   }
   const path = url.startsWith("file://./") || url.startsWith("file://../") ? url.slice("file://".length) : fileURLToPath(url);
   return new FsStore(isAbsolute(path) ? path : resolve(path));

@@ -13,22 +13,8 @@ import { Upload } from "@aws-sdk/lib-storage";
 import { ConfigError } from "../../config/config-error.js";
 import { DEFAULTS, type NetworkOptions } from "../../config/defaults.js";
 import { withRetries } from "../../retries.js";
-import { redactUrl } from "../../redact.js";
 import { ObjectNotFoundError, type ObjectStore, type StoredObject } from "./object-store.js";
-
-/** How vectorkeeper reaches an S3-compatible service; credentials come from the AWS SDK's usual chain. */
-export interface S3Settings {
-  bucket: string;
-  /** Key prefix inside the bucket, without leading or trailing `/` ("" for the bucket's root). */
-  prefix: string;
-  endpoint?: string | undefined;
-  region?: string | undefined;
-  forcePathStyle?: boolean;
-  /** Timeouts and attempts per request (the SDK backs off exponentially between them); see {@link NetworkOptions}. */
-  network?: Partial<NetworkOptions>;
-  /** Explicit credentials (tests); otherwise the SDK's chain (env, profile, instance role). */
-  credentials?: { accessKeyId: string; secretAccessKey: string };
-}
+import { s3Description, type S3Settings } from "./s3-settings.js";
 
 // The SDK prints a multi-line notice on Node < 22 at its first request, which would break the CLI's one-line errors
 // and JSON-lines logs; the README states the Node versions the SDK supports instead.
@@ -71,7 +57,7 @@ export class S3Store implements ObjectStore {
     };
     this.client = new S3Client(config);
     this.root = settings.prefix ? `${settings.prefix}/` : "";
-    this.description = `s3://${settings.bucket}/${settings.prefix}${settings.endpoint ? ` at ${redactUrl(settings.endpoint)}` : ""}`;
+    this.description = s3Description(settings);
   }
 
   /** Turns the SDK's failures into errors that name the bucket, the endpoint and the fix. */
