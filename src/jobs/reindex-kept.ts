@@ -1,7 +1,8 @@
 import type { Collection } from "chromadb";
 import type { Logger } from "../logging.js";
 import { deleteBlob, readBlob, writeBlob } from "../storage/chroma/blob-collection.js";
-import { CollectionNotFoundError, type ChromaStore } from "../storage/chroma/client.js";
+import type { ChromaStore } from "../storage/chroma/client.js";
+import { CollectionNotFoundError } from "../storage/chroma/store-errors.js";
 import { CollectionSync, type SyncPassOptions } from "../storage/chroma/collection-sync.js";
 import { RECORD_FIELDS } from "../storage/chroma/linear-read.js";
 import { columnsFromGet, sameRecord } from "../storage/chroma/records.js";

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Collection, Metadata } from "chromadb";
-import { CollectionNotFoundError, type ChromaStore } from "./client.js";
+import type { ChromaStore } from "./client.js";
+import { CollectionNotFoundError } from "./store-errors.js";
 
 /*
  * Bytes kept in a collection of their own, for state a job keeps beside the collections it works on (a reindex's
