@@ -7,6 +7,7 @@ import type { Collection } from "chromadb";
 import { median, percentile } from "../src/stats.js";
 import { ChromaStore } from "../src/storage/chroma/client.js";
 import type { ReindexResult } from "../src/jobs/reindex.js";
+import { carriedRecordName } from "../src/jobs/reindex-swap.js";
 import { dropCollections, rate, runVariant, type Outcome } from "./backup-bench.js";
 import type { benchServices } from "./bench-kit.js";
 import { nameOf, seedTo } from "./scale-bench.js";
@@ -142,7 +143,7 @@ export async function benchMaintenance(services: Services, rounds: number, withR
   // one now under the name, and the old one is dropped (outside the timing, as the reindex bench does).
   const afterReindex = async () => {
     collection = await store.openCollection(name);
-    if (keptAs) await dropCollections(url, [keptAs]);
+    if (keptAs) await dropCollections(url, [keptAs, carriedRecordName(name, keptAs)]);
     keptAs = undefined;
   };
   const calibration = await backupWith({})();
@@ -178,7 +179,8 @@ export async function benchMaintenance(services: Services, rounds: number, withR
       during[v]!.push(measured);
       await variants[v]!.after?.();
       const pacing = (measured.backup as { pacing?: { adaptive?: boolean } } | undefined)?.pacing ?? (measured.backup?.recall as { pacing?: { adaptive?: boolean } } | undefined)?.pacing;
-      console.log(`    ${variants[v]!.label}: ${show(measured)}${pacing?.adaptive ? `; pacing ${JSON.stringify(pacing)}` : ""}`);
+      const phases = (measured.backup?.recall as ReindexResult | undefined)?.phasesMs;
+      console.log(`    ${variants[v]!.label}: ${show(measured)}${pacing?.adaptive ? `; pacing ${JSON.stringify(pacing)}` : ""}${phases ? `; phases ms ${JSON.stringify(phases)}` : ""}`);
     }
   }
 
