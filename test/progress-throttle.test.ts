@@ -4,7 +4,7 @@ import { startWorker, type WorkerHandle } from "../worker.js";
 import { DEFAULTS } from "../src/config/defaults.js";
 import { backup } from "../src/jobs/backup.js";
 import type { Progress } from "../src/jobs/job-context.js";
-import { ProgressThrottle } from "../src/jobs/progress-throttle.js";
+import { ProgressThrottle, withThrottledProgress } from "../src/jobs/progress-throttle.js";
 import type { RestoreResult } from "../src/jobs/restore.js";
 import { createRedisConnection } from "../src/queues/connection.js";
 import { enqueue } from "../src/queues/enqueue.js";
@@ -121,5 +121,56 @@ describe("progress throttle", () => {
     await new Promise((resolve) => setTimeout(resolve, 150));
     await expect(throttle.report({ done: 3, unit: "records" })).rejects.toThrow("redis gone");
     throttle.stop();
+  });
+
+  it("sends a total once at once when reached, and throttles a count that runs past it", async () => {
+    const { sent, send } = recorder();
+    const throttle = new ProgressThrottle(send, 60_000);
+    for (const done of [1, 10, 11, 12, 13]) await throttle.report({ done, total: 10, unit: "records copied" });
+    await throttle.flush();
+    expect(sent.map((p) => p.done)).toEqual([1, 10, 13]);
+    throttle.stop();
+  });
+
+  it("sends nothing after stop, not even a send queued behind a slow one", async () => {
+    const sent: number[] = [];
+    let release: () => void = () => undefined;
+    const slow = new Promise<void>((resolve) => (release = resolve));
+    const throttle = new ProgressThrottle(async (p) => {
+      if (p.done === 1) await slow;
+      sent.push(p.done);
+    }, 20);
+    const first = throttle.report({ done: 1, unit: "records" });
+    await throttle.report({ done: 2, unit: "records" });
+    // The timer starts the held send, which waits behind the first.
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    throttle.stop();
+    release();
+    await first;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(sent).toEqual([1]);
+  });
+
+  it("does not fail a finished job when its last progress update cannot be sent, and logs it", async () => {
+    const warnings: string[] = [];
+    const logger = quietLogger();
+    logger.warn = ((_: unknown, message: string) => void warnings.push(message)) as typeof logger.warn;
+    const ctx = jobContext({
+      logger,
+      progress: async (p) => {
+        if (p.done === 2) throw new Error("redis gone");
+      },
+    });
+    const result = await withThrottledProgress(
+      ctx,
+      async (throttled) => {
+        await throttled.progress({ done: 1, total: 5, unit: "records" });
+        await throttled.progress({ done: 2, total: 5, unit: "records" });
+        return "finished";
+      },
+      60_000,
+    );
+    expect(result).toBe("finished");
+    expect(warnings).toEqual(["could not send the job's last progress update"]);
   });
 });

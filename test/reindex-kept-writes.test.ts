@@ -1,10 +1,12 @@
 import { randomBytes } from "node:crypto";
 import type { Collection } from "chromadb";
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../src/config/config-error.js";
 import { reindex, reindexPayload } from "../src/jobs/reindex.js";
 import { readBlob, writeBlob } from "../src/storage/chroma/blob-collection.js";
-import { chromaStore, jobContext, uniqueName, vectors } from "./helpers/services.js";
+import { ChromaStore } from "../src/storage/chroma/client.js";
+import { cliKilledAt, runCli } from "./helpers/cli.js";
+import { startHttpFaultProxy } from "./helpers/fault-proxy.js";
+import { chromaStore, chromaUrl, jobContext, testEnv, uniqueName, vectors } from "./helpers/services.js";
 
 /*
  * A client that opened the collection before a reindex keeps its id and writes into the collection kept aside, also
@@ -98,19 +100,92 @@ describe("reindex: writes through the replaced collection's id after the run", (
     expect((await reindexLeftovers(name)).filter((n) => n.includes(keptAs.split("__vkreindex_old_")[1]!))).toEqual([]);
   });
 
-  it("are found by a record kept in Chroma that is read back whole or not at all (a large one in parts)", async () => {
+  it("are found by a record kept in Chroma that is read back whole or not at all (a large one in parts, each write within the request limit)", async () => {
     const name = uniqueName("reidx_blob");
-    // About 1.3 MB: the record of ~90,000 records, in several parts and requests.
+    // About 1.3 MB: the record of ~90,000 records, in several parts and requests, each within the smallest limit.
     const bytes = randomBytes(1_300_000);
-    await writeBlob(chroma, name, { liveId: "x" }, bytes);
+    const proxy = await startHttpFaultProxy(chromaUrl(), { keepBodies: /\/add$/ });
+    try {
+      const limited = new ChromaStore({ url: proxy.url, tenant: "default_tenant", database: "default_database", maxRequestBytes: 65_536 });
+      await writeBlob(limited, name, { liveId: "x" }, bytes);
+      const adds = proxy.requests.filter((r) => r.path.endsWith("/add"));
+      expect(adds.length).toBeGreaterThan(20);
+      for (const add of adds) expect(add.body!.length).toBeLessThanOrEqual(65_536);
+    } finally {
+      await proxy.close();
+    }
     const read = await readBlob(chroma, name);
-    expect(read?.metadata).toMatchObject({ liveId: "x" });
-    expect(read?.bytes.equals(bytes)).toBe(true);
-    // A part changed or missing (a write broken off): no record rather than a wrong one.
+    expect(read.kind).toBe("ok");
+    expect(read.kind === "ok" && read.metadata).toMatchObject({ liveId: "x" });
+    expect(read.kind === "ok" && read.bytes.equals(bytes)).toBe(true);
+    // A part changed or missing (a write broken off): damaged, not a wrong record nor none.
     await (await chroma.openCollection(name)).delete({ ids: ["part-000003"] });
-    expect(await readBlob(chroma, name)).toBeUndefined();
-    expect(await readBlob(chroma, uniqueName("reidx_none"))).toBeUndefined();
+    expect(await readBlob(chroma, name)).toEqual({ kind: "damaged", why: expect.stringContaining("part-000003") });
+    expect(await readBlob(chroma, uniqueName("reidx_none"))).toEqual({ kind: "missing" });
     await chroma.deleteCollection(name);
+  });
+
+  it("once carried, are not carried again over newer writes through the name when the drop failed after the carry", async () => {
+    const name = uniqueName("reidx_replay");
+    const stale = await opened(name);
+    const keptAs = await reindexed(name);
+    await writeLate(stale);
+    // The writes are carried, then the run dies before the kept collection is dropped.
+    await cliKilledAt(["run", "reindex", "--collection", name, "--drop-old"], testEnv(), "reindex:settled");
+    expect(await documents(name, ["r1", "r2"])).toEqual({ r1: "updated late" });
+    // Meanwhile, through the name: r1 changed again, r2 (deleted through the old id, so carried as a delete) added back.
+    const live = await chroma.openCollection(name);
+    await live.upsert({ ids: ["r1", "r2"], embeddings: vectors(2, DIM, 24), documents: ["newer by name", "back by name"] });
+
+    const again = await run({ collection: name, dropOld: true });
+    expect(again).toMatchObject({ action: "droppedOld", dropped: [keptAs], keptWrites: { written: 0, deleted: 0, discarded: 0 }, keptBack: [], refused: null });
+    expect(await documents(name, ["r1", "r2", "late"])).toEqual({ r1: "newer by name", r2: "back by name", late: "late" });
+    expect(await reindexLeftovers(name)).toEqual([]);
+  });
+
+  it("do not fail a rebuild whose retention clean-up fails after the swap: the kept collection stays, with the reason", async () => {
+    const name = uniqueName("reidx_cleanfail");
+    const stale = await opened(name);
+    const older = await reindexed(name);
+    await writeLate(stale);
+    let kept: string | undefined;
+    const proxy = await startHttpFaultProxy(chromaUrl());
+    try {
+      // Chroma fails every delete of the older kept collection.
+      proxy.inject({ method: "DELETE", path: new RegExp(`/collections/${older}$`), fault: { kind: "status", status: 500, body: '{"error":"InternalError","message":"injected"}' } });
+      const viaProxy = chromaStore(proxy.url);
+      const result = await reindex.process(reindexPayload.parse({ collection: name, rebuild: true, skipRecall: true, keepOldHours: 0 }), jobContext({ chroma: viaProxy }));
+      expect(result).toMatchObject({ action: "rebuilt", dropped: [], keptWrites: { written: 2, deleted: 1 }, refused: null });
+      kept = result.keptAs!;
+      expect(result.keptBack).toEqual([{ kept: older, reason: expect.stringMatching(new RegExp(`^reindex: could not carry over the writes made to ${older} or drop it \\(.*\\); it stays`)) }]);
+      expect(proxy.requests.some((r) => r.method === "DELETE" && r.fault === "status")).toBe(true);
+    } finally {
+      await proxy.close();
+    }
+    // Carried into the collection they were reconciled into, which the rebuild has just kept aside in turn.
+    const carried = await (await chroma.openCollection(kept!)).get({ ids: ["r1", "late", "r2"], include: ["documents"] });
+    expect(Object.fromEntries(carried.ids.map((id, i) => [id, carried.documents[i]]))).toEqual({ r1: "updated late", late: "late" });
+    expect((await reindexLeftovers(name)).filter((n) => n.includes("__vkreindex_old_")).sort()).toEqual([older, kept!].sort());
+    // Its record went before the failed delete (which may have emptied it part way, on a server that deletes records
+    // first): the next run compares it with the live collection instead, and gives up what differs only when told to.
+    const next = await run({ collection: name, dropOld: true, dropChanged: true });
+    expect(next.dropped.sort()).toEqual([older, kept!].sort());
+    expect(next.keptWrites).toMatchObject({ written: 2, deleted: 1 });
+    expect(await documents(name, ["r1", "late", "r2"])).toEqual({ r1: "updated late", late: "late" });
+  });
+
+  it("are refused in one line naming the damaged record when the record of the reconcile is damaged", async () => {
+    const name = uniqueName("reidx_damaged");
+    const stale = await opened(name);
+    const keptAs = await reindexed(name);
+    await writeLate(stale);
+    const record = (await reindexLeftovers(name)).find((n) => n.includes("__vkreindex_carried_"))!;
+    await (await chroma.openCollection(record)).modify({ metadata: { keptId: "x", liveId: "y", vk_parts: -1, vk_bytes: 0, vk_sha256: "no" } });
+
+    const refused = await run({ collection: name, dropOld: true });
+    expect(refused).toMatchObject({ action: "droppedOld", dropped: [], keptBack: [{ kept: keptAs }] });
+    // Compared with the live collection: r1 and "late" differ; r2, deleted there, is not in it to compare.
+    expect(refused.refused).toMatch(new RegExp(`^reindex: 2 records of ${keptAs} are not in ${name} as they are there, and the record of its last reconcile \\(${record}\\) is damaged \\(metadata vk_parts: .*\\) .*--drop-changed$`));
   });
 
   it("keep the kept collection, refused in one line, when the collection they were reconciled into has been replaced", async () => {
@@ -123,11 +198,11 @@ describe("reindex: writes through the replaced collection's id after the run", (
     const replaced = await chroma.client.createCollection({ name, embeddingFunction: null });
     await replaced.add({ ids: ["x"], embeddings: vectors(1, DIM, 30) });
 
-    const attempt = run({ collection: name, dropOld: true });
-    const refused = await attempt.then(() => undefined, (error: unknown) => error);
-    expect(refused).toBeInstanceOf(ConfigError);
-    const message = (refused as Error).message;
-    expect(message).not.toContain("\n");
+    // From the CLI: the result says what was dropped and carried (nothing), the refusal is one line, exit 2.
+    const cli = await runCli(["run", "reindex", "--collection", name, "--drop-old", "--json"], testEnv());
+    expect(cli.code).toBe(2);
+    expect(JSON.parse(cli.stdout)).toMatchObject({ action: "droppedOld", dropped: [], keptBack: [{ kept: keptAs }] });
+    const message = cli.stderr.split("\n").find((line) => line.startsWith("vectorkeeper: "))!.slice("vectorkeeper: ".length);
     expect(message).toMatch(new RegExp(`^reindex: 3 records of ${keptAs} were written or deleted after its last reconcile, .* is neither ${name} nor kept aside`));
     expect(message).toContain("--drop-changed");
     expect((await reindexLeftovers(name)).filter((n) => n.includes("__vkreindex_old_"))).toEqual([keptAs]);

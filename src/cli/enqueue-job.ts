@@ -4,7 +4,7 @@ import { enqueueUnchecked } from "../queues/enqueue.js";
 import { progressOf } from "../queues/job-progress.js";
 import { queueName, type ServedKind } from "../queues/served-kinds.js";
 import { checkedPayload } from "./checked-payload.js";
-import { humanResult, printResult, type OutputOptions } from "./output.js";
+import { humanResult, printResult, reportRefusals, type OutputOptions } from "./output.js";
 import { progressLine } from "./progress-line.js";
 import { connectQueues, runtimeFor } from "./runtime.js";
 
@@ -50,6 +50,7 @@ export async function enqueueJob(
       line.done();
     }
     printResult({ jobId: job.id, kind, result }, flags, (r) => humanResult(r.result));
+    reportRefusals([result]);
   } finally {
     await events?.close();
     eventsConnection?.disconnect();

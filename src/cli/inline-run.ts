@@ -8,7 +8,7 @@ import { LastSuccessStore } from "../ops/last-success.js";
 import { resolveCollections } from "../scheduling/collection-globs.js";
 import { checkedPayload } from "./checked-payload.js";
 import type { FlagLabels } from "./job-flags.js";
-import { humanResult, printResult, type OutputOptions } from "./output.js";
+import { humanResult, printResult, reportRefusals, type OutputOptions } from "./output.js";
 import { progressLine } from "./progress-line.js";
 
 /** Runs jobs in this process: the same processors as the workers, with a progress line on a terminal. */
@@ -72,7 +72,7 @@ async function executeInline(kind: ServedKind, payloads: Record<string, unknown>
   return results;
 }
 
-/** Runs one job inline and prints its result; a job that stood down exits 1 with its reason. */
+/** Runs one job inline and prints its result; a job that stood down exits 1 with its reason, one that refused 2. */
 export async function runInline(
   kind: ServedKind,
   payload: Record<string, unknown>,
@@ -81,6 +81,7 @@ export async function runInline(
 ): Promise<unknown> {
   const [result] = await executeInline(kind, [payload], labels);
   printResult(result, output, humanResult);
+  reportRefusals([result]);
   const skipped = (result as { skipped?: string } | null)?.skipped;
   if (skipped) {
     process.stderr.write(`vectorkeeper: ${skipped}\n`);
@@ -98,4 +99,5 @@ export async function runForAll(kind: ServedKind, payload: Record<string, unknow
   const names = resolveCollections(["*"], await (await chromaStoreOf(config)).listCollectionNames()).collections;
   const results = await executeInline(kind, names.map((collection) => ({ ...payload, collection })));
   printResult({ kind, collections: results }, output, humanResult);
+  reportRefusals(results);
 }

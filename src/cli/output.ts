@@ -52,3 +52,16 @@ export function reportUsageError(message: string, json: boolean): void {
   if (json) process.stdout.write(`${JSON.stringify({ error: line })}\n`);
   process.exitCode = EXIT.badInput;
 }
+
+/**
+ * Results that say part of what was asked was refused (a --drop-old that kept a collection back, its reasons in
+ * `refused`): each such line on stderr and exit 2, after the result itself was printed.
+ */
+export function reportRefusals(results: unknown[]): void {
+  for (const result of results) {
+    const refused = (result as { refused?: unknown } | null)?.refused;
+    if (typeof refused !== "string" || !refused) continue;
+    process.stderr.write(`vectorkeeper: ${redactUrlsIn(refused)}\n`);
+    process.exitCode = EXIT.badInput;
+  }
+}

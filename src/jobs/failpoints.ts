@@ -11,6 +11,7 @@ export const FAILPOINTS = [
   "reindex:between-renames",
   "reindex:copying",
   "reindex:pass",
+  "reindex:settled",
   "restore:before-swap",
   "tune:copied",
 ] as const;

@@ -8,8 +8,9 @@ const complete = (progress: Progress) => progress.total !== undefined && progres
  * Passes a job's progress on at most once per interval. Jobs report per chunk or per page: a restore of a
  * deduplicated backup reports about 33,000 times for 100,000 records, each a Redis call under a worker (or a
  * terminal write under the CLI), while a person or the dashboard reads a few a second at most. What is held back is
- * never lost: the latest value goes out when the interval ends, and at once when it completes its total, starts
- * another unit (a job's next phase) or changes its note (pacing holding the job back, or letting go).
+ * sent when the interval ends (the latest value), and at once when it first reaches its total, starts another unit (a
+ * job's next phase: the previous unit's held value is then dropped, the new one supersedes it) or changes its note
+ * (pacing holding the job back, or letting go).
  */
 export class ProgressThrottle {
   private shown: Progress | undefined;
@@ -20,6 +21,8 @@ export class ProgressThrottle {
   private sending: Promise<void> = Promise.resolve();
   /** A send started by the timer that failed: it surfaces at the job's next report, as an unthrottled one would. */
   private failed: { error: unknown } | undefined;
+  /** Set by `stop`: a send queued behind one in flight is not made. */
+  private stopped = false;
 
   constructor(
     private readonly send: (progress: Progress) => Promise<void>,
@@ -35,7 +38,9 @@ export class ProgressThrottle {
       return;
     }
     const due = this.now() - this.shownAt >= this.intervalMs;
-    if (!shown || due || complete(progress) || progress.unit !== shown.unit || progress.note !== shown.note) {
+    // Only reaching the total goes out at once: a count that runs past it (records inserted during a copy) is throttled.
+    const reached = complete(progress) && !(shown && complete(shown));
+    if (!shown || due || reached || progress.unit !== shown.unit || progress.note !== shown.note) {
       return this.deliver(progress);
     }
     this.pending = progress;
@@ -55,6 +60,7 @@ export class ProgressThrottle {
 
   /** Forgets what is held back (the job failed or is over): nothing is sent after this. */
   stop(): void {
+    this.stopped = true;
     this.drop();
   }
 
@@ -62,7 +68,7 @@ export class ProgressThrottle {
     this.drop();
     this.shown = progress;
     this.shownAt = this.now();
-    this.sending = this.sending.catch(() => undefined).then(() => this.send(progress));
+    this.sending = this.sending.catch(() => undefined).then(() => (this.stopped ? undefined : this.send(progress)));
     return this.sending;
   }
 
@@ -99,7 +105,8 @@ export async function withThrottledProgress<T>(
   const throttle = new ProgressThrottle((progress) => ctx.progress(progress), intervalMs);
   try {
     const result = await run({ ...ctx, progress: (progress) => throttle.report(progress) });
-    await throttle.flush();
+    // The job's work is done: a progress update that cannot be sent must not fail it (and have it retried).
+    await throttle.flush().catch((error: unknown) => ctx.logger.warn({ err: error }, "could not send the job's last progress update"));
     return result;
   } finally {
     throttle.stop();

@@ -104,8 +104,16 @@ export interface ReindexResult {
    * collection before each was dropped or rolled back to.
    */
   keptWrites: KeptWrites;
-  /** Kept collections past their retention left in place because what was written to them could not be carried over. */
+  /**
+   * Kept collections chosen to be dropped (--drop-old, or past their retention) left in place: what was written to
+   * them could not be carried over, or Chroma failed meanwhile; each with its reason.
+   */
   keptBack: KeptBack[];
+  /**
+   * The reasons of those of `keptBack` an explicit --drop-old asked for, as one line (null when none): the CLI prints
+   * it and exits 2 after printing the result, which still says what was dropped and carried over.
+   */
+  refused: string | null;
   durationMs: number;
   /**
    * Time spent in each step of a rebuild or rollback, in ms (prepare: creating the build and sampling queries; copy;
@@ -121,7 +129,7 @@ export interface ReindexResult {
 export type Phase = "prepare" | "copy" | "catchUp" | "recall" | "warm" | "swap" | "reconcile" | "finish";
 
 /** What each way of reindexing tells; the rest of the result is the same for all. */
-type Outcome = Omit<ReindexResult, "collection" | "action" | "before" | "after" | "dropped" | "keptWrites" | "keptBack" | "durationMs" | "pacing" | "phasesMs">;
+type Outcome = Omit<ReindexResult, "collection" | "action" | "before" | "after" | "dropped" | "keptWrites" | "keptBack" | "refused" | "durationMs" | "pacing" | "phasesMs">;
 
 const settingsOf = (payload: ReindexPayload): IndexSettings =>
   Object.fromEntries(Object.keys(indexSettingsFields).flatMap((key) => (payload[key as SettingName] === undefined ? [] : [[key, payload[key as SettingName]]])));
@@ -237,7 +245,16 @@ const keptRun = async (run: Run): Promise<KeptRun> => ({
 async function finishKept(run: Run, name: string, keptAs: string | null): Promise<{ keptAs: string | null; dropped: string[]; keptBack: KeptBack[] }> {
   const cutoff = Date.now() - run.payload.keepOldHours * 3_600_000;
   const chosen = (kept: { name: string; keptAt: number }) => (kept.name === keptAs ? run.payload.dropOld : kept.keptAt < cutoff);
-  const { dropped, keptBack } = await dropKept(await keptRun(run), chosen);
+  let k: KeptRun;
+  try {
+    k = await keptRun(run);
+  } catch (error) {
+    // After a swap: a failed job would be retried, building again or undoing a rollback (dropKept says more).
+    const reason = `reindex: could not ask Chroma for its write limits (${error instanceof Error ? error.message.split("\n")[0] : String(error)}); no kept collection was dropped, the next reindex of ${name} tries again`;
+    run.ctx.logger.error({ collection: name, err: error }, reason);
+    return { keptAs, dropped: [], keptBack: [{ kept: `${name}__vkreindex_old_*`, reason }] };
+  }
+  const { dropped, keptBack } = await dropKept(k, chosen);
   return { keptAs: keptAs && dropped.includes(keptAs) ? null : keptAs, dropped, keptBack };
 }
 
@@ -395,10 +412,11 @@ export const reindex = defineJob({
       const problem = settingsProblem(current, settings);
       if (problem) throw new ConfigError(problem);
       const { fixed, inPlace } = changesOf(current, settings);
-      const finish = async (action: ReindexResult["action"], outcome: Outcome, droppedNow: string[] = []) => {
+      /** `settled`: what a --drop-old without a rebuild or rollback dropped and kept back (all were asked for). */
+      const finish = async (action: ReindexResult["action"], outcome: Outcome, settled?: { dropped: string[]; keptBack: KeptBack[] }) => {
         const finished = performance.now();
-        const kept = await finishKept(run, name, outcome.keptAs);
-        kept.dropped.unshift(...droppedNow);
+        const kept = settled ? { keptAs: outcome.keptAs, ...settled } : await finishKept(run, name, outcome.keptAs);
+        const asked = kept.keptBack.filter((k) => settled || (payload.dropOld && k.kept === outcome.keptAs));
         const after = currentIndex(await chroma.describeCollection(name)).values;
         const records = action === "rebuilt" || action === "rolledBack" ? outcome.records : await (await chroma.openCollection(name)).count();
         if (Object.keys(run.phasesMs).length > 0) run.phasesMs.finish = Math.round(performance.now() - finished);
@@ -411,6 +429,7 @@ export const reindex = defineJob({
           records,
           ...kept,
           keptWrites: run.keptWrites,
+          refused: asked.length > 0 ? asked.map((k) => k.reason).join("; ") : null,
           durationMs: Math.round(performance.now() - started),
           phasesMs: run.phasesMs,
           ...(pacer ? { pacing: pacer.report() } : {}),
@@ -434,9 +453,7 @@ export const reindex = defineJob({
         return await finish("modified", { ...unchanged, k: payload.k });
       }
       if (payload.dropOld) {
-        const { dropped, keptBack } = await dropKept(await keptRun(run), () => true);
-        if (keptBack.length > 0) throw new ConfigError(keptBack.map((k) => k.reason).join("; "));
-        return await finish("droppedOld", { ...unchanged, k: payload.k }, dropped);
+        return await finish("droppedOld", { ...unchanged, k: payload.k }, await dropKept(await keptRun(run), () => true));
       }
       return await finish("unchanged", { ...unchanged, k: payload.k });
     } finally {

@@ -245,6 +245,11 @@ export class ChromaStore {
     );
   }
 
+  /** Creates a collection for bytes kept in records' metadata (blob-collection.ts): no embedding function, no settings. */
+  createBlobCollection(name: string, metadata: CollectionMetadata): Promise<Collection> {
+    return this.reachable(() => this.client.createCollection({ name, embeddingFunction: null, metadata }));
+  }
+
   /**
    * Deletes a collection. Where the server keeps array metadata, its records are deleted first, a batch at a time:
    * local Chroma 1.4 leaves a deleted collection's array metadata behind, and records written later, in any
