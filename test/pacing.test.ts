@@ -9,6 +9,7 @@ import { reindex } from "../src/jobs/reindex.js";
 import { LatencyProbe } from "../src/storage/chroma/latency-probe.js";
 import type { Progress } from "../src/jobs/job-context.js";
 import { parseScheduleYaml } from "../src/scheduling/schedule-file.js";
+import { DEFAULTS } from "../src/config/defaults.js";
 import { runCli } from "./helpers/cli.js";
 import { startHttpFaultProxy, type HttpFaultProxy } from "./helpers/fault-proxy.js";
 import { chromaStore, chromaUrl, jobContext, testEnv, uniqueName, vectors } from "./helpers/services.js";
@@ -107,6 +108,24 @@ describe("a fixed rate", () => {
     expect(moved.archived).toBe(500);
     expect(await (await chroma.openCollection(`${name}_cold`)).count()).toBe(500);
     expect(boundedRate(archiveSeen, started)).toBeLessThanOrEqual(300 * 1.01);
+  });
+});
+
+describe("a paced backup's pages", () => {
+  it("are small and one at a time unless the payload says otherwise, and the usual size when unpaced", async () => {
+    const name = uniqueName("pace_pages");
+    await seed(name, 1000);
+    const steps = async (payload: Record<string, unknown>) => {
+      const seen: Seen[] = [];
+      const result = await backup.process(backup.payload.parse({ collection: name, ...payload }), watched(seen));
+      expect(result.records).toBe(1000);
+      const done = seen.filter((s) => s.done > 0).map((s) => s.done);
+      return done.map((d, i) => d - (done[i - 1] ?? 0));
+    };
+    // A page a query must wait behind is what hurts it (maintenance bench): paced reads take DEFAULTS.pacing's pages.
+    expect(await steps({ maxRecordsPerSecond: 1_000_000 })).toEqual(Array(10).fill(DEFAULTS.pacing.pageSize));
+    expect(await steps({})).toEqual(Array(2).fill(DEFAULTS.backup.pageSize));
+    expect(await steps({ maxRecordsPerSecond: 1_000_000, pageSize: 250 })).toEqual(Array(4).fill(250));
   });
 });
 

@@ -18,7 +18,7 @@ import { archiveLease } from "./backup-fields.js";
 import { holdLease } from "./lease.js";
 import { defineJob, type JobContext } from "./job-context.js";
 import { alertAfterFailures, collectionName, metadataField } from "./payload-fields.js";
-import { pacingFields, startPacing } from "./pacing-fields.js";
+import { isPaced, pacingFields, startPacing } from "./pacing-fields.js";
 import type { Pacer, PacingReport } from "../storage/chroma/pacing.js";
 
 const d = DEFAULTS.lifecycle;
@@ -152,7 +152,7 @@ async function archiveToObjectStore(payload: ArchivePayload, where: Where, cutof
     let dimension: number | null = null;
     let read = 0;
     const tally = { listed: 0, gone: 0 };
-    const reading = { pageSize: payload.batchSize, readAhead: DEFAULTS.backup.readAhead, signal: lease.signal, where, tally };
+    const reading = { pageSize: payload.batchSize, readAhead: (isPaced(payload) ? DEFAULTS.pacing : DEFAULTS.backup).readAhead, signal: lease.signal, where, tally };
     for await (const page of ctx.chroma.readPages(source, reading)) {
       await pacer.take(page.ids.length, lease.signal);
       dimension ??= page.dimension;

@@ -15,7 +15,7 @@ import { failpoint } from "./failpoints.js";
 import { holdWriterLeases, watchLease } from "./lease.js";
 import { defineJob } from "./job-context.js";
 import { alertAfterFailures, collectionName } from "./payload-fields.js";
-import { pacingFields, startPacing } from "./pacing-fields.js";
+import { pacingFields, pagedReading, startPacing } from "./pacing-fields.js";
 import type { Pacer, PacingReport } from "../storage/chroma/pacing.js";
 
 const d = DEFAULTS.backup;
@@ -26,8 +26,9 @@ export const backupPayload = z
     alertAfterFailures,
     /** Retention applied right after a successful backup (a schedule entry's `keep`). */
     keep: keepPolicy.optional(),
-    pageSize: z.number().int().min(1).max(100_000).default(d.pageSize),
-    readAhead: z.number().int().min(0).max(8).default(d.readAhead),
+    /** Records per read; absent: DEFAULTS.backup's, or DEFAULTS.pacing's for a paced backup (see pagedReading). */
+    pageSize: z.number().int().min(1).max(100_000).optional(),
+    readAhead: z.number().int().min(0).max(8).optional(),
     chunkRecords: z.number().int().min(1).default(d.chunkRecords),
     chunkBytes: z.number().int().min(1024).default(d.chunkBytes),
     compression: z
@@ -109,7 +110,7 @@ export const backup = defineJob({
       let read = 0;
       const tally = { listed: 0, gone: 0 };
       await ctx.progress({ done: 0, total: countBefore, unit: "records" });
-      const reading = { pageSize: payload.pageSize, readAhead: payload.readAhead, signal: held.signal, tally };
+      const reading = { ...pagedReading(payload, d), signal: held.signal, tally };
       for await (const page of chroma.readPages(collection, reading)) {
         await pacer.take(page.ids.length, held.signal);
         dimension ??= page.dimension;

@@ -20,6 +20,21 @@ export const pacingFields = {
   nice: z.number().int(NICE).min(0, NICE).max(19, NICE).default(d.nice),
 };
 
+/** Whether a job is held back at all (and so reads in the small pages that spare queries; see `pagedReading`). */
+export const isPaced = (pace: { adaptive: boolean; maxRecordsPerSecond?: number | undefined }) => pace.adaptive || pace.maxRecordsPerSecond !== undefined;
+
+/**
+ * The page size and read-ahead of a job's whole-collection read: the payload's where it sets them, else the paced
+ * ones (DEFAULTS.pacing) for a paced job and the job's own for one at full speed.
+ */
+export function pagedReading(
+  payload: { adaptive: boolean; maxRecordsPerSecond?: number | undefined; pageSize?: number | undefined; readAhead?: number | undefined },
+  fullSpeed: { pageSize: number; readAhead: number },
+): { pageSize: number; readAhead: number } {
+  const defaults = isPaced(payload) ? d : fullSpeed;
+  return { pageSize: payload.pageSize ?? defaults.pageSize, readAhead: payload.readAhead ?? defaults.readAhead };
+}
+
 /** A pacer for a job on `collection` (probed when adaptive); the caller closes it when the job ends. */
 export async function startPacing(pace: Pace & { nice?: number }, collection: Collection | undefined, ctx: JobContext): Promise<Pacer> {
   const target = collection ? { chroma: ctx.chroma, collection } : undefined;
