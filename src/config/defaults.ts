@@ -199,8 +199,10 @@ export interface PacingOptions {
   nice: number;
   /**
    * Records per Chroma `get` page of a paced backup (adaptive or `maxRecordsPerSecond`) unless its payload sets
-   * `pageSize`. Chroma answers a page on one thread, and a query that meets it waits: at 40% of full speed on 2 cores,
-   * pages of 100 lifted queries' p95 to 1.46× idle against 2.01× for the unpaced 500 (maintenance bench). @defaultValue 100
+   * `pageSize`. Chroma answers a page on one thread, and a query that meets it waits: in the maintenance bench (2
+   * cores), at 10% of full speed pages of 100 left queries' p95 at 0.98–1.58× idle against 1.50–1.90× for pages of 500;
+   * at 40% one round gave 1.46× against 2.01×, two more were within the noise. A paced job is held below the speed
+   * where the page size matters. @defaultValue 100
    */
   pageSize: number;
   /** Pages a paced backup or archive requests ahead unless its payload sets `readAhead`: none, for the same reason. @defaultValue 0 */
